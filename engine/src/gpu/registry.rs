@@ -1,0 +1,262 @@
+//! Kernel registry: composes WGSL sources (header + shared snippets + kernel) and
+//! caches compute pipelines keyed by kernel, weight type, variant and constants.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::{Gpu, Variant};
+use crate::error::{Error, Result};
+use crate::model::tensor::WeightType;
+
+/// One entry per kernel family; the stem names the WGSL file, entry point and label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    Embed,
+    RmsNorm,
+    Matvec,
+    RopeKv,
+    AttnDecode,
+    AttnMerge,
+    SiluMul,
+}
+
+/// Binding kinds of group 0, in binding order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bind {
+    Uniform,
+    Read,
+    ReadWrite,
+}
+
+use Bind::*;
+
+impl Kernel {
+    pub const ALL: [Kernel; 7] = [
+        Kernel::Embed,
+        Kernel::RmsNorm,
+        Kernel::Matvec,
+        Kernel::RopeKv,
+        Kernel::AttnDecode,
+        Kernel::AttnMerge,
+        Kernel::SiluMul,
+    ];
+
+    pub fn stem(self) -> &'static str {
+        match self {
+            Kernel::Embed => "embed",
+            Kernel::RmsNorm => "rmsnorm",
+            Kernel::Matvec => "matvec",
+            Kernel::RopeKv => "rope_kv",
+            Kernel::AttnDecode => "attn_decode",
+            Kernel::AttnMerge => "attn_merge",
+            Kernel::SiluMul => "silu_mul",
+        }
+    }
+
+    fn body(self) -> &'static str {
+        match self {
+            Kernel::Embed => include_str!("../../../wgsl/embed.wgsl"),
+            Kernel::RmsNorm => include_str!("../../../wgsl/rmsnorm.wgsl"),
+            Kernel::Matvec => include_str!("../../../wgsl/matvec.wgsl"),
+            Kernel::RopeKv => include_str!("../../../wgsl/rope_kv.wgsl"),
+            Kernel::AttnDecode => include_str!("../../../wgsl/attn_decode.wgsl"),
+            Kernel::AttnMerge => include_str!("../../../wgsl/attn_merge.wgsl"),
+            Kernel::SiluMul => include_str!("../../../wgsl/silu_mul.wgsl"),
+        }
+    }
+
+    /// Group-0 bindings, matching the `@binding` order in the WGSL file.
+    pub fn bindings(self) -> &'static [Bind] {
+        match self {
+            // params, weights, tokens, out
+            Kernel::Embed => &[Uniform, Read, Read, ReadWrite],
+            // params, x, weight, out
+            Kernel::RmsNorm => &[Uniform, Read, Read, ReadWrite],
+            // params, weights, x, y
+            Kernel::Matvec => &[Uniform, Read, Read, ReadWrite],
+            // params, q, k, v, k_cache, v_cache, cos/sin table
+            Kernel::RopeKv => &[Uniform, ReadWrite, ReadWrite, Read, ReadWrite, ReadWrite, Read],
+            // params, q, k_cache, v_cache, out, partial_ml, partial_o
+            Kernel::AttnDecode => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            // params, partial_ml, partial_o, out
+            Kernel::AttnMerge => &[Uniform, Read, Read, ReadWrite],
+            // params, gate, up, out
+            Kernel::SiluMul => &[Uniform, Read, Read, ReadWrite],
+        }
+    }
+
+    /// Whether the kernel reads a weight matrix through the quant snippet.
+    pub fn takes_weights(self) -> bool {
+        matches!(self, Kernel::Embed | Kernel::Matvec)
+    }
+}
+
+/// Everything that makes a pipeline distinct.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PipelineKey {
+    pub kernel: Kernel,
+    pub weight: Option<WeightType>,
+    pub variant: Variant,
+    /// Shape constants injected as WGSL `const`s so loops unroll.
+    pub consts: Vec<(&'static str, u32)>,
+}
+
+pub struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout0: wgpu::BindGroupLayout,
+    pub label: String,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    cache: Mutex<HashMap<PipelineKey, Arc<Pipeline>>>,
+    step_layout: OnceLock<wgpu::BindGroupLayout>,
+}
+
+/// Per-step uniform (group 1, dynamic offset): what changes every token.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct StepUniform {
+    /// Position of the token being processed.
+    pub pos: u32,
+    /// Tokens in the cache after this step's write (pos + 1).
+    pub kv_len: u32,
+    /// Slot of this step inside the current submission (token index, logits row).
+    pub slot: u32,
+    /// Number of split-K blocks for 2-pass attention.
+    pub n_blocks: u32,
+}
+
+const STEP_WGSL: &str = "struct Step { pos: u32, kv_len: u32, slot: u32, n_blocks: u32 }\n@group(1) @binding(0) var<uniform> step: Step;\n";
+
+/// Compose the full WGSL module for a key. Pure, so tests can validate every variant with naga.
+pub fn compose(key: &PipelineKey) -> String {
+    let mut s = String::new();
+    if key.variant.f16 {
+        s.push_str("enable f16;\n");
+    }
+    // No `enable subgroups;`: naga 30 rejects the directive and enables subgroup
+    // builtins from the device feature instead.
+    s.push_str(if key.variant.f16 { "alias kv_t = f16;\n" } else { "alias kv_t = f32;\n" });
+    for (name, v) in &key.consts {
+        s.push_str(&format!("const {name}: u32 = {v}u;\n"));
+    }
+    s.push_str(STEP_WGSL);
+    s.push_str(if key.variant.subgroups {
+        include_str!("../../../wgsl/common/reduce_subgroup.wgsl")
+    } else {
+        include_str!("../../../wgsl/common/reduce_workgroup.wgsl")
+    });
+    if let Some(w) = key.weight {
+        s.push_str(include_str!("../../../wgsl/common/quant_common.wgsl"));
+        s.push_str(match w {
+            WeightType::F32 => include_str!("../../../wgsl/common/quant_f32.wgsl"),
+            WeightType::F16 => include_str!("../../../wgsl/common/quant_f16.wgsl"),
+            WeightType::BF16 => include_str!("../../../wgsl/common/quant_bf16.wgsl"),
+            WeightType::Q8_0 => include_str!("../../../wgsl/common/quant_q8_0.wgsl"),
+            WeightType::Q4_0 => include_str!("../../../wgsl/common/quant_q4_0.wgsl"),
+            WeightType::Q4_1 => include_str!("../../../wgsl/common/quant_q4_1.wgsl"),
+        });
+    }
+    s.push_str(key.kernel.body());
+    s
+}
+
+impl Registry {
+    pub fn step_layout(&self, device: &wgpu::Device) -> &wgpu::BindGroupLayout {
+        self.step_layout.get_or_init(|| {
+            device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("step"),
+                entries: &[wgpu::BindGroupLayoutEntry {
+                    binding: 0,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: true,
+                        min_binding_size: wgpu::BufferSize::new(std::mem::size_of::<StepUniform>() as u64),
+                    },
+                    count: None,
+                }],
+            })
+        })
+    }
+}
+
+impl Gpu {
+    /// Get (or build) the pipeline for a key.
+    pub async fn pipeline(&self, key: &PipelineKey) -> Result<Arc<Pipeline>> {
+        if let Some(p) = self.registry.cache.lock().unwrap().get(key) {
+            return Ok(p.clone());
+        }
+        let stem = key.kernel.stem();
+        let label = match key.weight {
+            Some(w) => format!("{stem}:{}", w.name()),
+            None => stem.to_string(),
+        };
+        let device = &self.device;
+        let entries: Vec<wgpu::BindGroupLayoutEntry> = key
+            .kernel
+            .bindings()
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupLayoutEntry {
+                binding: i as u32,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: match b {
+                        Uniform => wgpu::BufferBindingType::Uniform,
+                        Read => wgpu::BufferBindingType::Storage { read_only: true },
+                        ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            })
+            .collect();
+        let source = compose(key);
+        let built = self
+            .checked(&label, || {
+                let layout0 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                    label: Some(&label),
+                    entries: &entries,
+                });
+                let step = self.registry.step_layout(device);
+                let layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                    label: Some(&label),
+                    bind_group_layouts: &[Some(&layout0), Some(step)],
+                    immediate_size: 0,
+                });
+                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(&label),
+                    source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
+                });
+                let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&label),
+                    layout: Some(&layout),
+                    module: &module,
+                    entry_point: Some(stem),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                Pipeline { pipeline, layout0, label: label.clone() }
+            })
+            .await
+            .map_err(|e| match e {
+                Error::Gpu { kernel, message } => Error::Gpu { kernel, message: format!("pipeline build failed: {message}") },
+                other => other,
+            })?;
+        let p = Arc::new(built);
+        self.registry.cache.lock().unwrap().insert(key.clone(), p.clone());
+        Ok(p)
+    }
+
+    /// Bind group for group 0 of a pipeline, buffers in binding order.
+    pub fn bind(&self, p: &Pipeline, buffers: &[wgpu::BindingResource<'_>]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&p.label), layout: &p.layout0, entries: &entries })
+    }
+}

@@ -1,0 +1,142 @@
+//! Params structs matching each WGSL `struct Params` field for field, and the
+//! shape constants each kernel is specialized on.
+use bytemuck::{Pod, Zeroable};
+
+use crate::gpu::registry::{Kernel, PipelineKey};
+use crate::gpu::Variant;
+use crate::model::tensor::WeightType;
+
+/// Threads per workgroup for the row kernels (matvec, embed). 64 is a multiple of
+/// every subgroup size we meet (8 lavapipe, 32 NVIDIA, 64 AMD wave64).
+pub const WG_ROWS: u32 = 64;
+/// Threads for single-workgroup reductions (rmsnorm) and elementwise kernels.
+pub const WG_WIDE: u32 = 256;
+/// Rows computed by one matvec workgroup (fixed in matvec.wgsl).
+pub const MATVEC_ROWS: u32 = 4;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct EmbedParams {
+    pub rows: u32,
+    pub _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct RmsNormParams {
+    pub eps: f32,
+    pub _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MatvecParams {
+    pub rows: u32,
+    pub accumulate: u32,
+    pub out_stride: u32,
+    pub _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct RopeKvParams {
+    pub n_heads: u32,
+    pub n_kv_heads: u32,
+    pub capacity: u32,
+    pub halves: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct AttnParams {
+    pub n_heads: u32,
+    pub group: u32,
+    pub capacity: u32,
+    pub max_blocks: u32,
+    pub scale: f32,
+    pub _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MergeParams {
+    pub n_heads: u32,
+    pub max_blocks: u32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct SiluMulParams {
+    pub n: u32,
+    pub _pad: [u32; 3],
+}
+
+/// Bytes of one row of `k` elements stored as `ty`.
+pub fn row_bytes(ty: WeightType, k: usize) -> u32 {
+    (k / ty.block_elems() * ty.block_bytes()) as u32
+}
+
+pub fn embed_key(v: Variant, ty: WeightType, hidden: usize) -> PipelineKey {
+    PipelineKey {
+        kernel: Kernel::Embed,
+        weight: Some(ty),
+        variant: v,
+        consts: vec![("WG", WG_ROWS), ("K", hidden as u32), ("ROW_BYTES", row_bytes(ty, hidden))],
+    }
+}
+
+pub fn matvec_key(v: Variant, ty: WeightType, k: usize) -> PipelineKey {
+    PipelineKey {
+        kernel: Kernel::Matvec,
+        weight: Some(ty),
+        variant: v,
+        consts: vec![("WG", WG_ROWS), ("K", k as u32), ("ROW_BYTES", row_bytes(ty, k))],
+    }
+}
+
+/// Workgroup grid for `n` workgroups, folded into y when x would exceed the limit.
+pub fn grid(n: u32, max_per_dim: u32) -> [u32; 3] {
+    if n <= max_per_dim {
+        [n.max(1), 1, 1]
+    } else {
+        let y = n.div_ceil(max_per_dim);
+        [n.div_ceil(y), y, 1]
+    }
+}
+
+pub fn rmsnorm_key(v: Variant, n: usize) -> PipelineKey {
+    PipelineKey { kernel: Kernel::RmsNorm, weight: None, variant: v, consts: vec![("WG", WG_WIDE), ("N", n as u32)] }
+}
+
+pub fn rope_kv_key(v: Variant, head_dim: usize) -> PipelineKey {
+    PipelineKey { kernel: Kernel::RopeKv, weight: None, variant: v, consts: vec![("WG", WG_ROWS), ("HD", head_dim as u32)] }
+}
+
+/// Threads for attention: at least one per head-dim lane.
+pub fn attn_wg(head_dim: usize) -> u32 {
+    (head_dim as u32).max(64)
+}
+
+/// `block == 0` is the single-pass kernel.
+pub fn attn_key(v: Variant, head_dim: usize, block: u32) -> PipelineKey {
+    PipelineKey {
+        kernel: Kernel::AttnDecode,
+        weight: None,
+        variant: v,
+        consts: vec![("WG", attn_wg(head_dim)), ("HD", head_dim as u32), ("BLOCK", block)],
+    }
+}
+
+pub fn merge_key(v: Variant, head_dim: usize) -> PipelineKey {
+    PipelineKey {
+        kernel: Kernel::AttnMerge,
+        weight: None,
+        variant: v,
+        consts: vec![("WG", attn_wg(head_dim)), ("HD", head_dim as u32)],
+    }
+}
+
+pub fn silu_mul_key(v: Variant) -> PipelineKey {
+    PipelineKey { kernel: Kernel::SiluMul, weight: None, variant: v, consts: vec![("WG", WG_WIDE)] }
+}

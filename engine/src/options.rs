@@ -1,0 +1,95 @@
+//! Engine and session options. Every variant the engine can pick is forceable here.
+use crate::error::{Error, Result};
+
+/// Graphics API to run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Vulkan,
+    Metal,
+    Dx12,
+    Gl,
+    WebGpu,
+}
+
+impl Backend {
+    pub fn parse(s: &str) -> Result<Backend> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "vulkan" | "vk" => Backend::Vulkan,
+            "metal" => Backend::Metal,
+            "dx12" | "d3d12" => Backend::Dx12,
+            "gl" | "gles" | "opengl" => Backend::Gl,
+            "webgpu" | "browser" => Backend::WebGpu,
+            other => {
+                return Err(Error::InvalidArgument(format!(
+                    "unknown backend `{other}` (expected vulkan, metal, dx12, gl or webgpu)"
+                )))
+            }
+        })
+    }
+
+    pub(crate) fn to_wgpu(self) -> wgpu::Backends {
+        match self {
+            Backend::Vulkan => wgpu::Backends::VULKAN,
+            Backend::Metal => wgpu::Backends::METAL,
+            Backend::Dx12 => wgpu::Backends::DX12,
+            Backend::Gl => wgpu::Backends::GL,
+            Backend::WebGpu => wgpu::Backends::BROWSER_WEBGPU,
+        }
+    }
+}
+
+/// Which attention decode path to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum AttentionPath {
+    /// Let the plan predicate choose from Caps and kv_len.
+    #[default]
+    Auto,
+    SinglePass,
+    /// Split-K: pass 1 over blocks of `block` tokens, pass 2 merges.
+    TwoPass { block: u32 },
+}
+
+impl AttentionPath {
+    pub fn parse(s: &str) -> Result<AttentionPath> {
+        let s = s.to_ascii_lowercase();
+        if s == "auto" {
+            return Ok(AttentionPath::Auto);
+        }
+        if s == "single" || s == "single-pass" {
+            return Ok(AttentionPath::SinglePass);
+        }
+        if s == "two-pass" || s == "2pass" || s == "two" {
+            return Ok(AttentionPath::TwoPass { block: crate::attention::plan::DEFAULT_SPLIT_BLOCK });
+        }
+        if let Some(b) = s.strip_prefix("two-pass:") {
+            if let Ok(block) = b.parse::<u32>() {
+                if block > 0 && block % 64 == 0 {
+                    return Ok(AttentionPath::TwoPass { block });
+                }
+            }
+        }
+        Err(Error::InvalidArgument(format!(
+            "unknown attention path `{s}` (expected auto, single, two-pass or two-pass:BLOCK with BLOCK a multiple of 64)"
+        )))
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Force a backend; `None` lets wgpu pick the best adapter.
+    pub backend: Option<Backend>,
+    /// Force f16 storage/arithmetic on (`Some(true)`, error if unsupported) or off.
+    pub f16: Option<bool>,
+    /// Force subgroup reductions on (error if unsupported) or off (workgroup memory).
+    pub subgroups: Option<bool>,
+    /// Attention decode path.
+    pub attention: AttentionPath,
+    /// Use `msl/<stem>.metal` overrides on Metal when present.
+    pub msl_overrides: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { backend: None, f16: None, subgroups: None, attention: AttentionPath::Auto, msl_overrides: true }
+    }
+}

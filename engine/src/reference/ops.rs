@@ -1,0 +1,97 @@
+//! CPU twins of the WGSL kernels, in f32.
+use half::f16;
+
+use crate::model::config::RopeStyle;
+
+/// embed.wgsl: one dequantized row of the table.
+pub fn embed(table: &[f32], hidden: usize, token: u32) -> Vec<f32> {
+    table[token as usize * hidden..(token as usize + 1) * hidden].to_vec()
+}
+
+/// rmsnorm.wgsl
+pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+    let ss: f32 = x.iter().map(|v| v * v).sum();
+    let r = 1.0 / (ss / x.len() as f32 + eps).sqrt();
+    x.iter().zip(w).map(|(v, w)| v * r * w).collect()
+}
+
+/// matvec.wgsl: y = W x, W row-major [rows][k].
+pub fn matvec(w: &[f32], x: &[f32]) -> Vec<f32> {
+    let k = x.len();
+    w.chunks_exact(k).map(|row| row.iter().zip(x).map(|(a, b)| a * b).sum()).collect()
+}
+
+/// The host cos/sin table the rope_kv kernel reads: [positions][head_dim/2] of (cos, sin).
+pub fn rope_table(positions: usize, head_dim: usize, theta: f32) -> Vec<[f32; 2]> {
+    let half = head_dim / 2;
+    let mut t = Vec::with_capacity(positions * half);
+    for pos in 0..positions {
+        for i in 0..half {
+            let freq = (theta as f64).powf(-2.0 * i as f64 / head_dim as f64);
+            let a = pos as f64 * freq;
+            t.push([a.cos() as f32, a.sin() as f32]);
+        }
+    }
+    t
+}
+
+/// rope_kv.wgsl's rotation of one head vector in place.
+pub fn rope(x: &mut [f32], pos: usize, theta: f32, style: RopeStyle) {
+    let hd = x.len();
+    let half = hd / 2;
+    for i in 0..half {
+        let freq = (theta as f64).powf(-2.0 * i as f64 / hd as f64);
+        let a = pos as f64 * freq;
+        let (c, s) = (a.cos() as f32, a.sin() as f32);
+        let (i0, i1) = match style {
+            RopeStyle::Adjacent => (2 * i, 2 * i + 1),
+            RopeStyle::Halves => (i, i + half),
+        };
+        let (a0, a1) = (x[i0], x[i1]);
+        x[i0] = a0 * c - a1 * s;
+        x[i1] = a0 * s + a1 * c;
+    }
+}
+
+/// Round through f16, as the f16 KV cache stores values.
+pub fn round_f16(x: f32) -> f32 {
+    f16::from_f32(x).to_f32()
+}
+
+/// attn_decode.wgsl (+ attn_merge): softmax(q·K^T · scale) V for one query head over
+/// `kv_len` rows of a cache laid out [capacity][hd] for its kv head.
+pub fn attention(q: &[f32], k: &[f32], v: &[f32], hd: usize, kv_len: usize, scale: f32) -> Vec<f32> {
+    let scores: Vec<f32> = (0..kv_len)
+        .map(|t| q.iter().zip(&k[t * hd..(t + 1) * hd]).map(|(a, b)| a * scale * b).sum())
+        .collect();
+    let m = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+    let p: Vec<f32> = scores.iter().map(|s| (s - m).exp()).collect();
+    let l: f32 = p.iter().sum();
+    let mut o = vec![0f32; hd];
+    for t in 0..kv_len {
+        for i in 0..hd {
+            o[i] += p[t] * v[t * hd + i];
+        }
+    }
+    o.iter_mut().for_each(|x| *x /= l);
+    o
+}
+
+/// silu_mul.wgsl
+pub fn silu_mul(g: &[f32], u: &[f32]) -> Vec<f32> {
+    g.iter().zip(u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect()
+}
+
+/// Normalized mean squared error ||a-b||^2 / ||b||^2 and max abs error.
+pub fn compare(a: &[f32], b: &[f32]) -> (f64, f64) {
+    let mut num = 0f64;
+    let mut den = 0f64;
+    let mut mx = 0f64;
+    for (x, y) in a.iter().zip(b) {
+        let d = (*x as f64) - (*y as f64);
+        num += d * d;
+        den += (*y as f64) * (*y as f64);
+        mx = mx.max(d.abs());
+    }
+    (num / den.max(1e-30), mx)
+}

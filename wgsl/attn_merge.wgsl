@@ -1,0 +1,37 @@
+// Pass 2 of split-K attention: merge step.n_blocks partials per query head.
+// Grid: one workgroup per query head along x (wid.x is the head). consts: WG (>= HD), HD
+struct Params {
+    n_heads: u32,
+    max_blocks: u32,
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> pml: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> po: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn attn_merge(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let h = wid.x;
+    let nb = step.n_blocks;
+    let first = h * p.max_blocks;
+    var mx = -3.0e38;
+    for (var b = 0u; b < nb; b = b + 1u) {
+        mx = max(mx, pml[first + b].x);
+    }
+    var l = 0.0;
+    var acc = 0.0;
+    for (var b = 0u; b < nb; b = b + 1u) {
+        let ml = pml[first + b];
+        let w = exp(ml.x - mx);
+        l = l + ml.y * w;
+        if (lid < HD) {
+            acc = acc + po[(first + b) * HD + lid] * w;
+        }
+    }
+    if (lid < HD) {
+        out[h * HD + lid] = acc / l;
+    }
+}

@@ -1,0 +1,33 @@
+// Weight access shared by every storage type. Weights are the file's bytes viewed
+// as u32 words (`wq`, declared by the kernel). A "unit" is 8 consecutive elements
+// of a row; load8(row_byte, unit) dequantizes one unit to f32.
+struct W8 {
+    a: vec4<f32>,
+    b: vec4<f32>,
+}
+
+// u32 at an even byte offset (blocks of 18 or 34 bytes are only 2-byte aligned).
+fn ld32(o: u32) -> u32 {
+    let i = o >> 2u;
+    if ((o & 3u) == 0u) {
+        return wq[i];
+    }
+    return (wq[i] >> 16u) | (wq[i + 1u] << 16u);
+}
+
+// f16 at an even byte offset.
+fn ldf16(o: u32) -> f32 {
+    let w = wq[o >> 2u];
+    return unpack2x16float(select(w & 0xffffu, w >> 16u, (o & 2u) != 0u)).x;
+}
+
+// Four 4-bit values from bits sh, sh+8, sh+16, sh+24 of w.
+fn nib4(w: u32, sh: u32) -> vec4<f32> {
+    return vec4<f32>(f32((w >> sh) & 15u), f32((w >> (sh + 8u)) & 15u), f32((w >> (sh + 16u)) & 15u), f32((w >> (sh + 24u)) & 15u));
+}
+
+// Four signed bytes.
+fn i8x4(w: u32) -> vec4<f32> {
+    let s = bitcast<i32>(w);
+    return vec4<f32>(f32(extractBits(s, 0u, 8u)), f32(extractBits(s, 8u, 8u)), f32(extractBits(s, 16u, 8u)), f32(extractBits(s, 24u, 8u)));
+}

@@ -1,0 +1,35 @@
+// Workgroup-memory tree reductions (devices without subgroups). WG must be a power of two.
+// Call from uniform control flow: they contain barriers. Every thread gets the result.
+var<workgroup> red4: array<vec4<f32>, WG>;
+
+fn wg_sum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
+    red4[lid] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            red4[lid] = red4[lid] + red4[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let r = red4[0];
+    workgroupBarrier();
+    return r;
+}
+
+fn wg_sum(v: f32, lid: u32) -> f32 {
+    return wg_sum4(vec4<f32>(v, 0.0, 0.0, 0.0), lid).x;
+}
+
+fn wg_max(v: f32, lid: u32) -> f32 {
+    red4[lid] = vec4<f32>(v, 0.0, 0.0, 0.0);
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (lid < s) {
+            red4[lid].x = max(red4[lid].x, red4[lid + s].x);
+        }
+        workgroupBarrier();
+    }
+    let r = red4[0].x;
+    workgroupBarrier();
+    return r;
+}

@@ -1,0 +1,25 @@
+// Embedding lookup: out[hidden] = dequant(table[tokens[step.slot]]).
+// consts: WG, K (hidden), ROW_BYTES
+struct Params {
+    rows: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> wq: array<u32>;
+@group(0) @binding(2) var<storage, read> tokens: array<u32>;
+@group(0) @binding(3) var<storage, read_write> out: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn embed(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let u = gid.x;
+    if (u >= K / 8u) {
+        return;
+    }
+    let tok = min(tokens[step.slot], p.rows - 1u);
+    let w = load8(tok * ROW_BYTES, u);
+    out[2u * u] = w.a;
+    out[2u * u + 1u] = w.b;
+}
