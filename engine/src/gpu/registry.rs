@@ -260,3 +260,52 @@ impl Gpu {
         self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&p.label), layout: &p.layout0, entries: &entries })
     }
 }
+
+impl Gpu {
+    /// Run one kernel once outside a session (tests, benches): group 0 gets a params
+    /// uniform followed by `buffers` in binding order, group 1 the given step uniform.
+    pub async fn run_once(
+        &self,
+        key: &PipelineKey,
+        params: &[u8],
+        buffers: &[&wgpu::Buffer],
+        groups: [u32; 3],
+        step: StepUniform,
+    ) -> Result<()> {
+        let p = self.pipeline(key).await?;
+        let params = self.buffer_init("params", params, wgpu::BufferUsages::UNIFORM)?;
+        let align = self.caps.uniform_align as u64;
+        let mut step_bytes = vec![0u8; align.max(16) as usize];
+        step_bytes[..16].copy_from_slice(bytemuck::bytes_of(&step));
+        let step_buf = self.buffer_init("step", &step_bytes, wgpu::BufferUsages::UNIFORM)?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let mut res = vec![params.as_entire_binding()];
+        res.extend(buffers.iter().map(|b| b.as_entire_binding()));
+        let bind = self.bind(&p, &res);
+        let step_bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("step"),
+            layout: self.registry.step_layout(&self.device),
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &step_buf,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(16),
+                }),
+            }],
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&p.pipeline);
+            pass.set_bind_group(0, &bind, &[]);
+            pass.set_bind_group(1, &step_bg, &[0]);
+            pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
+        }
+        self.queue.submit([enc.finish()]);
+        if let Some(e) = scope.pop().await {
+            return Err(Error::Gpu { kernel: p.label.clone(), message: e.to_string() });
+        }
+        Ok(())
+    }
+}

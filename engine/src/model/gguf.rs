@@ -283,3 +283,90 @@ impl Gguf {
         self.tensors.iter().any(|t| t.name == name)
     }
 }
+
+/// A tensor to write into a GGUF file.
+pub struct WriteTensor<'a> {
+    pub name: &'a str,
+    /// ggml order (dims[0] contiguous).
+    pub dims: &'a [u64],
+    pub ggml_type: u32,
+    pub data: &'a [u8],
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_value(out: &mut Vec<u8>, v: &MetaValue) {
+    match v {
+        MetaValue::U8(x) => out.push(*x),
+        MetaValue::I8(x) => out.push(*x as u8),
+        MetaValue::U16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::I16(x) => out.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::U32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::I32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::F32(x) => out.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::Bool(x) => out.push(*x as u8),
+        MetaValue::Str(s) => put_str(out, s),
+        MetaValue::Array(a) => {
+            let ty = a.first().map(value_type).unwrap_or(4);
+            out.extend_from_slice(&ty.to_le_bytes());
+            out.extend_from_slice(&(a.len() as u64).to_le_bytes());
+            a.iter().for_each(|x| put_value(out, x));
+        }
+        MetaValue::U64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::I64(x) => out.extend_from_slice(&x.to_le_bytes()),
+        MetaValue::F64(x) => out.extend_from_slice(&x.to_le_bytes()),
+    }
+}
+
+fn value_type(v: &MetaValue) -> u32 {
+    match v {
+        MetaValue::U8(_) => 0,
+        MetaValue::I8(_) => 1,
+        MetaValue::U16(_) => 2,
+        MetaValue::I16(_) => 3,
+        MetaValue::U32(_) => 4,
+        MetaValue::I32(_) => 5,
+        MetaValue::F32(_) => 6,
+        MetaValue::Bool(_) => 7,
+        MetaValue::Str(_) => 8,
+        MetaValue::Array(_) => 9,
+        MetaValue::U64(_) => 10,
+        MetaValue::I64(_) => 11,
+        MetaValue::F64(_) => 12,
+    }
+}
+
+/// Serialize a GGUF v3 file (used for synthetic models in tests and benches).
+pub fn write(metadata: &[(&str, MetaValue)], tensors: &[WriteTensor<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(metadata.len() as u64).to_le_bytes());
+    for (k, v) in metadata {
+        put_str(&mut out, k);
+        out.extend_from_slice(&value_type(v).to_le_bytes());
+        put_value(&mut out, v);
+    }
+    let mut offset = 0u64;
+    let mut offsets = Vec::new();
+    for t in tensors {
+        put_str(&mut out, t.name);
+        out.extend_from_slice(&(t.dims.len() as u32).to_le_bytes());
+        t.dims.iter().for_each(|d| out.extend_from_slice(&d.to_le_bytes()));
+        out.extend_from_slice(&t.ggml_type.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+        offsets.push(offset);
+        offset = (offset + t.data.len() as u64).div_ceil(DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT;
+    }
+    let start = (out.len() as u64).div_ceil(DEFAULT_ALIGNMENT) * DEFAULT_ALIGNMENT;
+    out.resize(start as usize, 0);
+    for (t, o) in tensors.iter().zip(offsets) {
+        out.resize((start + o) as usize, 0);
+        out.extend_from_slice(t.data);
+    }
+    out
+}

@@ -139,3 +139,17 @@ impl HostTensor {
         Ok(())
     }
 }
+
+impl WeightType {
+    /// The ggml type id (inverse of `from_ggml`).
+    pub fn ggml_id(self) -> u32 {
+        match self {
+            WeightType::F32 => 0,
+            WeightType::F16 => 1,
+            WeightType::Q4_0 => 2,
+            WeightType::Q4_1 => 3,
+            WeightType::Q8_0 => 8,
+            WeightType::BF16 => 30,
+        }
+    }
+}
