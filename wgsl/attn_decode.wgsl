@@ -1,7 +1,9 @@
-// Attention decode over a dense KV cache for one new query token.
+// Attention decode over a dense KV cache. Grid z = token t of the chunk, which sees
+// kv_len(t) = step.kv_len + t cache rows (causal); q/out are [t][n_heads][HD].
 // BLOCK == 0: single pass, one workgroup per query head over [0, kv_len), writes out.
 // BLOCK > 0: pass 1 of split-K, workgroup (head, block) over its BLOCK tokens, writes
-// partial (max, sum) and unnormalized output for attn_merge.
+// partial (max, sum) and unnormalized output for attn_merge; blocks past kv_len(t)
+// write an empty partial (sum 0).
 // Tokens are processed in tiles of WG with an online softmax. Cache [n_kv][capacity][HD]:
 // capacity is the row stride, kv_len the loop bound. consts: WG (>= HD), HD, BLOCK
 struct Params {
@@ -29,15 +31,18 @@ var<workgroup> ps: array<f32, WG>;
 @compute @workgroup_size(WG)
 fn attn_decode(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let h = wid.x;
+    let t = wid.z;
+    let qh = t * p.n_heads + h;
+    let kv_len = step.kv_len + t;
     let base = (h / p.group) * p.capacity;
     var start = 0u;
-    var end = step.kv_len;
+    var end = kv_len;
     if (BLOCK > 0u) {
-        start = wid.y * BLOCK;
-        end = min(start + BLOCK, step.kv_len);
+        start = min(wid.y * BLOCK, kv_len);
+        end = min(wid.y * BLOCK + BLOCK, kv_len);
     }
     for (var i = lid; i < HD; i = i + WG) {
-        qs[i] = q[h * HD + i] * p.scale;
+        qs[i] = q[qh * HD + i] * p.scale;
     }
     workgroupBarrier();
     var m = -3.0e38;
@@ -76,9 +81,9 @@ fn attn_decode(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
     }
     if (lid < HD) {
         if (BLOCK == 0u) {
-            out[h * HD + lid] = acc / l;
+            out[qh * HD + lid] = acc / l;
         } else {
-            let pi = h * p.max_blocks + wid.y;
+            let pi = qh * p.max_blocks + wid.y;
             po[pi * HD + lid] = acc;
             if (lid == 0u) {
                 pml[pi] = vec2<f32>(m, l);

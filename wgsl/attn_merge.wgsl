@@ -1,5 +1,7 @@
 // Pass 2 of split-K attention: merge step.n_blocks partials per query head.
-// Grid: one workgroup per query head along x (wid.x is the head). consts: WG (>= HD), HD
+// Grid: x = query head (one workgroup per head: a grid that left every workgroup at
+// the same id would merge head 0 for all heads), y = token t of the chunk. Empty
+// blocks (past kv_len(t)) carry sum 0 and drop out. consts: WG (>= HD), HD
 struct Params {
     n_heads: u32,
     max_blocks: u32,
@@ -15,8 +17,9 @@ struct Params {
 @compute @workgroup_size(WG)
 fn attn_merge(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let h = wid.x;
+    let qh = wid.y * p.n_heads + h;
     let nb = step.n_blocks;
-    let first = h * p.max_blocks;
+    let first = qh * p.max_blocks;
     var mx = -3.0e38;
     for (var b = 0u; b < nb; b = b + 1u) {
         mx = max(mx, pml[first + b].x);
@@ -32,6 +35,6 @@ fn attn_merge(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
         }
     }
     if (lid < HD) {
-        out[h * HD + lid] = acc / l;
+        out[qh * HD + lid] = acc / l;
     }
 }

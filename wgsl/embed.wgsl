@@ -1,4 +1,4 @@
-// Embedding lookup: out[hidden] = dequant(table[tokens[step.slot]]).
+// Embedding lookup for token t = wid.y of the chunk: out[t][hidden] = dequant(table[tokens[step.slot + t]]).
 // consts: WG, K (hidden), ROW_BYTES
 struct Params {
     rows: u32,
@@ -15,11 +15,13 @@ struct Params {
 @compute @workgroup_size(WG)
 fn embed(@builtin(global_invocation_id) gid: vec3<u32>) {
     let u = gid.x;
+    let t = gid.y;
     if (u >= K / 8u) {
         return;
     }
-    let tok = min(tokens[step.slot], p.rows - 1u);
+    let tok = min(tokens[step.slot + t], p.rows - 1u);
     let w = load8(tok * ROW_BYTES, u);
-    out[2u * u] = w.a;
-    out[2u * u + 1u] = w.b;
+    let o = t * (K / 4u) + 2u * u;
+    out[o] = w.a;
+    out[o + 1u] = w.b;
 }

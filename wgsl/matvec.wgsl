@@ -1,7 +1,8 @@
-// Matrix-vector product over quantized rows: y[r] = (acc ? y[r] : 0) + sum_k W[r,k] x[k].
-// Each workgroup computes 4 consecutive rows; threads stride over 8-element units of K.
-// Output row index is step.slot * out_stride + r, so the LM head can write one logits
-// row per queued step. consts: WG, K (row length), ROW_BYTES
+// Quantized matrix times a tile of token vectors:
+//   y[(slot + t) * out_stride + r] = (acc ? y[...] : 0) + sum_k W[r,k] x[t][k]
+// Each workgroup computes 4 consecutive rows (grid x/y, folded) for TT tokens
+// (grid z); weights are dequantized once per unit and reused for the TT tokens.
+// TT = 1 is the decode matvec, TT > 1 the batched prefill. consts: WG, K, ROW_BYTES, TT
 struct Params {
     rows: u32,
     accumulate: u32,
@@ -21,34 +22,42 @@ fn matvec(
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
     let row0 = (wid.x + wid.y * nwg.x) * 4u;
+    let t0 = wid.z * TT;
     let last = p.rows - 1u;
-    // Rows past the end are clamped for the loads and skipped at the write.
+    let last_t = step.n_tokens - 1u;
+    // Rows and tokens past the end are clamped for the loads and skipped at the write.
     let b0 = min(row0, last) * ROW_BYTES;
     let b1 = min(row0 + 1u, last) * ROW_BYTES;
     let b2 = min(row0 + 2u, last) * ROW_BYTES;
     let b3 = min(row0 + 3u, last) * ROW_BYTES;
-    var acc = vec4<f32>(0.0);
+    var acc: array<vec4<f32>, TT>;
     for (var u = lid; u < K / 8u; u = u + WG) {
-        let xa = x[2u * u];
-        let xb = x[2u * u + 1u];
         let w0 = load8(b0, u);
         let w1 = load8(b1, u);
         let w2 = load8(b2, u);
         let w3 = load8(b3, u);
-        acc = acc + vec4<f32>(
-            dot(w0.a, xa) + dot(w0.b, xb),
-            dot(w1.a, xa) + dot(w1.b, xb),
-            dot(w2.a, xa) + dot(w2.b, xb),
-            dot(w3.a, xa) + dot(w3.b, xb),
-        );
-    }
-    let s = wg_sum4(acc, lid);
-    if (lid < 4u && row0 + lid < p.rows) {
-        let o = step.slot * p.out_stride + row0 + lid;
-        var prev = 0.0;
-        if (p.accumulate != 0u) {
-            prev = y[o];
+        for (var tt = 0u; tt < TT; tt = tt + 1u) {
+            let xo = min(t0 + tt, last_t) * (K / 4u) + 2u * u;
+            let xa = x[xo];
+            let xb = x[xo + 1u];
+            acc[tt] = acc[tt] + vec4<f32>(
+                dot(w0.a, xa) + dot(w0.b, xb),
+                dot(w1.a, xa) + dot(w1.b, xb),
+                dot(w2.a, xa) + dot(w2.b, xb),
+                dot(w3.a, xa) + dot(w3.b, xb),
+            );
         }
-        y[o] = prev + s[lid];
+    }
+    for (var tt = 0u; tt < TT; tt = tt + 1u) {
+        let s = wg_sum4(acc[tt], lid);
+        let t = t0 + tt;
+        if (lid < 4u && row0 + lid < p.rows && t < step.n_tokens) {
+            let o = (step.slot + t) * p.out_stride + row0 + lid;
+            var prev = 0.0;
+            if (p.accumulate != 0u) {
+                prev = y[o];
+            }
+            y[o] = prev + s[lid];
+        }
     }
 }

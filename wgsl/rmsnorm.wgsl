@@ -1,4 +1,5 @@
-// RMSNorm: out[i] = x[i] / sqrt(mean(x^2) + eps) * w[i]. One workgroup. consts: WG, N
+// RMSNorm of row t = wid.x: out[t][i] = x[t][i] / sqrt(mean(x[t]^2) + eps) * w[i].
+// One workgroup per token row. consts: WG, N
 struct Params {
     eps: f32,
     _p0: u32,
@@ -12,15 +13,16 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(WG)
-fn rmsnorm(@builtin(local_invocation_index) lid: u32) {
+fn rmsnorm(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let b = wid.x * N;
     var ss = 0.0;
     for (var i = lid; i < N; i = i + WG) {
-        let v = x[i];
+        let v = x[b + i];
         ss = ss + v * v;
     }
     let total = wg_sum(ss, lid);
     let r = inverseSqrt(total / f32(N) + p.eps);
     for (var i = lid; i < N; i = i + WG) {
-        out[i] = x[i] * r * w[i];
+        out[b + i] = x[b + i] * r * w[i];
     }
 }

@@ -1,5 +1,6 @@
-// RoPE on q (all heads, in place) and k, then write k and v into the KV cache at
-// step.pos. One workgroup per head: [0, n_heads) are query heads, then kv heads.
+// RoPE on q (all heads, in place) and k, then write k and v into the KV cache.
+// Grid: x = head ([0, n_heads) query heads, then kv heads), y = token t of the chunk
+// at position step.pos + t. Activations are [t][heads][HD].
 // Cache layout [n_kv_heads][capacity][HD]. cos/sin come from a host-built table
 // [capacity][HD/2] (f64-accurate; GPU sin/cos are imprecise at large angles).
 // consts: WG, HD
@@ -21,9 +22,10 @@ struct Params {
 @compute @workgroup_size(WG)
 fn rope_kv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let h = wid.x;
-    let pos = step.pos;
+    let t = wid.y;
+    let pos = step.pos + t;
     for (var i = lid; i < HD / 2u; i = i + WG) {
-        let t = cs[pos * (HD / 2u) + i];
+        let c = cs[pos * (HD / 2u) + i];
         var i0 = 2u * i;
         var i1 = 2u * i + 1u;
         if (p.halves != 0u) {
@@ -31,25 +33,25 @@ fn rope_kv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
             i1 = i + HD / 2u;
         }
         if (h < p.n_heads) {
-            let b = h * HD;
+            let b = (t * p.n_heads + h) * HD;
             let a0 = q[b + i0];
             let a1 = q[b + i1];
-            q[b + i0] = a0 * t.x - a1 * t.y;
-            q[b + i1] = a0 * t.y + a1 * t.x;
+            q[b + i0] = a0 * c.x - a1 * c.y;
+            q[b + i1] = a0 * c.y + a1 * c.x;
         } else {
             let kh = h - p.n_heads;
-            let b = kh * HD;
+            let b = (t * p.n_kv_heads + kh) * HD;
             let a0 = k[b + i0];
             let a1 = k[b + i1];
-            let r0 = a0 * t.x - a1 * t.y;
-            let r1 = a0 * t.y + a1 * t.x;
+            let r0 = a0 * c.x - a1 * c.y;
+            let r1 = a0 * c.y + a1 * c.x;
             k[b + i0] = r0;
             k[b + i1] = r1;
-            let c = (kh * p.capacity + pos) * HD;
-            kc[c + i0] = kv_t(r0);
-            kc[c + i1] = kv_t(r1);
-            vc[c + i0] = kv_t(v[b + i0]);
-            vc[c + i1] = kv_t(v[b + i1]);
+            let o = (kh * p.capacity + pos) * HD;
+            kc[o + i0] = kv_t(r0);
+            kc[o + i1] = kv_t(r1);
+            vc[o + i0] = kv_t(v[b + i0]);
+            vc[o + i1] = kv_t(v[b + i1]);
         }
     }
 }

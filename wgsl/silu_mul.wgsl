@@ -1,4 +1,5 @@
-// SwiGLU activation: out[i] = silu(gate[i]) * up[i]. consts: WG, N
+// SwiGLU activation for token t = gid.y: out[t][i] = silu(gate[t][i]) * up[t][i], i < n.
+// consts: WG
 struct Params {
     n: u32,
     _p0: u32,
@@ -13,8 +14,8 @@ struct Params {
 
 @compute @workgroup_size(WG)
 fn silu_mul(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i < p.n) {
+    if (gid.x < p.n) {
+        let i = gid.y * p.n + gid.x;
         let g = gate[i];
         out[i] = g / (1.0 + exp(-g)) * up[i];
     }

@@ -9,6 +9,7 @@ pub mod options;
 pub mod reference;
 pub mod sample;
 pub mod session;
+pub mod telemetry;
 
 pub use engine::{Engine, Model};
 pub use error::{Error, Result};

@@ -8,7 +8,7 @@ use bytemuck::Pod;
 use crate::attention::plan::{self, DecodePlan};
 use crate::engine::Model;
 use crate::error::{Error, Result};
-use crate::gpu::registry::{Pipeline, StepUniform};
+use crate::gpu::registry::{Pipeline, StepUniform, STEP_BYTES};
 use crate::gpu::Gpu;
 use crate::kernels::*;
 use crate::model::config::RopeStyle;
@@ -33,31 +33,63 @@ impl Default for SessionOptions {
     }
 }
 
+/// How a dispatch's grid grows with the number of tokens T in the step.
+#[derive(Clone, Copy)]
+enum PerToken {
+    /// T along this axis.
+    Axis(usize),
+    /// ceil(T / tile) along this axis.
+    Tiles(usize, u32),
+}
+
 struct Dispatch {
     pipeline: Arc<Pipeline>,
     bind: wgpu::BindGroup,
     groups: [u32; 3],
+    per_token: PerToken,
 }
 
 impl Dispatch {
-    fn run(&self, pass: &mut wgpu::ComputePass<'_>) {
-        self.run_grid(pass, self.groups);
-    }
-    fn run_grid(&self, pass: &mut wgpu::ComputePass<'_>, g: [u32; 3]) {
+    fn run(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32) {
+        let mut g = self.groups;
+        match self.per_token {
+            PerToken::Axis(a) => g[a] = n_tokens,
+            PerToken::Tiles(a, tile) => g[a] = n_tokens.div_ceil(tile),
+        }
         pass.set_pipeline(&self.pipeline.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
         pass.dispatch_workgroups(g[0], g[1], g[2]);
     }
 }
 
+/// The matvec dispatches of one layer, for decode (1 token) and prefill (token tiles).
+struct Proj {
+    decode: Dispatch,
+    prefill: Dispatch,
+}
+
+impl Proj {
+    fn run(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32) {
+        if n_tokens == 1 { &self.decode } else { &self.prefill }.run(pass, n_tokens)
+    }
+}
+
 struct LayerOps {
-    /// attn_norm, q, k, v, rope_kv
-    pre: Vec<Dispatch>,
+    attn_norm: Dispatch,
+    /// q, k, v projections
+    qkv: [Proj; 3],
+    rope_kv: Dispatch,
     attn_single: Dispatch,
     attn_split: Dispatch,
     merge: Dispatch,
-    /// o-proj (+= x), ffn_norm, gate, up, silu_mul, down (+= x)
-    post: Vec<Dispatch>,
+    /// o-proj (+= x)
+    wo: Proj,
+    ffn_norm: Dispatch,
+    gate: Proj,
+    up: Proj,
+    silu: Dispatch,
+    /// down (+= x)
+    down: Proj,
 }
 
 pub struct Session {
@@ -66,7 +98,6 @@ pub struct Session {
     pos: usize,
     path: AttentionPath,
     split_block: u32,
-    step_align: u64,
     tokens: wgpu::Buffer,
     steps: wgpu::Buffer,
     step_bg: wgpu::BindGroup,
@@ -75,7 +106,7 @@ pub struct Session {
     embed: Dispatch,
     layers: Vec<LayerOps>,
     final_norm: Dispatch,
-    lm_head: Dispatch,
+    lm_head: Proj,
     kv_bytes_per_token: u64,
 }
 
@@ -99,26 +130,27 @@ impl Session {
         }
         let max_blocks = cap.div_ceil(split_block as usize);
         let st = wgpu::BufferUsages::STORAGE;
+        let t = MAX_SLOTS;
         let f32s = |label: &str, n: usize| gpu.buffer(label, (n * 4) as u64, st);
         let (h, qd, kvd, ffn, vocab) = (c.hidden, c.q_dim(), c.kv_dim(), c.ffn, c.vocab);
-        // Activations, f32: x [hidden] residual stream, xn [hidden] normed, q [q_dim],
-        // k/v [kv_dim], att [q_dim], g/u/act [ffn], logits [MAX_SLOTS][vocab].
-        let x = f32s("x", h)?;
-        let xn = f32s("xn", h)?;
-        let q = f32s("q", qd)?;
-        let k = f32s("k", kvd)?;
-        let vv = f32s("v", kvd)?;
-        let att = f32s("att", qd)?;
-        let g = f32s("gate", ffn)?;
-        let u = f32s("up", ffn)?;
-        let act = f32s("act", ffn)?;
-        let logits = f32s("logits", MAX_SLOTS * vocab)?;
-        // Split-K partials: (max, sum) [n_heads][max_blocks], o [n_heads][max_blocks][hd].
-        let pml = f32s("attn_partial_ml", c.n_heads * max_blocks * 2)?;
-        let po = f32s("attn_partial_o", c.n_heads * max_blocks * c.head_dim)?;
-        let tokens = gpu.buffer("tokens", (MAX_SLOTS * 4) as u64, st)?;
-        let step_align = (gpu.caps.uniform_align as u64).max(std::mem::size_of::<StepUniform>() as u64);
-        let steps = gpu.buffer("steps", step_align * MAX_SLOTS as u64, wgpu::BufferUsages::UNIFORM)?;
+        // Activations, f32, one row per token of a step (T <= MAX_SLOTS):
+        // x [T][hidden] residual stream, xn [T][hidden] normed, q [T][q_dim],
+        // k/v [T][kv_dim], att [T][q_dim], gate/up/act [T][ffn], logits [T][vocab].
+        let x = f32s("x", t * h)?;
+        let xn = f32s("xn", t * h)?;
+        let q = f32s("q", t * qd)?;
+        let k = f32s("k", t * kvd)?;
+        let vv = f32s("v", t * kvd)?;
+        let att = f32s("att", t * qd)?;
+        let g = f32s("gate", t * ffn)?;
+        let u = f32s("up", t * ffn)?;
+        let act = f32s("act", t * ffn)?;
+        let logits = f32s("logits", t * vocab)?;
+        // Split-K partials: (max, sum) [T][n_heads][max_blocks], o [T][n_heads][max_blocks][hd].
+        let pml = f32s("attn_partial_ml", t * c.n_heads * max_blocks * 2)?;
+        let po = f32s("attn_partial_o", t * c.n_heads * max_blocks * c.head_dim)?;
+        let tokens = gpu.buffer("tokens", (t * 4) as u64, st)?;
+        let steps = gpu.buffer("steps", (gpu.caps.uniform_align as u64).max(STEP_BYTES), wgpu::BufferUsages::UNIFORM)?;
         let step_bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("step"),
             layout: gpu.registry.step_layout(&gpu.device),
@@ -127,7 +159,7 @@ impl Session {
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: &steps,
                     offset: 0,
-                    size: wgpu::BufferSize::new(std::mem::size_of::<StepUniform>() as u64),
+                    size: wgpu::BufferSize::new(STEP_BYTES),
                 }),
             }],
         });
@@ -137,15 +169,17 @@ impl Session {
         let rope = rope_table(cap, c.head_dim, c.rope_theta);
         let rope_buf = gpu.buffer_init("rope_cos_sin", bytemuck::cast_slice(&rope), st)?;
 
-        let uni = |p: &dyn Fn() -> Vec<u8>| gpu.buffer_init("params", &p(), wgpu::BufferUsages::UNIFORM);
-        fn bytes<T: Pod>(p: T) -> impl Fn() -> Vec<u8> {
-            move || bytemuck::bytes_of(&p).to_vec()
-        }
+        let fixed = |pipeline: &Arc<Pipeline>, res: &[wgpu::BindingResource<'_>], groups: [u32; 3], per_token: PerToken| Dispatch {
+            bind: gpu.bind(pipeline, res),
+            pipeline: pipeline.clone(),
+            groups,
+            per_token,
+        };
         let embed = {
             let p = gpu.pipeline(&embed_key(v, w.embd.ty, h)).await?;
-            let params = uni(&bytes(EmbedParams { rows: w.embd.rows as u32, _pad: [0; 3] }))?;
-            let bind = gpu.bind(&p, &[params.as_entire_binding(), w.embd.buf.as_entire_binding(), tokens.as_entire_binding(), x.as_entire_binding()]);
-            Dispatch { pipeline: p, bind, groups: [((h / 8) as u32).div_ceil(WG_ROWS), 1, 1] }
+            let params = uniform(gpu, EmbedParams { rows: w.embd.rows as u32, _pad: [0; 3] })?;
+            let res = [params.as_entire_binding(), w.embd.buf.as_entire_binding(), tokens.as_entire_binding(), x.as_entire_binding()];
+            fixed(&p, &res, [((h / 8) as u32).div_ceil(WG_ROWS), 1, 1], PerToken::Axis(1))
         };
         let rope_p = gpu.pipeline(&rope_kv_key(v, c.head_dim)).await?;
         let single_p = gpu.pipeline(&attn_key(v, c.head_dim, 0)).await?;
@@ -153,62 +187,46 @@ impl Session {
         let merge_p = gpu.pipeline(&merge_key(v, c.head_dim)).await?;
         let silu_p = gpu.pipeline(&silu_mul_key(v)).await?;
         let scale = 1.0 / (c.head_dim as f32).sqrt();
+        let nh = c.n_heads as u32;
         let mut layers = Vec::with_capacity(c.n_layers);
         for l in &w.layers {
             let kc = gpu.buffer("k_cache", kv_size, st)?;
             let vc = gpu.buffer("v_cache", kv_size, st)?;
-            let rope_params = uni(&bytes(RopeKvParams {
-                n_heads: c.n_heads as u32,
+            let rope_params = uniform(gpu, RopeKvParams {
+                n_heads: nh,
                 n_kv_heads: c.n_kv_heads as u32,
                 capacity: cap as u32,
                 halves: (c.rope_style == RopeStyle::Halves) as u32,
-            }))?;
-            let rope_d = Dispatch {
-                bind: gpu.bind(&rope_p, &[rope_params.as_entire_binding(), q.as_entire_binding(), k.as_entire_binding(), vv.as_entire_binding(), kc.as_entire_binding(), vc.as_entire_binding(), rope_buf.as_entire_binding()]),
-                pipeline: rope_p.clone(),
-                groups: [(c.n_heads + c.n_kv_heads) as u32, 1, 1],
-            };
-            let ap = AttnParams { n_heads: c.n_heads as u32, group: c.group() as u32, capacity: cap as u32, max_blocks: max_blocks as u32, scale, _pad: [0; 3] };
-            let attn_bind = |p: &Pipeline| -> Result<wgpu::BindGroup> {
-                let params = uni(&bytes(ap))?;
-                Ok(gpu.bind(p, &[params.as_entire_binding(), q.as_entire_binding(), kc.as_entire_binding(), vc.as_entire_binding(), att.as_entire_binding(), pml.as_entire_binding(), po.as_entire_binding()]))
-            };
-            let merge_params = uni(&bytes(MergeParams { n_heads: c.n_heads as u32, max_blocks: max_blocks as u32, _pad: [0; 2] }))?;
-            let silu_params = uni(&bytes(SiluMulParams { n: ffn as u32, _pad: [0; 3] }))?;
+            })?;
+            let rope_res = [rope_params.as_entire_binding(), q.as_entire_binding(), k.as_entire_binding(), vv.as_entire_binding(), kc.as_entire_binding(), vc.as_entire_binding(), rope_buf.as_entire_binding()];
+            let ap = AttnParams { n_heads: nh, group: c.group() as u32, capacity: cap as u32, max_blocks: max_blocks as u32, scale, _pad: [0; 3] };
+            let attn_params = uniform(gpu, ap)?;
+            let attn_res = [attn_params.as_entire_binding(), q.as_entire_binding(), kc.as_entire_binding(), vc.as_entire_binding(), att.as_entire_binding(), pml.as_entire_binding(), po.as_entire_binding()];
+            let merge_params = uniform(gpu, MergeParams { n_heads: nh, max_blocks: max_blocks as u32, _pad: [0; 2] })?;
+            let merge_res = [merge_params.as_entire_binding(), pml.as_entire_binding(), po.as_entire_binding(), att.as_entire_binding()];
+            let silu_params = uniform(gpu, SiluMulParams { n: ffn as u32, _pad: [0; 3] })?;
+            let silu_res = [silu_params.as_entire_binding(), g.as_entire_binding(), u.as_entire_binding(), act.as_entire_binding()];
             layers.push(LayerOps {
-                pre: vec![
-                    rms_d(gpu, c.rms_eps, &x, &l.attn_norm, &xn).await?,
-                    matvec_d(gpu, &l.wq, &xn, &q, false, 0).await?,
-                    matvec_d(gpu, &l.wk, &xn, &k, false, 0).await?,
-                    matvec_d(gpu, &l.wv, &xn, &vv, false, 0).await?,
-                    rope_d,
-                ],
-                attn_single: Dispatch { bind: attn_bind(&single_p)?, pipeline: single_p.clone(), groups: [c.n_heads as u32, 1, 1] },
-                attn_split: Dispatch { bind: attn_bind(&split_p)?, pipeline: split_p.clone(), groups: [c.n_heads as u32, 1, 1] },
-                merge: Dispatch {
-                    bind: gpu.bind(&merge_p, &[merge_params.as_entire_binding(), pml.as_entire_binding(), po.as_entire_binding(), att.as_entire_binding()]),
-                    pipeline: merge_p.clone(),
-                    groups: [c.n_heads as u32, 1, 1],
-                },
-                post: vec![
-                    matvec_d(gpu, &l.wo, &att, &x, true, 0).await?,
-                    rms_d(gpu, c.rms_eps, &x, &l.ffn_norm, &xn).await?,
-                    matvec_d(gpu, &l.gate, &xn, &g, false, 0).await?,
-                    matvec_d(gpu, &l.up, &xn, &u, false, 0).await?,
-                    Dispatch {
-                        bind: gpu.bind(&silu_p, &[silu_params.as_entire_binding(), g.as_entire_binding(), u.as_entire_binding(), act.as_entire_binding()]),
-                        pipeline: silu_p.clone(),
-                        groups: [(ffn as u32).div_ceil(WG_WIDE), 1, 1],
-                    },
-                    matvec_d(gpu, &l.down, &act, &x, true, 0).await?,
-                ],
+                attn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.attn_norm, &xn).await?,
+                qkv: [proj(gpu, &l.wq, &xn, &q, false).await?, proj(gpu, &l.wk, &xn, &k, false).await?, proj(gpu, &l.wv, &xn, &vv, false).await?],
+                rope_kv: fixed(&rope_p, &rope_res, [nh + c.n_kv_heads as u32, 1, 1], PerToken::Axis(1)),
+                attn_single: fixed(&single_p, &attn_res, [nh, 1, 1], PerToken::Axis(2)),
+                // y (blocks) is set per step.
+                attn_split: fixed(&split_p, &attn_res, [nh, 1, 1], PerToken::Axis(2)),
+                merge: fixed(&merge_p, &merge_res, [nh, 1, 1], PerToken::Axis(1)),
+                wo: proj(gpu, &l.wo, &att, &x, true).await?,
+                ffn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.ffn_norm, &xn).await?,
+                gate: proj(gpu, &l.gate, &xn, &g, false).await?,
+                up: proj(gpu, &l.up, &xn, &u, false).await?,
+                silu: fixed(&silu_p, &silu_res, [(ffn as u32).div_ceil(WG_WIDE), 1, 1], PerToken::Axis(1)),
+                down: proj(gpu, &l.down, &act, &x, true).await?,
             });
         }
-        let final_norm = rms_d(gpu, c.rms_eps, &x, &w.out_norm, &xn).await?;
-        let lm_head = matvec_d(gpu, w.lm_head(), &xn, &logits, false, vocab).await?;
+        let final_norm = rms_d(gpu, c.rms_eps, h, &x, &w.out_norm, &xn).await?;
+        let lm_head = proj(gpu, w.lm_head(), &xn, &logits, false).await?;
         let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("logits_staging"),
-            size: (MAX_SLOTS * vocab * 4) as u64,
+            size: (t * vocab * 4) as u64,
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -218,7 +236,6 @@ impl Session {
             pos: 0,
             path,
             split_block,
-            step_align,
             tokens,
             steps,
             step_bg,
@@ -270,8 +287,9 @@ impl Session {
         }
     }
 
-    /// Run `tokens` through the model at the current position. Returns the logits
-    /// rows (each `vocab` long) for tokens at index >= `logits_from`, in order.
+    /// Run `tokens` through the model at the current position, up to MAX_SLOTS
+    /// tokens per step (one submission, one compute pass). Returns the logits rows
+    /// (each `vocab` long) for tokens at index >= `logits_from`, in order.
     pub async fn forward(&mut self, tokens: &[u32], logits_from: Option<usize>) -> Result<Vec<f32>> {
         let vocab = self.model.config.vocab;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
@@ -282,50 +300,58 @@ impl Session {
         }
         let from = logits_from.unwrap_or(usize::MAX);
         let mut out = Vec::new();
+        let gpu = self.model.gpu.clone();
         for (ci, chunk) in tokens.chunks(MAX_SLOTS).enumerate() {
             let base = ci * MAX_SLOTS;
-            let gpu = self.model.gpu.clone();
-            // Per-slot step uniforms and token ids, written once per submission.
-            let mut steps = vec![0u8; self.step_align as usize * MAX_SLOTS];
-            let mut plans = Vec::with_capacity(chunk.len());
-            for s in 0..chunk.len() {
-                let pos = self.pos + s;
-                let plan = self.plan_for(pos + 1);
-                let n_blocks = match plan {
-                    DecodePlan::TwoPass { n_blocks, .. } => n_blocks,
-                    DecodePlan::SinglePass => 0,
-                };
-                let su = StepUniform { pos: pos as u32, kv_len: pos as u32 + 1, slot: s as u32, n_blocks };
-                let o = s * self.step_align as usize;
-                steps[o..o + 16].copy_from_slice(bytemuck::bytes_of(&su));
-                plans.push(plan);
-            }
-            gpu.queue.write_buffer(&self.steps, 0, &steps);
+            let n = chunk.len() as u32;
+            let pos = self.pos as u32;
+            // The plan is fixed for the step by its last token's kv_len.
+            let plan = self.plan_for(self.pos + chunk.len());
+            let n_blocks = match plan {
+                DecodePlan::TwoPass { n_blocks, .. } => n_blocks,
+                DecodePlan::SinglePass => 0,
+            };
+            let su = StepUniform { pos, kv_len: pos + 1, slot: 0, n_blocks, n_tokens: n, _pad: [0; 3] };
+            gpu.queue.write_buffer(&self.steps, 0, bytemuck::bytes_of(&su));
             gpu.queue.write_buffer(&self.tokens, 0, bytemuck::cast_slice(chunk));
             let first_row = from.saturating_sub(base).min(chunk.len());
             let n_rows = chunk.len() - first_row;
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
-            let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("decode") });
+            let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
             {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("decode"), timestamp_writes: None });
-                for (s, plan) in plans.iter().enumerate() {
-                    pass.set_bind_group(1, &self.step_bg, &[(s as u64 * self.step_align) as u32]);
-                    self.embed.run(&mut pass);
-                    for l in &self.layers {
-                        l.pre.iter().for_each(|d| d.run(&mut pass));
-                        match *plan {
-                            DecodePlan::SinglePass => l.attn_single.run(&mut pass),
-                            DecodePlan::TwoPass { n_blocks, .. } => {
-                                l.attn_split.run_grid(&mut pass, [self.model.config.n_heads as u32, n_blocks, 1]);
-                                l.merge.run(&mut pass);
-                            }
+                let pass = &mut enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
+                pass.set_bind_group(1, &self.step_bg, &[0]);
+                // Embedding rows for the step's tokens.
+                self.embed.run(pass, n);
+                for l in &self.layers {
+                    // Attention block: norm, q/k/v, RoPE + cache write, attention, o-proj += x.
+                    l.attn_norm.run(pass, n);
+                    l.qkv.iter().for_each(|p| p.run(pass, n));
+                    l.rope_kv.run(pass, n);
+                    match plan {
+                        DecodePlan::SinglePass => l.attn_single.run(pass, n),
+                        DecodePlan::TwoPass { n_blocks, .. } => {
+                            let mut d = l.attn_split.groups;
+                            d[1] = n_blocks;
+                            d[2] = n;
+                            pass.set_pipeline(&l.attn_split.pipeline.pipeline);
+                            pass.set_bind_group(0, &l.attn_split.bind, &[]);
+                            pass.dispatch_workgroups(d[0], d[1], d[2]);
+                            l.merge.run(pass, n);
                         }
-                        l.post.iter().for_each(|d| d.run(&mut pass));
                     }
-                    if s >= first_row {
-                        self.final_norm.run(&mut pass);
-                        self.lm_head.run(&mut pass);
-                    }
+                    l.wo.run(pass, n);
+                    // Feed-forward block: norm, gate/up, SwiGLU, down += x.
+                    l.ffn_norm.run(pass, n);
+                    l.gate.run(pass, n);
+                    l.up.run(pass, n);
+                    l.silu.run(pass, n);
+                    l.down.run(pass, n);
+                }
+                // Final norm and LM head, only when this step's logits are wanted.
+                if n_rows > 0 {
+                    self.final_norm.run(pass, n);
+                    self.lm_head.run(pass, n);
                 }
             }
             let row_bytes = (vocab * 4) as u64;
@@ -334,7 +360,7 @@ impl Session {
             }
             gpu.queue.submit([enc.finish()]);
             if let Some(e) = scope.pop().await {
-                return Err(Error::Gpu { kernel: "decode step".into(), message: e.to_string() });
+                return Err(Error::Gpu { kernel: "step".into(), message: e.to_string() });
             }
             self.pos += chunk.len();
             if n_rows > 0 {
@@ -363,19 +389,22 @@ fn uniform<T: Pod>(gpu: &Gpu, p: T) -> Result<wgpu::Buffer> {
     gpu.buffer_init("params", bytemuck::bytes_of(&p), wgpu::BufferUsages::UNIFORM)
 }
 
-/// y (+)= W x, one workgroup per 4 rows.
-async fn matvec_d(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc: bool, out_stride: usize) -> Result<Dispatch> {
-    let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols)).await?;
-    let params = uniform(gpu, MatvecParams { rows: m.rows as u32, accumulate: acc as u32, out_stride: out_stride as u32, _pad: 0 })?;
-    let bind = gpu.bind(&p, &[params.as_entire_binding(), m.buf.as_entire_binding(), x.as_entire_binding(), y.as_entire_binding()]);
-    Ok(Dispatch { pipeline: p, bind, groups: grid((m.rows as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim) })
+/// y[t] (+)= W x[t]: 4 rows per workgroup (grid x/y), tokens along z.
+async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc: bool) -> Result<Proj> {
+    let params = uniform(gpu, MatvecParams { rows: m.rows as u32, accumulate: acc as u32, out_stride: m.rows as u32, _pad: 0 })?;
+    let res = [params.as_entire_binding(), m.buf.as_entire_binding(), x.as_entire_binding(), y.as_entire_binding()];
+    let groups = grid((m.rows as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
+    let make = async |tt: u32| -> Result<Dispatch> {
+        let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, tt)).await?;
+        Ok(Dispatch { bind: gpu.bind(&p, &res), pipeline: p, groups, per_token: PerToken::Tiles(2, tt) })
+    };
+    Ok(Proj { decode: make(1).await?, prefill: make(PREFILL_TOKEN_TILE).await? })
 }
 
-/// out = rmsnorm(x) * w, one workgroup.
-async fn rms_d(gpu: &Gpu, eps: f32, x: &wgpu::Buffer, w: &wgpu::Buffer, out: &wgpu::Buffer) -> Result<Dispatch> {
-    let n = (x.size() / 4) as usize;
+/// out[t] = rmsnorm(x[t]) * w: one workgroup per token row.
+async fn rms_d(gpu: &Gpu, eps: f32, n: usize, x: &wgpu::Buffer, w: &wgpu::Buffer, out: &wgpu::Buffer) -> Result<Dispatch> {
     let p = gpu.pipeline(&rmsnorm_key(gpu.variant, n)).await?;
     let params = uniform(gpu, RmsNormParams { eps, _pad: [0; 3] })?;
     let bind = gpu.bind(&p, &[params.as_entire_binding(), x.as_entire_binding(), w.as_entire_binding(), out.as_entire_binding()]);
-    Ok(Dispatch { pipeline: p, bind, groups: [1, 1, 1] })
+    Ok(Dispatch { pipeline: p, bind, groups: [1, 1, 1], per_token: PerToken::Axis(0) })
 }

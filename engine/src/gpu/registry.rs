@@ -112,21 +112,36 @@ pub struct Registry {
     step_layout: OnceLock<wgpu::BindGroupLayout>,
 }
 
-/// Per-step uniform (group 1, dynamic offset): what changes every token.
+/// Per-step uniform (group 1, dynamic offset): what changes every step. A step runs
+/// `n_tokens` consecutive tokens (1 when decoding, a chunk when prefilling); token t
+/// of the step sits at position `pos + t` and attends to `kv_len + t` cache rows.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct StepUniform {
-    /// Position of the token being processed.
+    /// Position of the step's first token.
     pub pos: u32,
-    /// Tokens in the cache after this step's write (pos + 1).
+    /// Cache rows the first token attends to (pos + 1).
     pub kv_len: u32,
-    /// Slot of this step inside the current submission (token index, logits row).
+    /// First token / logits row of this step in the token and logits buffers.
     pub slot: u32,
-    /// Number of split-K blocks for 2-pass attention.
+    /// Split-K blocks for 2-pass attention (for the step's last token).
     pub n_blocks: u32,
+    /// Tokens in this step (>= 1).
+    pub n_tokens: u32,
+    pub _pad: [u32; 3],
 }
 
-const STEP_WGSL: &str = "struct Step { pos: u32, kv_len: u32, slot: u32, n_blocks: u32 }\n@group(1) @binding(0) var<uniform> step: Step;\n";
+impl StepUniform {
+    /// A one-token step at `pos`.
+    pub fn single(pos: u32) -> StepUniform {
+        StepUniform { pos, kv_len: pos + 1, n_tokens: 1, ..Default::default() }
+    }
+}
+
+/// Bytes of the step uniform.
+pub const STEP_BYTES: u64 = std::mem::size_of::<StepUniform>() as u64;
+
+const STEP_WGSL: &str = "struct Step { pos: u32, kv_len: u32, slot: u32, n_blocks: u32, n_tokens: u32, _p0: u32, _p1: u32, _p2: u32 }\n@group(1) @binding(0) var<uniform> step: Step;\n";
 
 /// Compose the full WGSL module for a key. Pure, so tests can validate every variant with naga.
 pub fn compose(key: &PipelineKey) -> String {
@@ -275,8 +290,8 @@ impl Gpu {
         let p = self.pipeline(key).await?;
         let params = self.buffer_init("params", params, wgpu::BufferUsages::UNIFORM)?;
         let align = self.caps.uniform_align as u64;
-        let mut step_bytes = vec![0u8; align.max(16) as usize];
-        step_bytes[..16].copy_from_slice(bytemuck::bytes_of(&step));
+        let mut step_bytes = vec![0u8; align.max(STEP_BYTES) as usize];
+        step_bytes[..STEP_BYTES as usize].copy_from_slice(bytemuck::bytes_of(&step));
         let step_buf = self.buffer_init("step", &step_bytes, wgpu::BufferUsages::UNIFORM)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut res = vec![params.as_entire_binding()];
@@ -290,7 +305,7 @@ impl Gpu {
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: &step_buf,
                     offset: 0,
-                    size: wgpu::BufferSize::new(16),
+                    size: wgpu::BufferSize::new(STEP_BYTES),
                 }),
             }],
         });

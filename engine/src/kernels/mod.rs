@@ -86,12 +86,17 @@ pub fn embed_key(v: Variant, ty: WeightType, hidden: usize) -> PipelineKey {
     }
 }
 
-pub fn matvec_key(v: Variant, ty: WeightType, k: usize) -> PipelineKey {
+/// Tokens per matvec workgroup in batched prefill: weights are dequantized once
+/// per 8 tokens. (Decode uses 1.)
+pub const PREFILL_TOKEN_TILE: u32 = 8;
+
+/// `tt` tokens per workgroup (1 = decode matvec).
+pub fn matvec_key(v: Variant, ty: WeightType, k: usize, tt: u32) -> PipelineKey {
     PipelineKey {
         kernel: Kernel::Matvec,
         weight: Some(ty),
         variant: v,
-        consts: vec![("WG", WG_ROWS), ("K", k as u32), ("ROW_BYTES", row_bytes(ty, k))],
+        consts: vec![("WG", WG_ROWS), ("K", k as u32), ("ROW_BYTES", row_bytes(ty, k)), ("TT", tt)],
     }
 }
 

@@ -1,0 +1,569 @@
+//! Per-kernel GPU tests against the CPU reference (`aura::reference`) on seeded random
+//! shapes, for every variant (backend x f16 x subgroups) of every test backend. Each
+//! kernel runs decode steps (1 token) and a few multi-token (prefill chunk) steps.
+//!
+//! Every failure names the variant, the shape and the case seed. The cases derive from
+//! a base seed, `AURA_KERNEL_SEED` (default below), so another run can explore other
+//! data. `--nocapture` prints the worst error observed per kernel and weight type.
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use aura::gpu::registry::{PipelineKey, StepUniform};
+use aura::gpu::Gpu;
+use aura::kernels::*;
+use aura::model::config::RopeStyle;
+use aura::model::tensor::WeightType;
+use aura::reference::{ops, quant};
+use aura::Engine;
+use common::Rng;
+use half::f16;
+
+/// Accepted error: normalized MSE (||got-want||^2 / ||want||^2) and max abs error.
+#[derive(Clone, Copy, Debug)]
+struct Tol {
+    nmse: f64,
+    abs: f64,
+}
+
+// The GPU dequantizes exactly what `reference::quant::dequantize` does, so every kernel
+// differs from its CPU twin only by f32 summation order, FMA contraction and exp/sqrt
+// ulps. Outputs are O(1)..O(10); worst errors observed on lavapipe/llvmpipe are in the
+// README-style summary printed by each test (see the report of the change).
+/// y = W x, |y| up to ~40 for K = 1536.
+const MATVEC_TOL: Tol = Tol { nmse: 1e-10, abs: 5e-5 };
+/// Embedding rows: a dequantized copy (Q4_1's d*q+m may be fused on the GPU).
+const EMBED_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-6 };
+const RMSNORM_TOL: Tol = Tol { nmse: 1e-10, abs: 1e-5 };
+/// q and k rotated in f32 with the host table: one rounding per product.
+const ROPE_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-6 };
+/// k/v written to an f16 cache: the GPU and CPU may round a value sitting on an f16
+/// rounding boundary differently, i.e. one f16 ulp (2^-8 for |x| < 4, as |k| <= 2.9).
+const ROPE_F16_CACHE_TOL: Tol = Tol { nmse: 1e-9, abs: 4e-3 };
+/// Online softmax vs two-pass reference softmax; same f16-rounded cache for both.
+const ATTN_TOL: Tol = Tol { nmse: 1e-10, abs: 1e-5 };
+const SILU_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-5 };
+
+/// Written into memory a kernel must not read (cache rows past kv_len, stale split-K
+/// partials) or must overwrite: large enough to dominate any result it leaks into.
+const GARBAGE: f32 = 1.0e4;
+const DEFAULT_SEED: u64 = 0xA0BA_2025;
+
+// ---------------------------------------------------------------- harness helpers
+
+fn engines() -> &'static [(String, Engine)] {
+    static ENGINES: OnceLock<Vec<(String, Engine)>> = OnceLock::new();
+    ENGINES.get_or_init(common::variant_engines)
+}
+
+fn base_seed() -> u64 {
+    std::env::var("AURA_KERNEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED)
+}
+
+/// Seed of one case: FNV-1a of (base seed, kernel, case index).
+fn seed(kernel: &str, case: usize) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in base_seed().to_le_bytes().into_iter().chain(kernel.bytes()).chain(case.to_le_bytes()) {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC);
+
+fn upload(gpu: &Gpu, bytes: &[u8]) -> wgpu::Buffer {
+    gpu.buffer_init("test", bytes, STORAGE).expect("buffer_init")
+}
+
+fn upload_f32(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
+    upload(gpu, bytemuck::cast_slice(v))
+}
+
+/// KV-cache bytes for the variant: f16 when `f16`, else f32.
+fn upload_kv(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
+    if gpu.variant.f16 {
+        upload(gpu, &v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect::<Vec<u8>>())
+    } else {
+        upload_f32(gpu, v)
+    }
+}
+
+/// What the variant's KV cache holds for `v`.
+fn kv_round(gpu: &Gpu, v: &[f32]) -> Vec<f32> {
+    if gpu.variant.f16 {
+        v.iter().map(|x| ops::round_f16(*x)).collect()
+    } else {
+        v.to_vec()
+    }
+}
+
+fn read_bytes(gpu: &Gpu, buf: &wgpu::Buffer, len: usize) -> Vec<u8> {
+    let mut b = pollster::block_on(gpu.read(buf, 0, len.div_ceil(4) as u64 * 4)).expect("readback");
+    b.truncate(len);
+    b
+}
+
+fn read_f32(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    bytemuck::pod_collect_to_vec(&read_bytes(gpu, buf, n * 4))
+}
+
+fn read_kv(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    if gpu.variant.f16 {
+        read_bytes(gpu, buf, n * 2).chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
+    } else {
+        read_f32(gpu, buf, n)
+    }
+}
+
+fn run<P: bytemuck::Pod>(gpu: &Gpu, ctx: &str, key: &PipelineKey, params: P, bufs: &[&wgpu::Buffer], groups: [u32; 3], step: StepUniform) {
+    pollster::block_on(gpu.run_once(key, bytemuck::bytes_of(&params), bufs, groups, step))
+        .unwrap_or_else(|e| panic!("[{ctx}] dispatch failed: {e}"));
+}
+
+/// Collects failures (so one run shows every broken variant/shape) and worst errors.
+struct Report {
+    kernel: &'static str,
+    checks: usize,
+    failures: Vec<String>,
+    worst: BTreeMap<String, (f64, f64)>,
+}
+
+impl Report {
+    fn new(kernel: &'static str) -> Report {
+        Report { kernel, checks: 0, failures: Vec::new(), worst: BTreeMap::new() }
+    }
+
+    /// `got` vs `want` within `tol`; `what` keys the worst-error summary.
+    fn check(&mut self, what: &str, ctx: &str, got: &[f32], want: &[f32], tol: Tol) {
+        self.checks += 1;
+        let (nmse, abs) = ops::compare(got, want);
+        let finite = got.iter().all(|x| x.is_finite());
+        let w = self.worst.entry(what.to_string()).or_insert((0.0, 0.0));
+        *w = (w.0.max(nmse), w.1.max(abs));
+        // Negated comparisons so NaN fails.
+        if got.len() != want.len() || !finite || !(nmse <= tol.nmse) || !(abs <= tol.abs) {
+            self.failures.push(format!(
+                "{what} [{ctx}]: nmse {nmse:.3e} (tol {:.0e}), max abs {abs:.3e} (tol {:.0e}), len {}/{}{}",
+                tol.nmse,
+                tol.abs,
+                got.len(),
+                want.len(),
+                if finite { "" } else { ", NON-FINITE output" }
+            ));
+        }
+    }
+
+    /// Memory the kernel must leave alone: bitwise equal.
+    fn untouched(&mut self, what: &str, ctx: &str, got: &[f32], want: &[f32]) {
+        self.checks += 1;
+        let changed = got.iter().zip(want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        if changed > 0 || got.len() != want.len() {
+            self.failures.push(format!("{what} [{ctx}]: {changed} of {} elements that must stay untouched changed", want.len()));
+        }
+    }
+
+    fn finish(self) {
+        for (what, (nmse, abs)) in &self.worst {
+            println!("{} {what}: worst nmse {nmse:.2e}, worst max abs {abs:.2e}", self.kernel);
+        }
+        let shown: Vec<&str> = self.failures.iter().take(40).map(|s| s.as_str()).collect();
+        assert!(
+            self.failures.is_empty(),
+            "{} of {} {} checks failed (AURA_KERNEL_SEED={}):\n{}",
+            self.failures.len(),
+            self.checks,
+            self.kernel,
+            base_seed(),
+            shown.join("\n")
+        );
+    }
+}
+
+/// A step of `n_tokens` tokens, the first at `pos` (attending to pos + 1 rows).
+fn step(pos: usize, n_tokens: usize) -> StepUniform {
+    StepUniform { pos: pos as u32, kv_len: pos as u32 + 1, n_tokens: n_tokens as u32, ..Default::default() }
+}
+
+/// (elements where `keep(i)`, the others), in order.
+fn partition(v: &[f32], keep: impl Fn(usize) -> bool) -> (Vec<f32>, Vec<f32>) {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for (i, x) in v.iter().enumerate() {
+        if keep(i) { a.push(*x) } else { b.push(*x) }
+    }
+    (a, b)
+}
+
+fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
+    for i in (1..v.len()).rev() {
+        v.swap(i, rng.below(i + 1));
+    }
+}
+
+// ---------------------------------------------------------------- grid
+
+#[test]
+fn grid_folds_into_y_and_covers_every_workgroup() {
+    let maxes = [1u32, 2, 3, 7, 64, 65535];
+    let ns = (0..3000u32).chain([65535, 65536, 65537, 1 << 20, 65535 * 65535]);
+    for n in ns {
+        for &max in &maxes {
+            if n as u64 > max as u64 * max as u64 {
+                continue; // beyond a 2-D grid
+            }
+            let [x, y, z] = grid(n, max);
+            let ctx = format!("grid({n}, {max}) = {:?}", [x, y, z]);
+            assert!(x >= 1 && y >= 1 && z == 1, "{ctx}: empty dimension");
+            assert!(x <= max && y <= max, "{ctx}: dimension over the limit");
+            assert!(x as u64 * y as u64 >= n as u64, "{ctx}: covers fewer than n workgroups");
+            assert!((x as u64 * y as u64) < n as u64 + y as u64, "{ctx}: more than one partial row of waste");
+            if n <= max {
+                assert_eq!([x, y], [n.max(1), 1], "{ctx}: should not fold");
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- matvec
+
+const MV_ROWS: [usize; 4] = [1, 5, 67, 258];
+const MV_K: [usize; 4] = [32, 96, 576, 1536];
+
+/// How a matvec case is dispatched. Output rows of token t land at
+/// y[(slot + t) * out_stride ..][.. rows], out_stride = rows + stride_pad.
+#[derive(Clone, Copy, Debug)]
+struct MvMode {
+    acc: bool,
+    slot: u32,
+    stride_pad: usize,
+    /// Tokens per workgroup (1: decode kernel) and tokens in the step.
+    tt: u32,
+    n_tokens: usize,
+    /// Fold the row groups into a 2-D grid (a limit of 3 per dimension).
+    fold: bool,
+}
+
+const MV_MODES: [MvMode; 5] = [
+    // Decode: plain overwrite; LM-head placement (logits row 2, out_stride = vocab); folded grid.
+    MvMode { acc: false, slot: 0, stride_pad: 0, tt: 1, n_tokens: 1, fold: false },
+    MvMode { acc: true, slot: 2, stride_pad: 0, tt: 1, n_tokens: 1, fold: false },
+    MvMode { acc: false, slot: 1, stride_pad: 5, tt: 1, n_tokens: 1, fold: true },
+    // Prefill: a partial last token tile; fewer tokens than one tile.
+    MvMode { acc: true, slot: 1, stride_pad: 3, tt: PREFILL_TOKEN_TILE, n_tokens: 11, fold: false },
+    MvMode { acc: false, slot: 0, stride_pad: 0, tt: PREFILL_TOKEN_TILE, n_tokens: 3, fold: true },
+];
+
+#[test]
+fn matvec() {
+    let mut rep = Report::new("matvec");
+    for (label, e) in engines() {
+        for (ti, &ty) in WeightType::ALL.iter().enumerate() {
+            // Rotating rows against K gives every (rows, K) pair per variant.
+            for (ki, &k) in MV_K.iter().enumerate() {
+                let rows = MV_ROWS[(ti + ki) % MV_ROWS.len()];
+                for (mi, &mode) in MV_MODES.iter().enumerate() {
+                    let case = (ti * MV_K.len() + ki) * MV_MODES.len() + mi;
+                    matvec_case(&mut rep, label, &e.gpu, ty, rows, k, mode, seed("matvec", case));
+                }
+            }
+        }
+    }
+    rep.finish();
+}
+
+#[allow(clippy::too_many_arguments)]
+fn matvec_case(rep: &mut Report, label: &str, gpu: &Gpu, ty: WeightType, rows: usize, k: usize, m: MvMode, seed: u64) {
+    let mut rng = Rng(seed);
+    let wq = quant::quantize(ty, &rng.vec(rows * k, 1.0));
+    let w = quant::dequantize(ty, &wq, rows * k);
+    let x = rng.vec(m.n_tokens * k, 1.0);
+    let stride = rows + m.stride_pad;
+    let y0 = rng.vec((m.slot as usize + m.n_tokens) * stride + 3, 4.0);
+    let n = (rows as u32).div_ceil(MATVEC_ROWS);
+    let mut groups = grid(n, if m.fold { 3 } else { gpu.caps.max_workgroups_per_dim });
+    groups[2] = (m.n_tokens as u32).div_ceil(m.tt);
+    let ctx = format!("{label} {} rows={rows} k={k} {m:?} groups={groups:?} seed={seed:#x}", ty.name());
+    let (wb, xb, yb) = (upload(gpu, &wq), upload_f32(gpu, &x), upload_f32(gpu, &y0));
+    let params = MatvecParams { rows: rows as u32, accumulate: m.acc as u32, out_stride: stride as u32, _pad: 0 };
+    let st = StepUniform { slot: m.slot, ..step(0, m.n_tokens) };
+    run(gpu, &ctx, &matvec_key(gpu.variant, ty, k, m.tt), params, &[&wb, &xb, &yb], groups, st);
+    let got = read_f32(gpu, &yb, y0.len());
+    let mut want = y0.clone();
+    let mut written = vec![false; y0.len()];
+    for t in 0..m.n_tokens {
+        let o = (m.slot as usize + t) * stride;
+        for (r, v) in ops::matvec(&w, &x[t * k..][..k]).into_iter().enumerate() {
+            want[o + r] = if m.acc { y0[o + r] + v } else { v };
+            written[o + r] = true;
+        }
+    }
+    let (got_w, got_rest) = partition(&got, |i| written[i]);
+    let (want_w, want_rest) = partition(&want, |i| written[i]);
+    rep.check(ty.name(), &ctx, &got_w, &want_w, MATVEC_TOL);
+    rep.untouched(ty.name(), &format!("{ctx}, y outside the written rows"), &got_rest, &want_rest);
+}
+
+// ---------------------------------------------------------------- embed
+
+/// (hidden, step.slot, n_tokens, first token out of range: clamped to the last row).
+const EMBED_CASES: [(usize, u32, usize, bool); 4] = [(576, 1, 1, false), (64, 0, 1, false), (96, 2, 1, true), (576, 1, 5, false)];
+
+#[test]
+fn embed() {
+    let mut rep = Report::new("embed");
+    for (label, e) in engines() {
+        let gpu = &e.gpu;
+        for (ti, &ty) in WeightType::ALL.iter().enumerate() {
+            for (ci, &(hidden, slot, nt, clamp)) in EMBED_CASES.iter().enumerate() {
+                let seed = seed("embed", ti * EMBED_CASES.len() + ci);
+                let mut rng = Rng(seed);
+                let rows = 37;
+                let tq = quant::quantize(ty, &rng.vec(rows * hidden, 1.0));
+                let table = quant::dequantize(ty, &tq, rows * hidden);
+                // Slots around the step's hold other tokens, so reading the wrong slot shows.
+                let mut tokens: Vec<u32> = (0..slot as usize + nt + 2).map(|_| rng.below(rows) as u32).collect();
+                if clamp {
+                    tokens[slot as usize] = rows as u32 + 3;
+                }
+                let mine = &tokens[slot as usize..][..nt];
+                let ctx = format!("{label} {} hidden={hidden} rows={rows} tokens={mine:?} slot={slot} seed={seed:#x}", ty.name());
+                let (tb, kb, ob) = (upload(gpu, &tq), upload(gpu, bytemuck::cast_slice(&tokens)), upload_f32(gpu, &vec![GARBAGE; nt * hidden]));
+                let groups = [(hidden as u32 / 8).div_ceil(WG_ROWS), nt as u32, 1];
+                let params = EmbedParams { rows: rows as u32, _pad: [0; 3] };
+                let st = StepUniform { slot, ..step(0, nt) };
+                run(gpu, &ctx, &embed_key(gpu.variant, ty, hidden), params, &[&tb, &kb, &ob], groups, st);
+                let want: Vec<f32> = mine.iter().flat_map(|&t| ops::embed(&table, hidden, t.min(rows as u32 - 1))).collect();
+                rep.check(ty.name(), &ctx, &read_f32(gpu, &ob, nt * hidden), &want, EMBED_TOL);
+            }
+        }
+    }
+    rep.finish();
+}
+
+// ---------------------------------------------------------------- rmsnorm
+
+#[test]
+fn rmsnorm() {
+    let mut rep = Report::new("rmsnorm");
+    for (label, e) in engines() {
+        let gpu = &e.gpu;
+        for (ci, &(n, nt)) in [(64usize, 1usize), (576, 1), (1000, 1), (576, 5)].iter().enumerate() {
+            let seed = seed("rmsnorm", ci);
+            let mut rng = Rng(seed);
+            let x = rng.vec(nt * n, 3.0);
+            let w: Vec<f32> = rng.vec(n, 0.5).iter().map(|v| 1.0 + v).collect();
+            let eps = 1e-5;
+            let ctx = format!("{label} n={n} n_tokens={nt} seed={seed:#x}");
+            let (xb, wb, ob) = (upload_f32(gpu, &x), upload_f32(gpu, &w), upload_f32(gpu, &vec![GARBAGE; nt * n]));
+            let params = RmsNormParams { eps, _pad: [0; 3] };
+            run(gpu, &ctx, &rmsnorm_key(gpu.variant, n), params, &[&xb, &wb, &ob], [nt as u32, 1, 1], step(0, nt));
+            let want: Vec<f32> = x.chunks_exact(n).flat_map(|row| ops::rmsnorm(row, &w, eps)).collect();
+            rep.check("f32", &ctx, &read_f32(gpu, &ob, nt * n), &want, RMSNORM_TOL);
+        }
+    }
+    rep.finish();
+}
+
+// ---------------------------------------------------------------- silu_mul
+
+#[test]
+fn silu_mul() {
+    let mut rep = Report::new("silu_mul");
+    for (label, e) in engines() {
+        let gpu = &e.gpu;
+        for (ci, &(n, nt)) in [(1usize, 1usize), (255, 1), (256, 1), (1537, 1), (255, 3)].iter().enumerate() {
+            let seed = seed("silu_mul", ci);
+            let mut rng = Rng(seed);
+            let len = n * nt;
+            let (g, u) = (rng.vec(len, 8.0), rng.vec(len, 2.0));
+            // Five spare elements past the end must survive the last group's extra threads.
+            let out0 = vec![GARBAGE; len + 5];
+            let ctx = format!("{label} n={n} n_tokens={nt} seed={seed:#x}");
+            let (gb, ub, ob) = (upload_f32(gpu, &g), upload_f32(gpu, &u), upload_f32(gpu, &out0));
+            let groups = [(len as u32).div_ceil(WG_WIDE), 1, 1];
+            run(gpu, &ctx, &silu_mul_key(gpu.variant), SiluMulParams { n: n as u32, _pad: [0; 3] }, &[&gb, &ub, &ob], groups, step(0, nt));
+            let got = read_f32(gpu, &ob, len + 5);
+            rep.check("f32", &ctx, &got[..len], &ops::silu_mul(&g, &u), SILU_TOL);
+            rep.untouched("f32", &format!("{ctx}, tail past n * n_tokens"), &got[len..], &out0[len..]);
+        }
+    }
+    rep.finish();
+}
+
+// ---------------------------------------------------------------- rope_kv
+
+#[test]
+fn rope_kv() {
+    let mut rep = Report::new("rope_kv");
+    for (label, e) in engines() {
+        let mut case = 0;
+        for hd in [64usize, 128, 256] {
+            for (nh, nkv) in [(9usize, 3usize), (4, 4), (8, 1)] {
+                for style in [RopeStyle::Adjacent, RopeStyle::Halves] {
+                    // Every third case is a 5-token chunk.
+                    let nt = if case % 3 == 2 { 5 } else { 1 };
+                    rope_case(&mut rep, label, &e.gpu, (hd, nh, nkv, nt), style, seed("rope_kv", case));
+                    case += 1;
+                }
+            }
+        }
+    }
+    rep.finish();
+}
+
+/// shape = (head_dim, n_heads, n_kv_heads, n_tokens).
+fn rope_case(rep: &mut Report, label: &str, gpu: &Gpu, shape: (usize, usize, usize, usize), style: RopeStyle, seed: u64) {
+    let (hd, nh, nkv, nt) = shape;
+    let mut rng = Rng(seed);
+    let cap = nt + 8 + rng.below(300);
+    let pos = rng.below(cap - nt); // capacity > pos + n_tokens: rows after the chunk exist
+    let theta = [10_000.0, 100_000.0][rng.below(2)];
+    let (q, k, v) = (rng.vec(nt * nh * hd, 2.0), rng.vec(nt * nkv * hd, 2.0), rng.vec(nt * nkv * hd, 2.0));
+    let kc0 = kv_round(gpu, &rng.vec(nkv * cap * hd, GARBAGE));
+    let vc0 = kv_round(gpu, &rng.vec(nkv * cap * hd, GARBAGE));
+    let table = ops::rope_table(cap, hd, theta);
+    let ctx = format!("{label} hd={hd} heads={nh}/{nkv} {style:?} pos={pos} n_tokens={nt} cap={cap} theta={theta} seed={seed:#x}");
+    let (qb, kb, vb) = (upload_f32(gpu, &q), upload_f32(gpu, &k), upload_f32(gpu, &v));
+    let (kcb, vcb, tb) = (upload_kv(gpu, &kc0), upload_kv(gpu, &vc0), upload_f32(gpu, bytemuck::cast_slice(&table)));
+    let params = RopeKvParams { n_heads: nh as u32, n_kv_heads: nkv as u32, capacity: cap as u32, halves: (style == RopeStyle::Halves) as u32 };
+    let groups = [(nh + nkv) as u32, nt as u32, 1];
+    run(gpu, &ctx, &rope_kv_key(gpu.variant, hd), params, &[&qb, &kb, &vb, &kcb, &vcb, &tb], groups, step(pos, nt));
+    // Activations are [token][heads][hd]; token t sits at pos + t.
+    let rotate = |x: &[f32], heads: usize| -> Vec<f32> {
+        let rot = |(i, h): (usize, &[f32])| {
+            let mut h = h.to_vec();
+            ops::rope(&mut h, pos + i / heads, theta, style);
+            h
+        };
+        x.chunks_exact(hd).enumerate().flat_map(rot).collect()
+    };
+    let (q_want, k_want) = (rotate(&q, nh), rotate(&k, nkv));
+    rep.check("q", &ctx, &read_f32(gpu, &qb, q.len()), &q_want, ROPE_TOL);
+    rep.check("k", &ctx, &read_f32(gpu, &kb, k.len()), &k_want, ROPE_TOL);
+    // Cache [kv head][cap][hd]: rows pos..pos+nt of each kv head get token rows.
+    let in_chunk = |i: usize| (pos..pos + nt).contains(&(i / hd % cap));
+    let to_cache = |x: &[f32]| -> Vec<f32> {
+        let row = |kvh: usize, t: usize| &x[(t * nkv + kvh) * hd..][..hd];
+        kv_round(gpu, &(0..nkv).flat_map(|kvh| (0..nt).flat_map(move |t| row(kvh, t))).copied().collect::<Vec<f32>>())
+    };
+    let cache_tol = if gpu.variant.f16 { ROPE_F16_CACHE_TOL } else { ROPE_TOL };
+    for (what, buf, c0, want) in [("k_cache", &kcb, &kc0, to_cache(&k_want)), ("v_cache", &vcb, &vc0, to_cache(&v))] {
+        let (got_at, got_rest) = partition(&read_kv(gpu, buf, c0.len()), in_chunk);
+        rep.check(what, &ctx, &got_at, &want, cache_tol);
+        rep.untouched(what, &format!("{ctx}, rows outside the chunk"), &got_rest, &partition(c0, in_chunk).1);
+    }
+}
+
+// ---------------------------------------------------------------- attention
+
+const ATTN_BLOCKS: [u32; 4] = [0, 64, 128, 256]; // 0: single pass
+const ATTN_HEAD_DIMS: [usize; 3] = [64, 128, 256];
+const ATTN_GROUPS: [usize; 4] = [1, 3, 4, 8];
+const ATTN_KV_LENS: [usize; 9] = [1, 31, 32, 33, 63, 64, 65, 257, 1000];
+
+/// One attention case. Token t of the step (n_tokens of them) attends to kv_len + t rows.
+#[derive(Clone, Copy, Debug)]
+struct AttnShape {
+    block: u32,
+    hd: usize,
+    group: usize,
+    n_kv: usize,
+    kv_len: usize,
+    n_tokens: usize,
+    cap: usize,
+}
+
+/// A seeded sample of blocks x head dims x groups x kv_lens: each path (single, each
+/// split block) runs every kv_len once, every head dim 3 times, every group at least
+/// twice and two multi-token chunks; kv_len pairs with head dims differently per path.
+fn attn_shapes() -> Vec<AttnShape> {
+    let mut rng = Rng(seed("attention-shapes", 0));
+    let mut out = Vec::new();
+    for (pi, &block) in ATTN_BLOCKS.iter().enumerate() {
+        let mut lens = ATTN_KV_LENS;
+        shuffle(&mut lens, &mut rng);
+        for (i, &kv_len) in lens.iter().enumerate() {
+            let n_tokens = if i % 4 == 3 { 2 + rng.below(7) } else { 1 };
+            let cap = kv_len + n_tokens + 37 + rng.below(200);
+            let (hd, group, n_kv) = (ATTN_HEAD_DIMS[i % 3], ATTN_GROUPS[(i + pi) % 4], 1 + rng.below(2));
+            out.push(AttnShape { block, hd, group, n_kv, kv_len, n_tokens, cap });
+        }
+    }
+    out
+}
+
+#[test]
+fn attention() {
+    let mut rep = Report::new("attention");
+    for (label, e) in engines() {
+        for (i, s) in attn_shapes().iter().enumerate() {
+            attn_case(&mut rep, label, &e.gpu, s, seed("attention", i));
+        }
+    }
+    rep.finish();
+}
+
+/// Every query head (and token) gets its own output: a split or merge grid that mixes
+/// up heads or tokens, or a wrong kv-head mapping, shows, since all outputs differ.
+#[test]
+fn attention_heads_are_distinct() {
+    let mut rep = Report::new("attention-heads");
+    for (label, e) in engines() {
+        for (i, (block, n_tokens)) in [(0u32, 1usize), (64, 1), (256, 1), (64, 4)].into_iter().enumerate() {
+            let s = AttnShape { block, hd: 64, group: 3, n_kv: 3, kv_len: 300, n_tokens, cap: 700 };
+            let want = attn_case(&mut rep, label, &e.gpu, &s, seed("attention-heads", i));
+            let heads: Vec<&[f32]> = want.chunks_exact(s.hd).collect();
+            for a in 0..heads.len() {
+                for b in a + 1..heads.len() {
+                    let (_, d) = ops::compare(heads[a], heads[b]);
+                    assert!(d > 1e-2, "{label} {s:?}: reference outputs {a} and {b} coincide; a mix-up would go unseen");
+                }
+            }
+        }
+    }
+    rep.finish();
+}
+
+/// Runs one attention shape (single pass, or split + merge) and checks every token and
+/// query head; returns the reference output [n_tokens][n_heads][hd].
+fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64) -> Vec<f32> {
+    let mut rng = Rng(seed);
+    let AttnShape { block, hd, group, n_kv, kv_len, n_tokens: nt, cap } = *s;
+    let (nh, last_len) = (group * n_kv, kv_len + nt - 1);
+    let q = rng.vec(nt * nh * hd, 3.0);
+    // Rows past the last token's kv_len are garbage: reading them, or striding the
+    // cache by kv_len instead of capacity, swamps the result.
+    let mut cache = || -> Vec<f32> {
+        let rows: Vec<f32> = (0..n_kv * cap).flat_map(|r| rng.vec(hd, if r % cap < last_len { 1.0 } else { GARBAGE })).collect();
+        kv_round(gpu, &rows)
+    };
+    let (kc, vc) = (cache(), cache());
+    let scale = 1.0 / (hd as f32).sqrt();
+    let (max_blocks, n_blocks) = if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), last_len.div_ceil(block as usize)) };
+    let path = if block == 0 { "single".to_string() } else { format!("split{block} n_blocks={n_blocks}/{max_blocks}") };
+    let ctx = format!("{label} {path} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} n_tokens={nt} cap={cap} seed={seed:#x}");
+    let (qb, kcb, vcb) = (upload_f32(gpu, &q), upload_kv(gpu, &kc), upload_kv(gpu, &vc));
+    let out = upload_f32(gpu, &vec![GARBAGE; nt * nh * hd]);
+    // Stale partials: a merge reading past n_blocks picks these up.
+    let pml = upload_f32(gpu, &vec![GARBAGE; nt * nh * max_blocks * 2]);
+    let po = upload_f32(gpu, &vec![GARBAGE; nt * nh * max_blocks * hd]);
+    let params = AttnParams { n_heads: nh as u32, group: group as u32, capacity: cap as u32, max_blocks: max_blocks as u32, scale, _pad: [0; 3] };
+    let st = StepUniform { n_blocks: n_blocks as u32, ..step(kv_len - 1, nt) };
+    let bufs = [&qb, &kcb, &vcb, &out, &pml, &po];
+    run(gpu, &ctx, &attn_key(gpu.variant, hd, block), params, &bufs, [nh as u32, (n_blocks as u32).max(1), nt as u32], st);
+    if block > 0 {
+        let mp = MergeParams { n_heads: nh as u32, max_blocks: max_blocks as u32, _pad: [0; 2] };
+        run(gpu, &ctx, &merge_key(gpu.variant, hd), mp, &[&pml, &po, &out], [nh as u32, nt as u32, 1], st);
+    }
+    let got = read_f32(gpu, &out, nt * nh * hd);
+    let kv = |c: &[f32], h: usize| -> Vec<f32> { c[(h / group) * cap * hd..][..cap * hd].to_vec() };
+    let want: Vec<f32> = (0..nt * nh)
+        .flat_map(|qh| ops::attention(&q[qh * hd..][..hd], &kv(&kc, qh % nh), &kv(&vc, qh % nh), hd, kv_len + qh / nh, scale))
+        .collect();
+    let what = format!("{} hd={hd}", if block == 0 { "single" } else { "split" });
+    for qh in 0..nt * nh {
+        let r = qh * hd..(qh + 1) * hd;
+        rep.check(&what, &format!("{ctx} token={} head={}", qh / nh, qh % nh), &got[r.clone()], &want[r], ATTN_TOL);
+    }
+    want
+}
