@@ -22,28 +22,30 @@ use half::f16;
 
 /// Accepted error: normalized MSE (||got-want||^2 / ||want||^2) and max abs error.
 #[derive(Clone, Copy, Debug)]
-struct Tol {
-    nmse: f64,
-    abs: f64,
-}
+struct Tol { nmse: f64, abs: f64 }
 
-// The GPU dequantizes exactly what `reference::quant::dequantize` does, so every kernel
-// differs from its CPU twin only by f32 summation order, FMA contraction and exp/sqrt
-// ulps. Outputs are O(1)..O(10); worst errors observed on lavapipe/llvmpipe are in the
-// README-style summary printed by each test (see the report of the change).
-/// y = W x, |y| up to ~40 for K = 1536.
-const MATVEC_TOL: Tol = Tol { nmse: 1e-10, abs: 5e-5 };
-/// Embedding rows: a dequantized copy (Q4_1's d*q+m may be fused on the GPU).
-const EMBED_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-6 };
-const RMSNORM_TOL: Tol = Tol { nmse: 1e-10, abs: 1e-5 };
-/// q and k rotated in f32 with the host table: one rounding per product.
+// The GPU dequantizes exactly as `reference::quant::dequantize`, so a kernel differs
+// from its CPU twin only by f32 summation order, FMA contraction and exp/sqrt ulps; any
+// indexing or decoding bug gives NMSE >= 1e-4. In brackets: the worst error seen over
+// 33 seeds on lavapipe + llvmpipe, every variant (nmse, max abs).
+/// [1e-8, 8e-5] |y| reaches ~40 at K = 1536. The NMSE of a 1-row output is its squared
+/// relative error, which cancellation inflates when y happens to be near 0 (the 1e-8
+/// case: |y| = 5e-3, abs error 5e-7); typical NMSE is 1e-12.
+const MATVEC_TOL: Tol = Tol { nmse: 1e-7, abs: 5e-4 };
+/// [0, 0] A dequantized copy; tolerance for GPUs that fuse Q4_1's d*q+m.
+const EMBED_TOL: Tol = Tol { nmse: 1e-13, abs: 1e-6 };
+/// [5e-13, 2e-6] outputs up to ~8; inverseSqrt may be 2 ulp off.
+const RMSNORM_TOL: Tol = Tol { nmse: 1e-10, abs: 5e-5 };
+/// [0, 0] q and k rotated in f32 with the host table, as the reference does.
 const ROPE_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-6 };
-/// k/v written to an f16 cache: the GPU and CPU may round a value sitting on an f16
-/// rounding boundary differently, i.e. one f16 ulp (2^-8 for |x| < 4, as |k| <= 2.9).
-const ROPE_F16_CACHE_TOL: Tol = Tol { nmse: 1e-9, abs: 4e-3 };
-/// Online softmax vs two-pass reference softmax; same f16-rounded cache for both.
+/// [0, 0] k/v rounded into an f16 cache. A GPU that fuses the rotation may land on the
+/// other side of an f16 rounding boundary: one f16 ulp, 2^-9 for |k| < 2.9.
+const ROPE_F16_CACHE_TOL: Tol = Tol { nmse: 1e-9, abs: 2e-3 };
+/// [4e-12, 3e-7] online softmax vs the reference's two-pass softmax, over the same
+/// (f16-rounded when the variant stores f16) cache.
 const ATTN_TOL: Tol = Tol { nmse: 1e-10, abs: 1e-5 };
-const SILU_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-5 };
+/// [2e-13, 2e-6] outputs up to 16; exp() may be ~20 ulp off at |g| = 8.
+const SILU_TOL: Tol = Tol { nmse: 1e-10, abs: 1e-4 };
 
 /// Written into memory a kernel must not read (cache rows past kv_len, stale split-K
 /// partials) or must overwrite: large enough to dominate any result it leaks into.
@@ -80,22 +82,15 @@ fn upload_f32(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
     upload(gpu, bytemuck::cast_slice(v))
 }
 
-/// KV-cache bytes for the variant: f16 when `f16`, else f32.
+/// A KV cache holding `v`: f16 elements when the variant has f16, else f32.
 fn upload_kv(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
-    if gpu.variant.f16 {
-        upload(gpu, &v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect::<Vec<u8>>())
-    } else {
-        upload_f32(gpu, v)
-    }
+    let halves = || v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect::<Vec<u8>>();
+    if gpu.variant.f16 { upload(gpu, &halves()) } else { upload_f32(gpu, v) }
 }
 
 /// What the variant's KV cache holds for `v`.
 fn kv_round(gpu: &Gpu, v: &[f32]) -> Vec<f32> {
-    if gpu.variant.f16 {
-        v.iter().map(|x| ops::round_f16(*x)).collect()
-    } else {
-        v.to_vec()
-    }
+    if gpu.variant.f16 { v.iter().map(|x| ops::round_f16(*x)).collect() } else { v.to_vec() }
 }
 
 fn read_bytes(gpu: &Gpu, buf: &wgpu::Buffer, len: usize) -> Vec<u8> {
@@ -109,11 +104,10 @@ fn read_f32(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
 }
 
 fn read_kv(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    if gpu.variant.f16 {
-        read_bytes(gpu, buf, n * 2).chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
-    } else {
-        read_f32(gpu, buf, n)
+    if !gpu.variant.f16 {
+        return read_f32(gpu, buf, n);
     }
+    read_bytes(gpu, buf, n * 2).chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
 }
 
 fn run<P: bytemuck::Pod>(gpu: &Gpu, ctx: &str, key: &PipelineKey, params: P, bufs: &[&wgpu::Buffer], groups: [u32; 3], step: StepUniform) {
@@ -143,14 +137,9 @@ impl Report {
         *w = (w.0.max(nmse), w.1.max(abs));
         // Negated comparisons so NaN fails.
         if got.len() != want.len() || !finite || !(nmse <= tol.nmse) || !(abs <= tol.abs) {
-            self.failures.push(format!(
-                "{what} [{ctx}]: nmse {nmse:.3e} (tol {:.0e}), max abs {abs:.3e} (tol {:.0e}), len {}/{}{}",
-                tol.nmse,
-                tol.abs,
-                got.len(),
-                want.len(),
-                if finite { "" } else { ", NON-FINITE output" }
-            ));
+            let (nf, (lg, lw)) = (if finite { "" } else { ", NON-FINITE output" }, (got.len(), want.len()));
+            let tols = format!("(tol {:.0e}), max abs {abs:.3e} (tol {:.0e}), len {lg}/{lw}{nf}", tol.nmse, tol.abs);
+            self.failures.push(format!("{what} [{ctx}]: nmse {nmse:.3e} {tols}"));
         }
     }
 
@@ -167,16 +156,9 @@ impl Report {
         for (what, (nmse, abs)) in &self.worst {
             println!("{} {what}: worst nmse {nmse:.2e}, worst max abs {abs:.2e}", self.kernel);
         }
-        let shown: Vec<&str> = self.failures.iter().take(40).map(|s| s.as_str()).collect();
-        assert!(
-            self.failures.is_empty(),
-            "{} of {} {} checks failed (AURA_KERNEL_SEED={}):\n{}",
-            self.failures.len(),
-            self.checks,
-            self.kernel,
-            base_seed(),
-            shown.join("\n")
-        );
+        let (n, shown) = (self.failures.len(), self.failures[..self.failures.len().min(40)].join("\n"));
+        let seed = base_seed();
+        assert!(n == 0, "{n} of {} {} checks failed (AURA_KERNEL_SEED={seed}):\n{shown}", self.checks, self.kernel);
     }
 }
 
@@ -216,7 +198,7 @@ fn grid_folds_into_y_and_covers_every_workgroup() {
             assert!(x >= 1 && y >= 1 && z == 1, "{ctx}: empty dimension");
             assert!(x <= max && y <= max, "{ctx}: dimension over the limit");
             assert!(x as u64 * y as u64 >= n as u64, "{ctx}: covers fewer than n workgroups");
-            assert!((x as u64 * y as u64) < n as u64 + y as u64, "{ctx}: more than one partial row of waste");
+            assert!((x as u64 * y as u64) < n.max(1) as u64 + y as u64, "{ctx}: more than one partial row of waste");
             if n <= max {
                 assert_eq!([x, y], [n.max(1), 1], "{ctx}: should not fold");
             }
@@ -231,17 +213,10 @@ const MV_K: [usize; 4] = [32, 96, 576, 1536];
 
 /// How a matvec case is dispatched. Output rows of token t land at
 /// y[(slot + t) * out_stride ..][.. rows], out_stride = rows + stride_pad.
+/// `tt`: tokens per workgroup (1: the decode kernel); `fold`: fold the row groups into
+/// a 2-D grid (as with a limit of 3 workgroups per dimension).
 #[derive(Clone, Copy, Debug)]
-struct MvMode {
-    acc: bool,
-    slot: u32,
-    stride_pad: usize,
-    /// Tokens per workgroup (1: decode kernel) and tokens in the step.
-    tt: u32,
-    n_tokens: usize,
-    /// Fold the row groups into a 2-D grid (a limit of 3 per dimension).
-    fold: bool,
-}
+struct MvMode { acc: bool, slot: u32, stride_pad: usize, tt: u32, n_tokens: usize, fold: bool }
 
 const MV_MODES: [MvMode; 5] = [
     // Decode: plain overwrite; LM-head placement (logits row 2, out_stride = vocab); folded grid.
@@ -376,11 +351,12 @@ fn silu_mul() {
             let mut rng = Rng(seed);
             let len = n * nt;
             let (g, u) = (rng.vec(len, 8.0), rng.vec(len, 2.0));
-            // Five spare elements past the end must survive the last group's extra threads.
+            // [n_tokens][n], token t = grid y. Five spare elements past the end must
+            // survive the extra threads of the last group.
             let out0 = vec![GARBAGE; len + 5];
             let ctx = format!("{label} n={n} n_tokens={nt} seed={seed:#x}");
             let (gb, ub, ob) = (upload_f32(gpu, &g), upload_f32(gpu, &u), upload_f32(gpu, &out0));
-            let groups = [(len as u32).div_ceil(WG_WIDE), 1, 1];
+            let groups = [(n as u32).div_ceil(WG_WIDE), nt as u32, 1];
             run(gpu, &ctx, &silu_mul_key(gpu.variant), SiluMulParams { n: n as u32, _pad: [0; 3] }, &[&gb, &ub, &ob], groups, step(0, nt));
             let got = read_f32(gpu, &ob, len + 5);
             rep.check("f32", &ctx, &got[..len], &ops::silu_mul(&g, &u), SILU_TOL);
@@ -463,15 +439,7 @@ const ATTN_KV_LENS: [usize; 9] = [1, 31, 32, 33, 63, 64, 65, 257, 1000];
 
 /// One attention case. Token t of the step (n_tokens of them) attends to kv_len + t rows.
 #[derive(Clone, Copy, Debug)]
-struct AttnShape {
-    block: u32,
-    hd: usize,
-    group: usize,
-    n_kv: usize,
-    kv_len: usize,
-    n_tokens: usize,
-    cap: usize,
-}
+struct AttnShape { block: u32, hd: usize, group: usize, n_kv: usize, kv_len: usize, n_tokens: usize, cap: usize }
 
 /// A seeded sample of blocks x head dims x groups x kv_lens: each path (single, each
 /// split block) runs every kv_len once, every head dim 3 times, every group at least

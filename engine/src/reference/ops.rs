@@ -18,7 +18,20 @@ pub fn rmsnorm(x: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
 /// matvec.wgsl: y = W x, W row-major [rows][k].
 pub fn matvec(w: &[f32], x: &[f32]) -> Vec<f32> {
     let k = x.len();
-    w.chunks_exact(k).map(|row| row.iter().zip(x).map(|(a, b)| a * b).sum()).collect()
+    w.chunks_exact(k).map(|row| dot(row, x)).collect()
+}
+
+/// Dot product with 8 independent partial sums (lets the compiler vectorize).
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// The host cos/sin table the rope_kv kernel reads: [positions][head_dim/2] of (cos, sin).

@@ -1,0 +1,172 @@
+//! End to end on SmolLM2-135M-Instruct (AURA_MODEL): GPU greedy tokens and logits
+//! against the CPU reference forward, on every test backend and attention path.
+mod common;
+
+use aura::model::tokenizer::ChatMessage;
+use aura::reference::forward::RefModel;
+use aura::reference::ops::compare;
+use aura::sample::argmax;
+use aura::{AttentionPath, Backend, Engine, HostModel, Model, Options, Session, SessionOptions};
+
+const PROMPTS: [&str; 3] = [
+    "What is the capital of France?",
+    "Write a short poem about the sea.",
+    "Explain in one sentence what a binary search does.",
+];
+/// Greedy steps compared per prompt.
+const STEPS: usize = 48;
+/// Logits NMSE vs the f32 reference. f32 KV: only summation order differs.
+/// f16 KV: K/V are rounded to f16 (rel. error 2^-11) in the cache.
+const NMSE_F32_KV: f64 = 1e-6;
+const NMSE_F16_KV: f64 = 1e-4;
+
+struct Reference {
+    prompt: Vec<u32>,
+    tokens: Vec<u32>,
+    logits: Vec<Vec<f32>>,
+}
+
+fn prompt_ids(host: &HostModel, text: &str) -> Vec<u32> {
+    let t = &host.tokenizer;
+    let chat = t.render_chat(&[ChatMessage { role: "user".into(), content: text.into() }], true).unwrap();
+    t.encode(&chat, true).unwrap()
+}
+
+fn reference_runs(host: &HostModel) -> Vec<Reference> {
+    let rm = RefModel::new(host);
+    PROMPTS
+        .iter()
+        .map(|p| {
+            let prompt = prompt_ids(host, p);
+            let mut st = rm.state(prompt.len() + STEPS + 1, false);
+            let mut logits = Vec::new();
+            let mut l = Vec::new();
+            for &t in &prompt {
+                l = rm.forward(&mut st, t);
+            }
+            let mut tokens = Vec::new();
+            for _ in 0..STEPS {
+                let next = argmax(&l);
+                tokens.push(next);
+                logits.push(l.clone());
+                l = rm.forward(&mut st, next);
+            }
+            Reference { prompt, tokens, logits }
+        })
+        .collect()
+}
+
+fn run_gpu(model: &Model, r: &Reference, path: AttentionPath, capacity: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
+    pollster::block_on(async {
+        let mut s = Session::new(model, SessionOptions { capacity, attention: Some(path) }).await.unwrap();
+        let mut l = s.prefill(&r.prompt).await.unwrap();
+        let mut tokens = Vec::new();
+        let mut logits = Vec::new();
+        for _ in 0..STEPS {
+            let next = argmax(&l);
+            tokens.push(next);
+            logits.push(l.clone());
+            l = s.step(next).await.unwrap();
+        }
+        (tokens, logits)
+    })
+}
+
+fn check(label: &str, r: &Reference, tokens: &[u32], logits: &[Vec<f32>], tol: f64) {
+    let mut worst = 0f64;
+    for (i, (a, b)) in logits.iter().zip(&r.logits).enumerate() {
+        let (nmse, _) = compare(a, b);
+        worst = worst.max(nmse);
+        assert!(nmse < tol, "{label}: step {i} logits NMSE {nmse:.3e} > {tol:.0e}");
+    }
+    assert_eq!(tokens, &r.tokens[..], "{label}: greedy tokens differ from the CPU reference");
+    eprintln!("{label}: {} greedy tokens equal, worst logits NMSE {worst:.2e}", tokens.len());
+}
+
+#[test]
+fn greedy_matches_cpu_reference_on_every_backend_and_path() {
+    let path = common::model_path();
+    let host = HostModel::load(&path).unwrap();
+    let refs = reference_runs(&host);
+    drop(host);
+    for b in common::test_backends() {
+        let engine = common::engine(Options { backend: Some(b), ..Options::default() });
+        let tol = if engine.variant().f16 { NMSE_F16_KV } else { NMSE_F32_KV };
+        let model = Model::load(&engine, &path).unwrap();
+        // Single-pass everywhere; 2-pass with a small block (kv_len crosses block
+        // boundaries) and capacity > kv_len on the first prompt.
+        for (i, r) in refs.iter().enumerate() {
+            let cap = r.prompt.len() + STEPS + 100;
+            let (t, l) = run_gpu(&model, r, AttentionPath::SinglePass, cap);
+            check(&format!("{b:?} single-pass prompt {i}"), r, &t, &l, tol);
+        }
+        let r = &refs[0];
+        let (t, l) = run_gpu(&model, r, AttentionPath::TwoPass { block: 64 }, 1000);
+        check(&format!("{b:?} two-pass:64"), r, &t, &l, tol);
+    }
+}
+
+#[test]
+fn batched_prefill_equals_token_by_token() {
+    let engine = common::engine(Options { backend: Some(Backend::Vulkan), ..Options::default() });
+    let model = Model::load(&engine, &common::model_path()).unwrap();
+    let text = "The quick brown fox jumps over the lazy dog. 1234567 is a number; so is 42. ".repeat(3);
+    let ids = model.tokenizer.encode(&text, false).unwrap();
+    assert!(ids.len() > aura::session::MAX_SLOTS, "prompt must span several steps");
+    pollster::block_on(async {
+        let mut a = Session::new(&model, SessionOptions { capacity: 256, attention: None }).await.unwrap();
+        let mut b = Session::new(&model, SessionOptions { capacity: 256, attention: None }).await.unwrap();
+        let batched = a.forward(&ids, Some(0)).await.unwrap();
+        let vocab = model.config.vocab;
+        let mut lb = Vec::new();
+        for (i, &t) in ids.iter().enumerate() {
+            lb = b.step(t).await.unwrap();
+            let (nmse, _) = compare(&batched[i * vocab..(i + 1) * vocab], &lb);
+            assert!(nmse < 1e-8, "position {i}: batched vs single-token logits NMSE {nmse:.3e}");
+        }
+        // Continue greedily from both: same tokens.
+        let mut la = batched[(ids.len() - 1) * vocab..].to_vec();
+        for step in 0..16 {
+            let (na, nb) = (argmax(&la), argmax(&lb));
+            assert_eq!(na, nb, "greedy step {step} differs after batched vs token-by-token prefill");
+            la = a.step(na).await.unwrap();
+            lb = b.step(nb).await.unwrap();
+        }
+        assert_eq!(a.position(), ids.len() + 16);
+    });
+}
+
+#[test]
+fn hf_directory_gives_same_greedy_tokens_as_gguf() {
+    let hf = std::env::var("AURA_HF_MODEL")
+        .unwrap_or_else(|_| panic!("AURA_HF_MODEL is not set: run scripts/gguf_to_hf.py (.ci/run does) and point it at the output"));
+    let engine = common::engine(Options { backend: Some(Backend::Vulkan), ..Options::default() });
+    let gguf = Model::load(&engine, &common::model_path()).unwrap();
+    let hfm = Model::load(&engine, std::path::Path::new(&hf)).unwrap();
+    assert_eq!(gguf.config.rope_style, aura::model::config::RopeStyle::Adjacent);
+    assert_eq!(hfm.config.rope_style, aura::model::config::RopeStyle::Halves);
+    for p in PROMPTS {
+        let chat = gguf.tokenizer.render_chat(&[ChatMessage { role: "user".into(), content: p.into() }], true).unwrap();
+        let ids = gguf.tokenizer.encode(&chat, true).unwrap();
+        assert_eq!(ids, hfm.tokenizer.encode(&chat, true).unwrap(), "tokenizer.json disagrees with GGUF tokenizer");
+        let gen = |m: &Model| -> Vec<u32> {
+            pollster::block_on(async {
+                let mut s = Session::new(m, SessionOptions { capacity: 512, attention: None }).await.unwrap();
+                let mut l = s.prefill(&ids).await.unwrap();
+                let mut out = Vec::new();
+                for _ in 0..32 {
+                    let n = argmax(&l);
+                    out.push(n);
+                    l = s.step(n).await.unwrap();
+                }
+                out
+            })
+        };
+        assert_eq!(gen(&gguf), gen(&hfm), "prompt {p:?}: HF (F16, halves RoPE) and GGUF (Q4_1, adjacent RoPE) disagree");
+    }
+}
+
+#[allow(dead_code)]
+fn _engine_is_send(e: Engine) -> impl Send {
+    e
+}
