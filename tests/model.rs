@@ -138,11 +138,10 @@ fn batched_prefill_equals_token_by_token() {
 
 #[test]
 fn hf_directory_gives_same_greedy_tokens_as_gguf() {
-    let hf = std::env::var("AURA_HF_MODEL")
-        .unwrap_or_else(|_| panic!("AURA_HF_MODEL is not set: run scripts/gguf_to_hf.py (.ci/run does) and point it at the output"));
+    let hf = common::hf_model_path();
     let engine = common::engine(Options { backend: Some(Backend::Vulkan), ..Options::default() });
     let gguf = Model::load(&engine, &common::model_path()).unwrap();
-    let hfm = Model::load(&engine, std::path::Path::new(&hf)).unwrap();
+    let hfm = Model::load(&engine, &hf).unwrap();
     assert_eq!(gguf.config.rope_style, aura::model::config::RopeStyle::Adjacent);
     assert_eq!(hfm.config.rope_style, aura::model::config::RopeStyle::Halves);
     for p in PROMPTS {

@@ -1,7 +1,9 @@
 //! Tokenizer tests against llama.cpp reference ids for SmolLM2-135M-Instruct.
 //!
-//! Needs `AURA_MODEL` = path to the SmolLM2 GGUF (the test fails without it).
+//! Needs the SmolLM2 GGUF (AURA_MODEL or the cache; the test fails without it).
 //! Vectors: `AURA_TOKENIZER_VECTORS`, default `../shared/tokenizer-vectors.json`.
+mod common;
+
 use aura::error::Error;
 use aura::model::gguf::Gguf;
 use aura::model::tokenizer::{ChatMessage, Tokenizer};
@@ -14,10 +16,8 @@ struct Case {
 }
 
 fn load_tokenizer() -> Tokenizer {
-    let path = std::env::var("AURA_MODEL").unwrap_or_else(|_| {
-        panic!("AURA_MODEL is not set: point it at SmolLM2-135M-Instruct.Q4_1.gguf to run the tokenizer tests")
-    });
-    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read AURA_MODEL={path}: {e}"));
+    let path = common::model_path();
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     let g = Gguf::parse(&bytes).expect("parse GGUF");
     Tokenizer::from_gguf(&g).expect("build tokenizer from GGUF")
 }

@@ -27,8 +27,9 @@ const VARIANTS: [Variant; 4] = [
 ];
 
 /// What a device that enabled exactly this variant's features lets shaders use.
-/// SHADER_FLOAT16_IN_FLOAT32 (unpack2x16float) comes with every downlevel-capable
-/// device; SHADER_FLOAT16 only with the SHADER_F16 feature; SUBGROUP only with SUBGROUP.
+/// SHADER_FLOAT16_IN_FLOAT32 (unpack2x16float, which every weight decoder needs) comes
+/// from a downlevel flag that lavapipe and llvmpipe both have; SHADER_FLOAT16 only with
+/// the SHADER_F16 feature; SUBGROUP only with SUBGROUP.
 fn validator(v: Variant) -> Validator {
     let mut caps = Capabilities::SHADER_FLOAT16_IN_FLOAT32;
     caps.set(Capabilities::SHADER_FLOAT16, v.f16);

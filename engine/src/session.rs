@@ -277,6 +277,15 @@ impl Session {
         self.pos = 0;
     }
 
+    /// Keep only the first `pos` cached tokens (e.g. the shared prefix of a chat).
+    pub fn rewind(&mut self, pos: usize) -> Result<()> {
+        if pos > self.pos {
+            return Err(Error::InvalidArgument(format!("cannot rewind to {pos}: only {} tokens are cached", self.pos)));
+        }
+        self.pos = pos;
+        Ok(())
+    }
+
     /// The plan the next step would use at `kv_len`.
     pub fn plan_for(&self, kv_len: usize) -> DecodePlan {
         match plan::plan(self.path, self.model.config.n_heads, kv_len) {
@@ -393,12 +402,23 @@ fn uniform<T: Pod>(gpu: &Gpu, p: T) -> Result<wgpu::Buffer> {
 async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc: bool) -> Result<Proj> {
     let params = uniform(gpu, MatvecParams { rows: m.rows as u32, accumulate: acc as u32, out_stride: m.rows as u32, _pad: 0 })?;
     let res = [params.as_entire_binding(), m.buf.as_entire_binding(), x.as_entire_binding(), y.as_entire_binding()];
-    let groups = grid((m.rows as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
-    let make = async |tt: u32| -> Result<Dispatch> {
-        let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, tt)).await?;
-        Ok(Dispatch { bind: gpu.bind(&p, &res), pipeline: p, groups, per_token: PerToken::Tiles(2, tt) })
+    let maxg = gpu.caps.max_workgroups_per_dim;
+    let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, 1)).await?;
+    let decode = Dispatch {
+        bind: gpu.bind(&p, &res),
+        pipeline: p,
+        groups: grid((m.rows as u32).div_ceil(MATVEC_ROWS), maxg),
+        per_token: PerToken::Tiles(2, 1),
     };
-    Ok(Proj { decode: make(1).await?, prefill: make(PREFILL_TOKEN_TILE).await? })
+    let tt = PREFILL_TOKEN_TILE;
+    let p = gpu.pipeline(&matmul_key(gpu.variant, m.ty, m.cols, tt)).await?;
+    let prefill = Dispatch {
+        bind: gpu.bind(&p, &res),
+        pipeline: p,
+        groups: grid((m.rows as u32).div_ceil(WG_ROWS), maxg),
+        per_token: PerToken::Tiles(2, tt),
+    };
+    Ok(Proj { decode, prefill })
 }
 
 /// out[t] = rmsnorm(x[t]) * w: one workgroup per token row.

@@ -37,11 +37,38 @@ pub fn variant_engines() -> Vec<(String, Engine)> {
     out
 }
 
-/// The default GGUF: AURA_MODEL must point at SmolLM2-135M-Instruct.Q4_1.gguf.
+/// Where .ci/run and the examples keep fetched models.
+pub fn cache_dir() -> std::path::PathBuf {
+    if let Ok(d) = std::env::var("AURA_CACHE") {
+        return d.into();
+    }
+    if let Ok(d) = std::env::var("XDG_CACHE_HOME") {
+        return std::path::Path::new(&d).join("aura");
+    }
+    std::path::Path::new(&std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".cache").join("aura")
+}
+
+fn env_or_cache(var: &str, name: &str) -> std::path::PathBuf {
+    if let Ok(p) = std::env::var(var) {
+        return p.into();
+    }
+    let p = cache_dir().join(name);
+    assert!(
+        p.exists(),
+        "{var} is not set and {} does not exist: run `bash .ci/run` (fetches the model and builds the HF twin) or set {var}",
+        p.display()
+    );
+    p
+}
+
+/// The default GGUF (SmolLM2-135M-Instruct Q4_1): AURA_MODEL, else the cache.
 pub fn model_path() -> std::path::PathBuf {
-    std::env::var("AURA_MODEL")
-        .unwrap_or_else(|_| panic!("AURA_MODEL is not set: point it at SmolLM2-135M-Instruct.Q4_1.gguf (.ci/run fetches it)"))
-        .into()
+    env_or_cache("AURA_MODEL", "SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+/// The HF directory converted from the default GGUF: AURA_HF_MODEL, else the cache.
+pub fn hf_model_path() -> std::path::PathBuf {
+    env_or_cache("AURA_HF_MODEL", "hf-smollm2")
 }
 
 /// Small deterministic generator (splitmix64) so failures print a reproducible seed.

@@ -13,6 +13,7 @@ pub enum Kernel {
     Embed,
     RmsNorm,
     Matvec,
+    Matmul,
     RopeKv,
     AttnDecode,
     AttnMerge,
@@ -30,10 +31,11 @@ pub enum Bind {
 use Bind::*;
 
 impl Kernel {
-    pub const ALL: [Kernel; 7] = [
+    pub const ALL: [Kernel; 8] = [
         Kernel::Embed,
         Kernel::RmsNorm,
         Kernel::Matvec,
+        Kernel::Matmul,
         Kernel::RopeKv,
         Kernel::AttnDecode,
         Kernel::AttnMerge,
@@ -45,6 +47,7 @@ impl Kernel {
             Kernel::Embed => "embed",
             Kernel::RmsNorm => "rmsnorm",
             Kernel::Matvec => "matvec",
+            Kernel::Matmul => "matmul",
             Kernel::RopeKv => "rope_kv",
             Kernel::AttnDecode => "attn_decode",
             Kernel::AttnMerge => "attn_merge",
@@ -57,6 +60,7 @@ impl Kernel {
             Kernel::Embed => include_str!("../../../wgsl/embed.wgsl"),
             Kernel::RmsNorm => include_str!("../../../wgsl/rmsnorm.wgsl"),
             Kernel::Matvec => include_str!("../../../wgsl/matvec.wgsl"),
+            Kernel::Matmul => include_str!("../../../wgsl/matmul.wgsl"),
             Kernel::RopeKv => include_str!("../../../wgsl/rope_kv.wgsl"),
             Kernel::AttnDecode => include_str!("../../../wgsl/attn_decode.wgsl"),
             Kernel::AttnMerge => include_str!("../../../wgsl/attn_merge.wgsl"),
@@ -72,7 +76,7 @@ impl Kernel {
             // params, x, weight, out
             Kernel::RmsNorm => &[Uniform, Read, Read, ReadWrite],
             // params, weights, x, y
-            Kernel::Matvec => &[Uniform, Read, Read, ReadWrite],
+            Kernel::Matvec | Kernel::Matmul => &[Uniform, Read, Read, ReadWrite],
             // params, q, k, v, k_cache, v_cache, cos/sin table
             Kernel::RopeKv => &[Uniform, ReadWrite, ReadWrite, Read, ReadWrite, ReadWrite, Read],
             // params, q, k_cache, v_cache, out, partial_ml, partial_o
@@ -86,7 +90,7 @@ impl Kernel {
 
     /// Whether the kernel reads a weight matrix through the quant snippet.
     pub fn takes_weights(self) -> bool {
-        matches!(self, Kernel::Embed | Kernel::Matvec)
+        matches!(self, Kernel::Embed | Kernel::Matvec | Kernel::Matmul)
     }
 }
 

@@ -86,9 +86,19 @@ pub fn embed_key(v: Variant, ty: WeightType, hidden: usize) -> PipelineKey {
     }
 }
 
-/// Tokens per matvec workgroup in batched prefill: weights are dequantized once
-/// per 8 tokens. (Decode uses 1.)
+/// Tokens per thread in the prefill matmul: each weight unit is dequantized once
+/// per 8 tokens.
 pub const PREFILL_TOKEN_TILE: u32 = 8;
+
+/// Prefill projection: one weight row per thread, `tt` tokens per thread.
+pub fn matmul_key(v: Variant, ty: WeightType, k: usize, tt: u32) -> PipelineKey {
+    PipelineKey {
+        kernel: Kernel::Matmul,
+        weight: Some(ty),
+        variant: v,
+        consts: vec![("WG", WG_ROWS), ("K", k as u32), ("ROW_BYTES", row_bytes(ty, k)), ("TT", tt)],
+    }
+}
 
 /// `tt` tokens per workgroup (1 = decode matvec).
 pub fn matvec_key(v: Variant, ty: WeightType, k: usize, tt: u32) -> PipelineKey {

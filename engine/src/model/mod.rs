@@ -3,6 +3,7 @@ pub mod config;
 pub mod gguf;
 pub mod llama;
 pub mod safetensors;
+pub mod synthetic;
 pub mod tensor;
 pub mod tokenizer;
 
