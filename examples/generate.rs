@@ -23,6 +23,9 @@ struct Cli {
     /// Print the generated token ids after the text.
     #[arg(long)]
     print_ids: bool,
+    /// Keep generating past end-of-sequence tokens (for throughput measurements).
+    #[arg(long)]
+    ignore_eos: bool,
     #[command(flatten)]
     model: common::ModelArgs,
     #[command(flatten)]
@@ -70,7 +73,7 @@ async fn run(cli: Cli) -> aura::Result<()> {
     let stdout = std::io::stdout();
     for _ in 0..cli.max_tokens {
         let next = sampler.sample(&logits);
-        if tok.is_stop(next) {
+        if tok.is_stop(next) && !cli.ignore_eos {
             break;
         }
         out.push(next);

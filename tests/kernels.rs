@@ -215,15 +215,16 @@ fn grid_folds_into_y_and_covers_every_workgroup() {
     }
 }
 
-// ---------------------------------------------------------------- matvec
+// ---------------------------------------------------------------- matvec, matmul
 
 const MV_ROWS: [usize; 4] = [1, 5, 67, 258];
 const MV_K: [usize; 4] = [32, 96, 576, 1536];
 
-/// How a matvec case is dispatched. Output rows of token t land at
+/// How a projection case is dispatched. Output rows of token t land at
 /// y[(slot + t) * out_stride ..][.. rows], out_stride = rows + stride_pad.
-/// `tt`: tokens per workgroup (1: the decode kernel); `fold`: fold the row groups into
-/// a 2-D grid (as with a limit of 3 workgroups per dimension).
+/// `tt`: matvec tokens per workgroup (1: the decode kernel; matmul always runs the
+/// prefill tile); `fold`: fold the row groups into a 2-D grid (as with a limit of 3
+/// matvec or 2 matmul workgroups per dimension).
 #[derive(Clone, Copy, Debug)]
 struct MvMode { acc: bool, slot: u32, stride_pad: usize, tt: u32, n_tokens: usize, fold: bool }
 
@@ -237,16 +238,34 @@ const MV_MODES: [MvMode; 5] = [
     MvMode { acc: false, slot: 0, stride_pad: 0, tt: PREFILL_TOKEN_TILE, n_tokens: 3, fold: true },
 ];
 
+/// The decode matvec (4 rows per workgroup, tokens along z in tiles of `tt`) and the
+/// prefill matmul (a row per thread, PREFILL_TOKEN_TILE tokens per thread).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Proj {
+    Matvec,
+    Matmul,
+}
+
 #[test]
 fn matvec() {
-    for_variants("matvec", |rep, label, gpu| {
+    proj_test(Proj::Matvec);
+}
+
+#[test]
+fn matmul() {
+    proj_test(Proj::Matmul);
+}
+
+fn proj_test(kind: Proj) {
+    let name = if kind == Proj::Matvec { "matvec" } else { "matmul" };
+    for_variants(name, |rep, label, gpu| {
         for (ti, &ty) in WeightType::ALL.iter().enumerate() {
             // Rotating rows against K gives every (rows, K) pair per variant.
             for (ki, &k) in MV_K.iter().enumerate() {
                 let rows = MV_ROWS[(ti + ki) % MV_ROWS.len()];
                 for (mi, &mode) in MV_MODES.iter().enumerate() {
                     let case = (ti * MV_K.len() + ki) * MV_MODES.len() + mi;
-                    matvec_case(rep, label, gpu, ty, rows, k, mode, seed("matvec", case));
+                    proj_case(rep, (label, gpu, kind), ty, rows, k, mode, seed(name, case));
                 }
             }
         }
@@ -254,21 +273,25 @@ fn matvec() {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn matvec_case(rep: &mut Report, label: &str, gpu: &Gpu, ty: WeightType, rows: usize, k: usize, m: MvMode, seed: u64) {
+fn proj_case(rep: &mut Report, (label, gpu, kind): (&str, &Gpu, Proj), ty: WeightType, rows: usize, k: usize, m: MvMode, seed: u64) {
     let mut rng = Rng(seed);
     let wq = quant::quantize(ty, &rng.vec(rows * k, 1.0));
     let w = quant::dequantize(ty, &wq, rows * k);
     let x = rng.vec(m.n_tokens * k, 1.0);
     let stride = rows + m.stride_pad;
     let y0 = rng.vec((m.slot as usize + m.n_tokens) * stride + 3, 4.0);
-    let n = (rows as u32).div_ceil(MATVEC_ROWS);
-    let mut groups = grid(n, if m.fold { 3 } else { gpu.caps.max_workgroups_per_dim });
-    groups[2] = (m.n_tokens as u32).div_ceil(m.tt);
-    let ctx = format!("{label} {} rows={rows} k={k} {m:?} groups={groups:?} seed={seed:#x}", ty.name());
+    let (key, rows_per_group, fold_max, tt) = match kind {
+        Proj::Matvec => (matvec_key(gpu.variant, ty, k, m.tt), MATVEC_ROWS, 3, m.tt),
+        Proj::Matmul => (matmul_key(gpu.variant, ty, k, PREFILL_TOKEN_TILE), WG_ROWS, 2, PREFILL_TOKEN_TILE),
+    };
+    let n = (rows as u32).div_ceil(rows_per_group);
+    let mut groups = grid(n, if m.fold { fold_max } else { gpu.caps.max_workgroups_per_dim });
+    groups[2] = (m.n_tokens as u32).div_ceil(tt);
+    let ctx = format!("{label} {kind:?} {} rows={rows} k={k} {m:?} groups={groups:?} seed={seed:#x}", ty.name());
     let (wb, xb, yb) = (upload(gpu, &wq), upload_f32(gpu, &x), upload_f32(gpu, &y0));
     let params = MatvecParams { rows: rows as u32, accumulate: m.acc as u32, out_stride: stride as u32, _pad: 0 };
     let st = StepUniform { slot: m.slot, ..step(0, m.n_tokens) };
-    run(gpu, &ctx, &matvec_key(gpu.variant, ty, k, m.tt), params, &[&wb, &xb, &yb], groups, st);
+    run(gpu, &ctx, &key, params, &[&wb, &xb, &yb], groups, st);
     let got = read_f32(gpu, &yb, y0.len());
     let mut want = y0.clone();
     let mut written = vec![false; y0.len()];

@@ -54,6 +54,7 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
             for tt in [1, PREFILL_TOKEN_TILE] {
                 out.push(matvec_key(v, ty, k, tt));
             }
+            out.push(matmul_key(v, ty, k, PREFILL_TOKEN_TILE));
         }
     }
     out.push(rmsnorm_key(v, HIDDEN));
