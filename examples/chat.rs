@@ -38,7 +38,7 @@ async fn run(cli: Cli) -> aura::Result<()> {
     eprintln!("adapter: {}", engine.describe());
     let model = Model::load(&engine, &path)?;
     let capacity = cli.model.ctx.unwrap_or(model.config.context_length.min(4096));
-    let mut session = Session::new(&model, SessionOptions { capacity, attention: None }).await?;
+    let mut session = Session::new(&model, SessionOptions { capacity, ..Default::default() }).await?;
     eprintln!(
         "model: {} | context {} tokens | KV cache {} per token | /reset, /quit",
         path.display(),

@@ -62,7 +62,7 @@ async fn run(cli: Cli) -> aura::Result<()> {
     if ids.len() + cli.max_tokens > capacity {
         return Err(aura::Error::ContextOverflow { needed: ids.len() + cli.max_tokens, capacity });
     }
-    let mut session = Session::new(&model, SessionOptions { capacity, attention: None }).await?;
+    let mut session = Session::new(&model, SessionOptions { capacity, ..Default::default() }).await?;
     let mut sampler = Sampler::new(cli.sample.config());
     let t = Instant::now();
     let mut logits = session.prefill(&ids).await?;

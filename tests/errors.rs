@@ -113,7 +113,7 @@ fn prompt_past_context_and_bad_tokens() {
     let bytes = llama_gguf(&Shape::tiny(), WeightType::Q4_1, WeightType::Q8_0, 3);
     let model = Model::new(&engine, HostModel::from_gguf_bytes(&bytes).unwrap()).unwrap();
     pollster::block_on(async {
-        let mut s = Session::new(&model, SessionOptions { capacity: 8, attention: None }).await.unwrap();
+        let mut s = Session::new(&model, SessionOptions { capacity: 8, attention: None, kv: None }).await.unwrap();
         match s.prefill(&[1; 9]).await {
             Err(Error::ContextOverflow { needed: 9, capacity: 8 }) => {}
             other => panic!("expected ContextOverflow, got {:?}", other.err()),
@@ -124,8 +124,8 @@ fn prompt_past_context_and_bad_tokens() {
         assert!(matches!(s.step(100_000).await, Err(Error::InvalidArgument(_))));
         assert!(matches!(s.prefill(&[]).await, Err(Error::InvalidArgument(_))));
         assert!(matches!(s.rewind(99), Err(Error::InvalidArgument(_))));
-        assert!(Session::new(&model, SessionOptions { capacity: 0, attention: None }).await.is_err());
-        assert!(Session::new(&model, SessionOptions { capacity: 8, attention: Some(AttentionPath::TwoPass { block: 48 }) }).await.is_err());
+        assert!(Session::new(&model, SessionOptions { capacity: 0, attention: None, kv: None }).await.is_err());
+        assert!(Session::new(&model, SessionOptions { capacity: 8, attention: Some(AttentionPath::TwoPass { block: 48 }), kv: None }).await.is_err());
     });
 }
 

@@ -58,7 +58,7 @@ fn reference_runs(host: &HostModel) -> Vec<Reference> {
 
 fn run_gpu(model: &Model, r: &Reference, path: AttentionPath, capacity: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
     pollster::block_on(async {
-        let mut s = Session::new(model, SessionOptions { capacity, attention: Some(path) }).await.unwrap();
+        let mut s = Session::new(model, SessionOptions { capacity, attention: Some(path), kv: None }).await.unwrap();
         let mut l = s.prefill(&r.prompt).await.unwrap();
         let mut tokens = Vec::new();
         let mut logits = Vec::new();
@@ -114,8 +114,8 @@ fn batched_prefill_equals_token_by_token() {
     let ids = model.tokenizer.encode(&text, false).unwrap();
     assert!(ids.len() > aura::session::MAX_SLOTS, "prompt must span several steps");
     pollster::block_on(async {
-        let mut a = Session::new(&model, SessionOptions { capacity: 256, attention: None }).await.unwrap();
-        let mut b = Session::new(&model, SessionOptions { capacity: 256, attention: None }).await.unwrap();
+        let mut a = Session::new(&model, SessionOptions { capacity: 256, attention: None, kv: None }).await.unwrap();
+        let mut b = Session::new(&model, SessionOptions { capacity: 256, attention: None, kv: None }).await.unwrap();
         let batched = a.forward(&ids, Some(0)).await.unwrap();
         let vocab = model.config.vocab;
         let mut lb = Vec::new();
@@ -150,7 +150,7 @@ fn hf_directory_gives_same_greedy_tokens_as_gguf() {
         assert_eq!(ids, hfm.tokenizer.encode(&chat, true).unwrap(), "tokenizer.json disagrees with GGUF tokenizer");
         let gen = |m: &Model| -> Vec<u32> {
             pollster::block_on(async {
-                let mut s = Session::new(m, SessionOptions { capacity: 512, attention: None }).await.unwrap();
+                let mut s = Session::new(m, SessionOptions { capacity: 512, attention: None, kv: None }).await.unwrap();
                 let mut l = s.prefill(&ids).await.unwrap();
                 let mut out = Vec::new();
                 for _ in 0..32 {

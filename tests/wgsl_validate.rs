@@ -1,6 +1,7 @@
 //! naga parse + validation of every composed shader: every kernel x weight type x
 //! variant (f16, subgroups) x the shape constants the engine builds (SmolLM2-135M:
-//! hidden 576, ffn 1536, head_dim 64; plus head dims 128/256 and every split block).
+//! hidden 576, ffn 1536, head_dim 64, GQA group 3; plus head dims 128/256, other
+//! groups, split blocks and every AURA KV bit width).
 //! The validator gets exactly the capabilities the variant's device features give
 //! (wgpu's features_to_naga_capabilities), so a plain variant that uses f16 or
 //! subgroup builtins fails here, without a GPU.
@@ -15,6 +16,8 @@ const HIDDEN: usize = 576;
 const FFN: usize = 1536;
 const HEAD_DIMS: [usize; 3] = [64, 128, 256];
 const SPLIT_BLOCKS: [u32; 4] = [64, 128, 256, 512];
+/// Bits per index of the AURA KV scheme (`aura{K}v{V}`).
+const AURA_BITS: [u32; 4] = [2, 3, 4, 8];
 /// Device limits the engine requests (gpu/mod.rs caps them at these values).
 const MAX_INVOCATIONS: u32 = 256;
 const MAX_WORKGROUP_BYTES: u32 = 16384;
@@ -64,6 +67,13 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
         out.push(attn_key(v, hd, 0));
         out.extend(SPLIT_BLOCKS.iter().map(|&b| attn_key(v, hd, b)));
         out.push(merge_key(v, hd));
+        // AURA-compressed KV: every K/V bit width the scheme parser accepts.
+        out.extend([kv_encode_key(v, hd), kv_dequant_key(v, hd), unrotate_key(v, hd)]);
+        for (kb, vb) in AURA_BITS.iter().flat_map(|&k| AURA_BITS.iter().map(move |&v| (k, v))) {
+            for group in [1, 3, 8] {
+                out.extend([0, 64, 256].map(|block| attn_aura_key(v, hd, group, block, kb, vb)));
+            }
+        }
     }
     out
 }
@@ -122,6 +132,9 @@ fn check_interface(key: &PipelineKey, m: &naga::Module) -> Result<(), String> {
 fn every_composed_shader_validates() {
     let mut failures = Vec::new();
     let mut n = 0;
+    let covered: Vec<Kernel> = keys(VARIANTS[0]).iter().map(|k| k.kernel).collect();
+    let missing: Vec<Kernel> = Kernel::ALL.into_iter().filter(|k| !covered.contains(k)).collect();
+    assert!(missing.is_empty(), "keys() builds no pipeline key for {missing:?}: add the kernel's real shapes");
     for v in VARIANTS {
         for key in keys(v) {
             n += 1;

@@ -9,6 +9,11 @@ struct Params {
     n_kv_heads: u32,
     capacity: u32,
     halves: u32,
+    // 0 when the cache is AURA-compressed (kv_encode_aura writes it)
+    write_cache: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -47,6 +52,9 @@ fn rope_kv(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid
             let r1 = a0 * c.y + a1 * c.x;
             k[b + i0] = r0;
             k[b + i1] = r1;
+            if (p.write_cache == 0u) {
+                continue;
+            }
             let o = (kh * p.capacity + pos) * HD;
             kc[o + i0] = kv_t(r0);
             kc[o + i1] = kv_t(r1);

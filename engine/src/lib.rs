@@ -4,6 +4,7 @@ pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod kv;
 pub mod model;
 pub mod options;
 pub mod reference;

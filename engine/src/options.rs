@@ -47,6 +47,9 @@ pub enum AttentionPath {
     SinglePass,
     /// Split-K: pass 1 over blocks of `block` tokens, pass 2 merges.
     TwoPass { block: u32 },
+    /// Compressed caches only: dequantize new rows into a dense mirror and run dense
+    /// attention (an explicit A/B path, never chosen automatically).
+    Mirror,
 }
 
 impl AttentionPath {
@@ -57,6 +60,9 @@ impl AttentionPath {
         }
         if s == "single" || s == "single-pass" {
             return Ok(AttentionPath::SinglePass);
+        }
+        if s == "mirror" {
+            return Ok(AttentionPath::Mirror);
         }
         if s == "two-pass" || s == "2pass" || s == "two" {
             return Ok(AttentionPath::TwoPass { block: crate::attention::plan::DEFAULT_SPLIT_BLOCK });
@@ -69,7 +75,7 @@ impl AttentionPath {
             }
         }
         Err(Error::InvalidArgument(format!(
-            "unknown attention path `{s}` (expected auto, single, two-pass or two-pass:BLOCK with BLOCK a multiple of 64)"
+            "unknown attention path `{s}` (expected auto, single, two-pass, two-pass:BLOCK with BLOCK a multiple of 64, or mirror)"
         )))
     }
 }
@@ -84,12 +90,21 @@ pub struct Options {
     pub subgroups: Option<bool>,
     /// Attention decode path.
     pub attention: AttentionPath,
+    /// KV cache scheme for new sessions (dense f16 or AURA-compressed).
+    pub kv: crate::kv::scheme::KvScheme,
     /// Use `msl/<stem>.metal` overrides on Metal when present.
     pub msl_overrides: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { backend: None, f16: None, subgroups: None, attention: AttentionPath::Auto, msl_overrides: true }
+        Options {
+            backend: None,
+            f16: None,
+            subgroups: None,
+            attention: AttentionPath::Auto,
+            kv: crate::kv::scheme::KvScheme::F16,
+            msl_overrides: true,
+        }
     }
 }

@@ -1,17 +1,15 @@
 //! A conversation: KV caches, position, scratch buffers and prebuilt bind groups.
 //! Tokens are queued up to MAX_SLOTS per submission, each step in the same compute
 //! pass with its own slot of the step uniform (dynamic offset).
-use std::sync::Arc;
-
-use bytemuck::Pod;
-
+use crate::attention::layer::{LayerAttention, Shared};
 use crate::attention::plan::{self, DecodePlan};
+use crate::gpu::dispatch::{uniform, Dispatch, PerToken};
+use crate::kv::scheme::KvScheme;
 use crate::engine::Model;
 use crate::error::{Error, Result};
-use crate::gpu::registry::{Pipeline, StepUniform, STEP_BYTES};
+use crate::gpu::registry::{StepUniform, STEP_BYTES};
 use crate::gpu::Gpu;
 use crate::kernels::*;
-use crate::model::config::RopeStyle;
 use crate::model::llama::GpuMatrix;
 use crate::options::AttentionPath;
 use crate::reference::ops::rope_table;
@@ -25,40 +23,13 @@ pub struct SessionOptions {
     pub capacity: usize,
     /// Attention path; defaults to the engine's option.
     pub attention: Option<AttentionPath>,
+    /// KV cache scheme; defaults to the engine's option.
+    pub kv: Option<KvScheme>,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { capacity: 2048, attention: None }
-    }
-}
-
-/// How a dispatch's grid grows with the number of tokens T in the step.
-#[derive(Clone, Copy)]
-enum PerToken {
-    /// T along this axis.
-    Axis(usize),
-    /// ceil(T / tile) along this axis.
-    Tiles(usize, u32),
-}
-
-struct Dispatch {
-    pipeline: Arc<Pipeline>,
-    bind: wgpu::BindGroup,
-    groups: [u32; 3],
-    per_token: PerToken,
-}
-
-impl Dispatch {
-    fn run(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32) {
-        let mut g = self.groups;
-        match self.per_token {
-            PerToken::Axis(a) => g[a] = n_tokens,
-            PerToken::Tiles(a, tile) => g[a] = n_tokens.div_ceil(tile),
-        }
-        pass.set_pipeline(&self.pipeline.pipeline);
-        pass.set_bind_group(0, &self.bind, &[]);
-        pass.dispatch_workgroups(g[0], g[1], g[2]);
+        SessionOptions { capacity: 2048, attention: None, kv: None }
     }
 }
 
@@ -78,10 +49,8 @@ struct LayerOps {
     attn_norm: Dispatch,
     /// q, k, v projections
     qkv: [Proj; 3],
-    rope_kv: Dispatch,
-    attn_single: Dispatch,
-    attn_split: Dispatch,
-    merge: Dispatch,
+    /// RoPE, KV cache write and attention (dense, compressed or mirror)
+    attn: LayerAttention,
     /// o-proj (+= x)
     wo: Proj,
     ffn_norm: Dispatch,
@@ -97,6 +66,7 @@ pub struct Session {
     capacity: usize,
     pos: usize,
     path: AttentionPath,
+    scheme: KvScheme,
     split_block: u32,
     tokens: wgpu::Buffer,
     steps: wgpu::Buffer,
@@ -163,62 +133,49 @@ impl Session {
                 }),
             }],
         });
-        // KV cache per layer: [n_kv_heads][capacity][head_dim], f16 when the variant has it.
-        let kv_elem = if v.f16 { 2 } else { 4 };
-        let kv_size = (c.n_kv_heads * cap * c.head_dim * kv_elem) as u64;
+        let scheme = opts.kv.unwrap_or(gpu.options.kv);
+        let mirror = path == AttentionPath::Mirror;
+        if mirror && !scheme.is_compressed() {
+            return Err(Error::InvalidArgument("the dequant-mirror path needs a compressed (aura) KV scheme".into()));
+        }
         let rope = rope_table(cap, c.head_dim, c.rope_theta);
         let rope_buf = gpu.buffer_init("rope_cos_sin", bytemuck::cast_slice(&rope), st)?;
-
-        let fixed = |pipeline: &Arc<Pipeline>, res: &[wgpu::BindingResource<'_>], groups: [u32; 3], per_token: PerToken| Dispatch {
-            bind: gpu.bind(pipeline, res),
-            pipeline: pipeline.clone(),
-            groups,
-            per_token,
+        let shared = Shared {
+            gpu,
+            config: c,
+            scheme,
+            mirror,
+            capacity: cap,
+            split_block,
+            max_blocks,
+            q: &q,
+            k: &k,
+            v: &vv,
+            att: &att,
+            pml: &pml,
+            po: &po,
+            rope_table: &rope_buf,
         };
         let embed = {
             let p = gpu.pipeline(&embed_key(v, w.embd.ty, h)).await?;
             let params = uniform(gpu, EmbedParams { rows: w.embd.rows as u32, _pad: [0; 3] })?;
             let res = [params.as_entire_binding(), w.embd.buf.as_entire_binding(), tokens.as_entire_binding(), x.as_entire_binding()];
-            fixed(&p, &res, [((h / 8) as u32).div_ceil(WG_ROWS), 1, 1], PerToken::Axis(1))
+            Dispatch::new(gpu, &p, &res, [((h / 8) as u32).div_ceil(WG_ROWS), 1, 1], PerToken::Axis(1))
         };
-        let rope_p = gpu.pipeline(&rope_kv_key(v, c.head_dim)).await?;
-        let single_p = gpu.pipeline(&attn_key(v, c.head_dim, 0)).await?;
-        let split_p = gpu.pipeline(&attn_key(v, c.head_dim, split_block)).await?;
-        let merge_p = gpu.pipeline(&merge_key(v, c.head_dim)).await?;
         let silu_p = gpu.pipeline(&silu_mul_key(v)).await?;
-        let scale = 1.0 / (c.head_dim as f32).sqrt();
-        let nh = c.n_heads as u32;
         let mut layers = Vec::with_capacity(c.n_layers);
-        for l in &w.layers {
-            let kc = gpu.buffer("k_cache", kv_size, st)?;
-            let vc = gpu.buffer("v_cache", kv_size, st)?;
-            let rope_params = uniform(gpu, RopeKvParams {
-                n_heads: nh,
-                n_kv_heads: c.n_kv_heads as u32,
-                capacity: cap as u32,
-                halves: (c.rope_style == RopeStyle::Halves) as u32,
-            })?;
-            let rope_res = [rope_params.as_entire_binding(), q.as_entire_binding(), k.as_entire_binding(), vv.as_entire_binding(), kc.as_entire_binding(), vc.as_entire_binding(), rope_buf.as_entire_binding()];
-            let ap = AttnParams { n_heads: nh, group: c.group() as u32, capacity: cap as u32, max_blocks: max_blocks as u32, scale, _pad: [0; 3] };
-            let attn_params = uniform(gpu, ap)?;
-            let attn_res = [attn_params.as_entire_binding(), q.as_entire_binding(), kc.as_entire_binding(), vc.as_entire_binding(), att.as_entire_binding(), pml.as_entire_binding(), po.as_entire_binding()];
-            let merge_params = uniform(gpu, MergeParams { n_heads: nh, max_blocks: max_blocks as u32, _pad: [0; 2] })?;
-            let merge_res = [merge_params.as_entire_binding(), pml.as_entire_binding(), po.as_entire_binding(), att.as_entire_binding()];
+        for (li, l) in w.layers.iter().enumerate() {
             let silu_params = uniform(gpu, SiluMulParams { n: ffn as u32, _pad: [0; 3] })?;
             let silu_res = [silu_params.as_entire_binding(), g.as_entire_binding(), u.as_entire_binding(), act.as_entire_binding()];
             layers.push(LayerOps {
                 attn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.attn_norm, &xn).await?,
                 qkv: [proj(gpu, &l.wq, &xn, &q, false).await?, proj(gpu, &l.wk, &xn, &k, false).await?, proj(gpu, &l.wv, &xn, &vv, false).await?],
-                rope_kv: fixed(&rope_p, &rope_res, [nh + c.n_kv_heads as u32, 1, 1], PerToken::Axis(1)),
-                attn_single: fixed(&single_p, &attn_res, [nh, 1, 1], PerToken::Axis(2)),
-                // y (blocks) is set per step.
-                attn_split: fixed(&split_p, &attn_res, [nh, 1, 1], PerToken::Axis(2)),
-                merge: fixed(&merge_p, &merge_res, [nh, 1, 1], PerToken::Axis(1)),
+                attn: LayerAttention::new(&shared, li).await?,
                 wo: proj(gpu, &l.wo, &att, &x, true).await?,
                 ffn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.ffn_norm, &xn).await?,
                 gate: proj(gpu, &l.gate, &xn, &g, false).await?,
                 up: proj(gpu, &l.up, &xn, &u, false).await?,
-                silu: fixed(&silu_p, &silu_res, [(ffn as u32).div_ceil(WG_WIDE), 1, 1], PerToken::Axis(1)),
+                silu: Dispatch::new(gpu, &silu_p, &silu_res, [(ffn as u32).div_ceil(WG_WIDE), 1, 1], PerToken::Axis(1)),
                 down: proj(gpu, &l.down, &act, &x, true).await?,
             });
         }
@@ -235,6 +192,7 @@ impl Session {
             capacity: cap,
             pos: 0,
             path,
+            scheme,
             split_block,
             tokens,
             steps,
@@ -245,7 +203,8 @@ impl Session {
             layers,
             final_norm,
             lm_head,
-            kv_bytes_per_token: (c.n_layers * 2 * kvd * kv_elem) as u64,
+            kv_bytes_per_token: scheme.bytes_per_token(c.n_layers, c.n_kv_heads, c.head_dim, v.f16)
+                + if mirror { KvScheme::F16.bytes_per_token(c.n_layers, c.n_kv_heads, c.head_dim, v.f16) } else { 0 },
         })
     }
 
@@ -286,14 +245,15 @@ impl Session {
         Ok(())
     }
 
-    /// The plan the next step would use at `kv_len`.
+    /// The plan a step whose last token sees `kv_len` cache rows would use.
     pub fn plan_for(&self, kv_len: usize) -> DecodePlan {
-        match plan::plan(self.path, self.model.config.n_heads, kv_len) {
-            DecodePlan::TwoPass { .. } => {
-                DecodePlan::TwoPass { block: self.split_block, n_blocks: (kv_len as u32).div_ceil(self.split_block) }
-            }
-            p => p,
-        }
+        let c = &self.model.config;
+        plan::plan(self.scheme, self.path, c.n_heads, c.n_kv_heads, kv_len, self.split_block)
+    }
+
+    /// The session's KV cache scheme.
+    pub fn scheme(&self) -> KvScheme {
+        self.scheme
     }
 
     /// Run `tokens` through the model at the current position, up to MAX_SLOTS
@@ -317,8 +277,8 @@ impl Session {
             // The plan is fixed for the step by its last token's kv_len.
             let plan = self.plan_for(self.pos + chunk.len());
             let n_blocks = match plan {
-                DecodePlan::TwoPass { n_blocks, .. } => n_blocks,
-                DecodePlan::SinglePass => 0,
+                DecodePlan::Dense { split: Some(sp) } | DecodePlan::DequantMirror { split: Some(sp) } | DecodePlan::CompressedTwoPass(sp) => sp.n_blocks,
+                DecodePlan::Dense { split: None } | DecodePlan::DequantMirror { split: None } | DecodePlan::CompressedSinglePass => 0,
             };
             let su = StepUniform { pos, kv_len: pos + 1, slot: 0, n_blocks, n_tokens: n, _pad: [0; 3] };
             gpu.queue.write_buffer(&self.steps, 0, bytemuck::bytes_of(&su));
@@ -336,19 +296,7 @@ impl Session {
                     // Attention block: norm, q/k/v, RoPE + cache write, attention, o-proj += x.
                     l.attn_norm.run(pass, n);
                     l.qkv.iter().for_each(|p| p.run(pass, n));
-                    l.rope_kv.run(pass, n);
-                    match plan {
-                        DecodePlan::SinglePass => l.attn_single.run(pass, n),
-                        DecodePlan::TwoPass { n_blocks, .. } => {
-                            let mut d = l.attn_split.groups;
-                            d[1] = n_blocks;
-                            d[2] = n;
-                            pass.set_pipeline(&l.attn_split.pipeline.pipeline);
-                            pass.set_bind_group(0, &l.attn_split.bind, &[]);
-                            pass.dispatch_workgroups(d[0], d[1], d[2]);
-                            l.merge.run(pass, n);
-                        }
-                    }
+                    l.attn.run(pass, plan, n);
                     l.wo.run(pass, n);
                     // Feed-forward block: norm, gate/up, SwiGLU, down += x.
                     l.ffn_norm.run(pass, n);
@@ -394,9 +342,6 @@ impl Session {
     }
 }
 
-fn uniform<T: Pod>(gpu: &Gpu, p: T) -> Result<wgpu::Buffer> {
-    gpu.buffer_init("params", bytemuck::bytes_of(&p), wgpu::BufferUsages::UNIFORM)
-}
 
 /// y[t] (+)= W x[t]: 4 rows per workgroup (grid x/y), tokens along z.
 async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc: bool) -> Result<Proj> {

@@ -25,9 +25,13 @@ pub struct ModelArgs {
     /// Force subgroup reductions: on or off (default: on when the adapter has them).
     #[arg(long, value_name = "on|off")]
     pub subgroups: Option<String>,
-    /// Attention path: auto, single, two-pass or two-pass:BLOCK.
+    /// Attention path: auto, single, two-pass, two-pass:BLOCK or mirror (dequant A/B path).
     #[arg(long, default_value = "auto")]
     pub attention: String,
+    /// KV cache scheme: f16 (dense) or aura{K}v{V} with K, V bits in {2,3,4,8}
+    /// (presets: aura8v8, aura8v4, aura8v2, aura4v4, aura4v2, aura3v3, aura2v2).
+    #[arg(long, default_value = "f16")]
+    pub kv: String,
     /// KV cache capacity in tokens (default: the model's context, at most 4096).
     #[arg(long)]
     pub ctx: Option<usize>,
@@ -78,6 +82,7 @@ impl ModelArgs {
             f16: on_off("f16", &self.f16)?,
             subgroups: on_off("subgroups", &self.subgroups)?,
             attention: AttentionPath::parse(&self.attention)?,
+            kv: aura::kv::scheme::KvScheme::parse(&self.kv)?,
             ..Options::default()
         })
     }

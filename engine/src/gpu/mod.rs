@@ -1,5 +1,6 @@
 //! Device, capabilities, buffers and the kernel registry. The only place that
 //! creates shader modules.
+pub mod dispatch;
 pub mod registry;
 
 use std::sync::Arc;

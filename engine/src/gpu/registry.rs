@@ -18,6 +18,10 @@ pub enum Kernel {
     AttnDecode,
     AttnMerge,
     SiluMul,
+    KvEncodeAura,
+    KvDequantAura,
+    AttnDecodeAura,
+    AttnUnrotate,
 }
 
 /// Binding kinds of group 0, in binding order.
@@ -31,7 +35,11 @@ pub enum Bind {
 use Bind::*;
 
 impl Kernel {
-    pub const ALL: [Kernel; 8] = [
+    pub const ALL: [Kernel; 12] = [
+        Kernel::KvEncodeAura,
+        Kernel::KvDequantAura,
+        Kernel::AttnDecodeAura,
+        Kernel::AttnUnrotate,
         Kernel::Embed,
         Kernel::RmsNorm,
         Kernel::Matvec,
@@ -52,6 +60,10 @@ impl Kernel {
             Kernel::AttnDecode => "attn_decode",
             Kernel::AttnMerge => "attn_merge",
             Kernel::SiluMul => "silu_mul",
+            Kernel::KvEncodeAura => "kv_encode_aura",
+            Kernel::KvDequantAura => "kv_dequant_aura",
+            Kernel::AttnDecodeAura => "attn_decode_aura",
+            Kernel::AttnUnrotate => "attn_unrotate",
         }
     }
 
@@ -65,6 +77,10 @@ impl Kernel {
             Kernel::AttnDecode => include_str!("../../../wgsl/attn_decode.wgsl"),
             Kernel::AttnMerge => include_str!("../../../wgsl/attn_merge.wgsl"),
             Kernel::SiluMul => include_str!("../../../wgsl/silu_mul.wgsl"),
+            Kernel::KvEncodeAura => include_str!("../../../wgsl/kv_encode_aura.wgsl"),
+            Kernel::KvDequantAura => include_str!("../../../wgsl/kv_dequant_aura.wgsl"),
+            Kernel::AttnDecodeAura => include_str!("../../../wgsl/attn_decode_aura.wgsl"),
+            Kernel::AttnUnrotate => include_str!("../../../wgsl/attn_unrotate.wgsl"),
         }
     }
 
@@ -85,6 +101,14 @@ impl Kernel {
             Kernel::AttnMerge => &[Uniform, Read, Read, ReadWrite],
             // params, gate, up, out
             Kernel::SiluMul => &[Uniform, Read, Read, ReadWrite],
+            // params, src (k or v), words, gammas, consts (signs + codebooks)
+            Kernel::KvEncodeAura => &[Uniform, Read, ReadWrite, ReadWrite, Read],
+            // params, words, gammas, consts, dense mirror
+            Kernel::KvDequantAura => &[Uniform, Read, Read, Read, ReadWrite],
+            // params, q, words, gammas, consts, dst (out or partial o), partial_ml
+            Kernel::AttnDecodeAura => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite],
+            // params, att, consts
+            Kernel::AttnUnrotate => &[Uniform, ReadWrite, Read],
         }
     }
 

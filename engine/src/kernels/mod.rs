@@ -44,6 +44,58 @@ pub struct RopeKvParams {
     pub n_kv_heads: u32,
     pub capacity: u32,
     pub halves: u32,
+    /// Write k/v into the dense cache (0 when the cache is AURA-compressed).
+    pub write_cache: u32,
+    pub _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct KvEncodeParams {
+    pub n_kv_heads: u32,
+    pub capacity: u32,
+    pub bits: u32,
+    pub row_words: u32,
+    pub word_off: u32,
+    pub gamma_off: u32,
+    pub s_off: u32,
+    pub c_off: u32,
+    pub b_off: u32,
+    pub _pad: [u32; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct KvDequantParams {
+    pub n_kv_heads: u32,
+    pub capacity: u32,
+    pub bits: u32,
+    pub row_words: u32,
+    pub word_off: u32,
+    pub gamma_off: u32,
+    pub s_off: u32,
+    pub c_off: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct AttnAuraParams {
+    pub n_heads: u32,
+    pub capacity: u32,
+    pub max_blocks: u32,
+    pub scale: f32,
+    pub v_word_off: u32,
+    pub v_gamma_off: u32,
+    pub ck_off: u32,
+    pub cv_off: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct UnrotateParams {
+    pub n_heads: u32,
+    pub s_off: u32,
+    pub _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -154,4 +206,39 @@ pub fn merge_key(v: Variant, head_dim: usize) -> PipelineKey {
 
 pub fn silu_mul_key(v: Variant) -> PipelineKey {
     PipelineKey { kernel: Kernel::SiluMul, weight: None, variant: v, consts: vec![("WG", WG_WIDE)] }
+}
+
+/// Threads of the AURA kernels; also the token tile of attn_decode_aura.
+pub const WG_AURA: u32 = 64;
+
+pub fn kv_encode_key(v: Variant, head_dim: usize) -> PipelineKey {
+    PipelineKey { kernel: Kernel::KvEncodeAura, weight: None, variant: v, consts: vec![("WG", WG_AURA), ("HD", head_dim as u32)] }
+}
+
+pub fn kv_dequant_key(v: Variant, head_dim: usize) -> PipelineKey {
+    PipelineKey { kernel: Kernel::KvDequantAura, weight: None, variant: v, consts: vec![("WG", WG_AURA), ("HD", head_dim as u32)] }
+}
+
+pub fn unrotate_key(v: Variant, head_dim: usize) -> PipelineKey {
+    PipelineKey { kernel: Kernel::AttnUnrotate, weight: None, variant: v, consts: vec![("WG", WG_AURA), ("HD", head_dim as u32)] }
+}
+
+/// Compressed attention for `group` query heads per KV head; `block == 0` is single-pass.
+pub fn attn_aura_key(v: Variant, head_dim: usize, group: usize, block: u32, k_bits: u32, v_bits: u32) -> PipelineKey {
+    let rw = |b: u32| crate::kv::scheme::row_words(head_dim, b) as u32;
+    PipelineKey {
+        kernel: Kernel::AttnDecodeAura,
+        weight: None,
+        variant: v,
+        consts: vec![
+            ("WG", WG_AURA),
+            ("HD", head_dim as u32),
+            ("G", group as u32),
+            ("BLOCK", block),
+            ("KB", k_bits),
+            ("VB", v_bits),
+            ("RWK", rw(k_bits)),
+            ("RWV", rw(v_bits)),
+        ],
+    }
 }

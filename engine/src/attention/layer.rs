@@ -1,0 +1,204 @@
+//! Per-layer KV cache and attention dispatches for every cache scheme:
+//! dense, AURA-compressed (read directly) and the dequant-mirror A/B path.
+use super::plan::DecodePlan;
+use crate::error::{Error, Result};
+use crate::gpu::dispatch::{uniform, Dispatch, PerToken};
+use crate::gpu::Gpu;
+use crate::kernels::*;
+use crate::kv::codebook::codebook;
+use crate::kv::rotation::{signs, KvKind};
+use crate::kv::scheme::{row_words, KvScheme};
+use crate::model::config::{Config, RopeStyle};
+
+/// Buffers shared by every layer's attention (activations [T][..], split partials).
+pub struct Shared<'a> {
+    pub gpu: &'a Gpu,
+    pub config: &'a Config,
+    pub scheme: KvScheme,
+    pub mirror: bool,
+    pub capacity: usize,
+    pub split_block: u32,
+    pub max_blocks: usize,
+    pub q: &'a wgpu::Buffer,
+    pub k: &'a wgpu::Buffer,
+    pub v: &'a wgpu::Buffer,
+    pub att: &'a wgpu::Buffer,
+    pub pml: &'a wgpu::Buffer,
+    pub po: &'a wgpu::Buffer,
+    pub rope_table: &'a wgpu::Buffer,
+}
+
+/// Dense attention over a dense (or mirror) cache.
+struct DenseOps {
+    single: Dispatch,
+    split: Dispatch,
+    merge: Dispatch,
+}
+
+enum Body {
+    Dense(DenseOps),
+    Aura { encode: [Dispatch; 2], single: Dispatch, split: Dispatch, merge: Dispatch, unrotate: Dispatch },
+    Mirror { encode: [Dispatch; 2], dequant: [Dispatch; 2], dense: DenseOps },
+}
+
+pub struct LayerAttention {
+    rope_kv: Dispatch,
+    body: Body,
+}
+
+impl LayerAttention {
+    pub async fn new(s: &Shared<'_>, layer: usize) -> Result<LayerAttention> {
+        let (gpu, c) = (s.gpu, s.config);
+        let v = gpu.variant;
+        let st = wgpu::BufferUsages::STORAGE;
+        let (nh, nkv, hd, cap) = (c.n_heads as u32, c.n_kv_heads as u32, c.head_dim, s.capacity);
+        let kv_elem = if v.f16 { 2 } else { 4 };
+        let dense_cache = !s.scheme.is_compressed() || s.mirror;
+        // Dense cache [n_kv][capacity][hd] (the mirror when compressed).
+        let (kc, vc) = if dense_cache {
+            let size = (c.n_kv_heads * cap * hd * kv_elem) as u64;
+            (Some(gpu.buffer("k_cache", size, st)?), Some(gpu.buffer("v_cache", size, st)?))
+        } else {
+            (None, None)
+        };
+        let dummy = gpu.buffer("unused", 4, st)?;
+        let rope_p = gpu.pipeline(&rope_kv_key(v, hd)).await?;
+        let rope_params = uniform(gpu, RopeKvParams {
+            n_heads: nh,
+            n_kv_heads: nkv,
+            capacity: cap as u32,
+            halves: (c.rope_style == RopeStyle::Halves) as u32,
+            write_cache: !s.scheme.is_compressed() as u32,
+            _pad: [0; 3],
+        })?;
+        let (kcb, vcb) = (kc.as_ref().unwrap_or(&dummy), vc.as_ref().unwrap_or(&dummy));
+        let rope_kv = Dispatch::new(
+            gpu,
+            &rope_p,
+            &[rope_params.as_entire_binding(), s.q.as_entire_binding(), s.k.as_entire_binding(), s.v.as_entire_binding(), kcb.as_entire_binding(), vcb.as_entire_binding(), s.rope_table.as_entire_binding()],
+            [nh + nkv, 1, 1],
+            PerToken::Axis(1),
+        );
+        let scale = 1.0 / (hd as f32).sqrt();
+        let merge_p = gpu.pipeline(&merge_key(v, hd)).await?;
+        let merge_params = uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, _pad: [0; 2] })?;
+        let merge = Dispatch::new(gpu, &merge_p, &[merge_params.as_entire_binding(), s.pml.as_entire_binding(), s.po.as_entire_binding(), s.att.as_entire_binding()], [nh, 1, 1], PerToken::Axis(1));
+        let (single_p, split_p) = if dense_cache {
+            (Some(gpu.pipeline(&attn_key(v, hd, 0)).await?), Some(gpu.pipeline(&attn_key(v, hd, s.split_block)).await?))
+        } else {
+            (None, None)
+        };
+        let dense_ops = |kc: &wgpu::Buffer, vc: &wgpu::Buffer, merge: Dispatch| -> Result<DenseOps> {
+            let ap = AttnParams { n_heads: nh, group: c.group() as u32, capacity: cap as u32, max_blocks: s.max_blocks as u32, scale, _pad: [0; 3] };
+            let params = uniform(gpu, ap)?;
+            let res = [params.as_entire_binding(), s.q.as_entire_binding(), kc.as_entire_binding(), vc.as_entire_binding(), s.att.as_entire_binding(), s.pml.as_entire_binding(), s.po.as_entire_binding()];
+            let (single_p, split_p) = (single_p.as_ref().expect("dense pipelines"), split_p.as_ref().expect("dense pipelines"));
+            Ok(DenseOps {
+                single: Dispatch::new(gpu, &single_p, &res, [nh, 1, 1], PerToken::Axis(2)),
+                split: Dispatch::new(gpu, &split_p, &res, [nh, 1, 1], PerToken::Axis(2)),
+                merge,
+            })
+        };
+        let (kb, vb) = match s.scheme {
+            KvScheme::F16 => {
+                return Ok(LayerAttention { rope_kv, body: Body::Dense(dense_ops(kcb, vcb, merge)?) });
+            }
+            KvScheme::Aura { k_bits, v_bits } => (k_bits as u32, v_bits as u32),
+        };
+        if hd % 64 != 0 || hd > 256 || !hd.is_power_of_two() {
+            return Err(Error::Unsupported(format!("AURA KV cache needs a head_dim of 64, 128 or 256, not {hd}")));
+        }
+        // Layer constants: [K signs][V signs][K centroids][K boundaries][V centroids][V boundaries].
+        let (cbk, cbv) = (codebook(kb), codebook(vb));
+        let mut consts = signs(layer, KvKind::K, hd);
+        consts.extend(signs(layer, KvKind::V, hd));
+        let ck_off = consts.len() as u32;
+        consts.extend(&cbk.centroids);
+        let bk_off = consts.len() as u32;
+        consts.extend(&cbk.boundaries);
+        let cv_off = consts.len() as u32;
+        consts.extend(&cbv.centroids);
+        let bv_off = consts.len() as u32;
+        consts.extend(&cbv.boundaries);
+        let consts = gpu.buffer_init("aura_consts", bytemuck::cast_slice(&consts), st)?;
+        // Packed rows: K [n_kv][cap][rwk] then V [n_kv][cap][rwv]; gammas K [n_kv][cap] then V.
+        let (rwk, rwv) = (row_words(hd, kb), row_words(hd, vb));
+        let rows = c.n_kv_heads * cap;
+        let words = gpu.buffer("aura_words", (rows * (rwk + rwv) * 4) as u64, st)?;
+        let gammas = gpu.buffer("aura_gamma", (2 * rows * kv_elem) as u64, st)?;
+        let (v_word_off, v_gamma_off) = ((rows * rwk) as u32, rows as u32);
+        let enc_p = gpu.pipeline(&kv_encode_key(v, hd)).await?;
+        let enc = |src: &wgpu::Buffer, bits: u32, rw: usize, word_off: u32, gamma_off: u32, s_off: u32, c_off: u32, b_off: u32| -> Result<Dispatch> {
+            let params = uniform(gpu, KvEncodeParams { n_kv_heads: nkv, capacity: cap as u32, bits, row_words: rw as u32, word_off, gamma_off, s_off, c_off, b_off, _pad: [0; 3] })?;
+            let res = [params.as_entire_binding(), src.as_entire_binding(), words.as_entire_binding(), gammas.as_entire_binding(), consts.as_entire_binding()];
+            Ok(Dispatch::new(gpu, &enc_p, &res, [nkv, 1, 1], PerToken::Axis(1)))
+        };
+        let encode = [enc(s.k, kb, rwk, 0, 0, 0, ck_off, bk_off)?, enc(s.v, vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off, bv_off)?];
+        if s.mirror {
+            let deq_p = gpu.pipeline(&kv_dequant_key(v, hd)).await?;
+            let deq = |dense: &wgpu::Buffer, bits: u32, rw: usize, word_off: u32, gamma_off: u32, s_off: u32, c_off: u32| -> Result<Dispatch> {
+                let params = uniform(gpu, KvDequantParams { n_kv_heads: nkv, capacity: cap as u32, bits, row_words: rw as u32, word_off, gamma_off, s_off, c_off })?;
+                let res = [params.as_entire_binding(), words.as_entire_binding(), gammas.as_entire_binding(), consts.as_entire_binding(), dense.as_entire_binding()];
+                Ok(Dispatch::new(gpu, &deq_p, &res, [nkv, 1, 1], PerToken::Axis(1)))
+            };
+            let dequant = [deq(kcb, kb, rwk, 0, 0, 0, ck_off)?, deq(vcb, vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off)?];
+            return Ok(LayerAttention { rope_kv, body: Body::Mirror { encode, dequant, dense: dense_ops(kcb, vcb, merge)? } });
+        }
+        let g = c.group();
+        let ap = AttnAuraParams { n_heads: nh, capacity: cap as u32, max_blocks: s.max_blocks as u32, scale, v_word_off, v_gamma_off, ck_off, cv_off };
+        let aura = |dst: &wgpu::Buffer, p: &std::sync::Arc<crate::gpu::registry::Pipeline>| -> Result<Dispatch> {
+            let params = uniform(gpu, ap)?;
+            let res = [params.as_entire_binding(), s.q.as_entire_binding(), words.as_entire_binding(), gammas.as_entire_binding(), consts.as_entire_binding(), dst.as_entire_binding(), s.pml.as_entire_binding()];
+            Ok(Dispatch::new(gpu, p, &res, [nkv, 1, 1], PerToken::Axis(2)))
+        };
+        let single = aura(s.att, &gpu.pipeline(&attn_aura_key(v, hd, g, 0, kb, vb)).await?)?;
+        let split = aura(s.po, &gpu.pipeline(&attn_aura_key(v, hd, g, s.split_block, kb, vb)).await?)?;
+        let un_p = gpu.pipeline(&unrotate_key(v, hd)).await?;
+        let un_params = uniform(gpu, UnrotateParams { n_heads: nh, s_off: hd as u32, _pad: [0; 2] })?;
+        let unrotate = Dispatch::new(gpu, &un_p, &[un_params.as_entire_binding(), s.att.as_entire_binding(), consts.as_entire_binding()], [nh, 1, 1], PerToken::Axis(1));
+        Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, split, merge, unrotate } })
+    }
+
+    /// RoPE + cache write, then attention into `att`, for a step of `n` tokens.
+    pub fn run(&self, pass: &mut wgpu::ComputePass<'_>, plan: DecodePlan, n: u32) {
+        self.rope_kv.run(pass, n);
+        match (&self.body, plan) {
+            (Body::Dense(d), DecodePlan::Dense { split }) => d.run(pass, split.map(|s| s.n_blocks), n),
+            (Body::Aura { encode, single, .. }, DecodePlan::CompressedSinglePass) => {
+                encode.iter().for_each(|e| e.run(pass, n));
+                single.run(pass, n);
+                self.unrotate(pass, n);
+            }
+            (Body::Aura { encode, split, merge, .. }, DecodePlan::CompressedTwoPass(sp)) => {
+                encode.iter().for_each(|e| e.run(pass, n));
+                split.run_with(pass, n, Some(sp.n_blocks));
+                merge.run(pass, n);
+                self.unrotate(pass, n);
+            }
+            (Body::Mirror { encode, dequant, dense }, DecodePlan::DequantMirror { split }) => {
+                encode.iter().for_each(|e| e.run(pass, n));
+                dequant.iter().for_each(|d| d.run(pass, n));
+                dense.run(pass, split.map(|s| s.n_blocks), n);
+            }
+            (_, plan) => unreachable!("decode plan {plan:?} does not match the session's cache scheme"),
+        }
+    }
+
+    fn unrotate(&self, pass: &mut wgpu::ComputePass<'_>, n: u32) {
+        if let Body::Aura { unrotate, .. } = &self.body {
+            unrotate.run(pass, n);
+        }
+    }
+}
+
+impl DenseOps {
+    fn run(&self, pass: &mut wgpu::ComputePass<'_>, n_blocks: Option<u32>, n: u32) {
+        match n_blocks {
+            None => self.single.run(pass, n),
+            Some(b) => {
+                self.split.run_with(pass, n, Some(b));
+                self.merge.run(pass, n);
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! A prebuilt dispatch: pipeline, bind group and a grid that may grow with the
+//! number of tokens in the step.
+use std::sync::Arc;
+
+use bytemuck::Pod;
+
+use super::registry::Pipeline;
+use super::Gpu;
+use crate::error::Result;
+
+/// How a dispatch's grid grows with the number of tokens T in the step.
+#[derive(Clone, Copy, Debug)]
+pub enum PerToken {
+    /// T along this axis.
+    Axis(usize),
+    /// ceil(T / tile) along this axis.
+    Tiles(usize, u32),
+}
+
+pub struct Dispatch {
+    pub pipeline: Arc<Pipeline>,
+    pub bind: wgpu::BindGroup,
+    pub groups: [u32; 3],
+    pub per_token: PerToken,
+}
+
+impl Dispatch {
+    pub fn new(gpu: &Gpu, pipeline: &Arc<Pipeline>, res: &[wgpu::BindingResource<'_>], groups: [u32; 3], per_token: PerToken) -> Dispatch {
+        Dispatch { bind: gpu.bind(pipeline, res), pipeline: pipeline.clone(), groups, per_token }
+    }
+
+    /// Dispatch for a step of `n_tokens`.
+    pub fn run(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32) {
+        self.run_with(pass, n_tokens, None);
+    }
+
+    /// Same, with grid y replaced (split-K block count).
+    pub fn run_with(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32, y: Option<u32>) {
+        let mut g = self.groups;
+        match self.per_token {
+            PerToken::Axis(a) => g[a] = n_tokens,
+            PerToken::Tiles(a, tile) => g[a] = n_tokens.div_ceil(tile),
+        }
+        if let Some(y) = y {
+            g[1] = y;
+        }
+        pass.set_pipeline(&self.pipeline.pipeline);
+        pass.set_bind_group(0, &self.bind, &[]);
+        pass.dispatch_workgroups(g[0], g[1], g[2]);
+    }
+}
+
+/// A small uniform buffer holding one params struct.
+pub fn uniform<T: Pod>(gpu: &Gpu, p: T) -> Result<wgpu::Buffer> {
+    gpu.buffer_init("params", bytemuck::bytes_of(&p), wgpu::BufferUsages::UNIFORM)
+}

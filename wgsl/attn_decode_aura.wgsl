@@ -1,0 +1,166 @@
+// Attention decode straight from the AURA-packed cache. One workgroup serves the G
+// query heads of one KV head (grid x), so packed K/V rows are read once per group;
+// grid y = split-K block (BLOCK > 0) and z = token t of the step (kv_len(t) = step.kv_len + t).
+// Queries are rotated once: q~ = H diag(sK) q / sqrt(d) * scale; score = gammaK * q~ . cK[idx];
+// the output stays in the rotated domain, o~ = sum p * gammaV * cV[idx], and attn_unrotate
+// turns it back. BLOCK == 0 writes o~ normalized to dst (the attention output); BLOCK > 0
+// writes (max, sum, o~) partials in attn_merge's layout (dst = partial o).
+// K rows are at the start of `words`/`gammas`, V rows at v_word_off/v_gamma_off; `consts`
+// holds K signs at 0, then V signs, then the codebooks. consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, KB, VB,
+// RWK, RWV (row words)
+struct Params {
+    n_heads: u32,
+    capacity: u32,
+    max_blocks: u32,
+    scale: f32,
+    v_word_off: u32,
+    v_gamma_off: u32,
+    // f32 offsets of the K and V centroids in `consts`
+    ck_off: u32,
+    cv_off: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> words: array<u32>;
+@group(0) @binding(3) var<storage, read> gammas: array<kv_t>;
+@group(0) @binding(4) var<storage, read> consts: array<f32>;
+@group(0) @binding(5) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(6) var<storage, read_write> pml: array<vec2<f32>>;
+
+const NJ: u32 = HD / WG;
+var<workgroup> qs: array<f32, G * HD>;
+var<workgroup> ps: array<f32, G * WG>;
+var<workgroup> cbk: array<f32, 1u << KB>;
+var<workgroup> cbv: array<f32, 1u << VB>;
+
+// Index i of a packed row starting at word w0 (bits straddle words when 32 % bits != 0).
+fn k_idx(w0: u32, i: u32) -> u32 {
+    let bit = i * KB;
+    let w = w0 + (bit >> 5u);
+    let off = bit & 31u;
+    var v = words[w] >> off;
+    if (off + KB > 32u) {
+        v = v | (words[w + 1u] << (32u - off));
+    }
+    return v & ((1u << KB) - 1u);
+}
+
+fn v_idx(w0: u32, i: u32) -> u32 {
+    let bit = i * VB;
+    let w = w0 + (bit >> 5u);
+    let off = bit & 31u;
+    var v = words[w] >> off;
+    if (off + VB > 32u) {
+        v = v | (words[w + 1u] << (32u - off));
+    }
+    return v & ((1u << VB) - 1u);
+}
+
+@compute @workgroup_size(WG)
+fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let kvh = wid.x;
+    let t = wid.z;
+    let kv_len = step.kv_len + t;
+    var start = 0u;
+    var end = kv_len;
+    if (BLOCK > 0u) {
+        start = min(wid.y * BLOCK, kv_len);
+        end = min(wid.y * BLOCK + BLOCK, kv_len);
+    }
+    let qh0 = t * p.n_heads + kvh * G;
+    for (var i = lid; i < G * HD; i = i + WG) {
+        qs[i] = q[qh0 * HD + i] * consts[i % HD];
+    }
+    for (var i = lid; i < (1u << KB); i = i + WG) {
+        cbk[i] = consts[p.ck_off + i];
+    }
+    for (var i = lid; i < (1u << VB); i = i + WG) {
+        cbv[i] = consts[p.cv_off + i];
+    }
+    workgroupBarrier();
+    // Rotate the G queries: Walsh-Hadamard butterflies, then 1/sqrt(d) and the softmax scale.
+    for (var h = 1u; h < HD; h = h * 2u) {
+        for (var q2 = lid; q2 < G * HD / 2u; q2 = q2 + WG) {
+            let g = q2 / (HD / 2u);
+            let r = q2 % (HD / 2u);
+            let j = g * HD + (r / h) * 2u * h + (r % h);
+            let a = qs[j];
+            let b = qs[j + h];
+            qs[j] = a + b;
+            qs[j + h] = a - b;
+        }
+        workgroupBarrier();
+    }
+    let qscale = p.scale / sqrt(f32(HD));
+    var m: array<f32, G>;
+    var l: array<f32, G>;
+    var acc: array<f32, G * NJ>;
+    for (var g = 0u; g < G; g = g + 1u) {
+        m[g] = -3.0e38;
+    }
+    let base = kvh * p.capacity;
+    for (var t0 = start; t0 < end; t0 = t0 + WG) {
+        let tok = t0 + lid;
+        var s: array<f32, G>;
+        for (var g = 0u; g < G; g = g + 1u) {
+            s[g] = -3.0e38;
+        }
+        if (tok < end) {
+            let w0 = (base + tok) * RWK;
+            var d: array<f32, G>;
+            for (var i = 0u; i < HD; i = i + 1u) {
+                let c = cbk[k_idx(w0, i)];
+                for (var g = 0u; g < G; g = g + 1u) {
+                    d[g] = d[g] + qs[g * HD + i] * c;
+                }
+            }
+            let gk = f32(gammas[base + tok]) * qscale;
+            for (var g = 0u; g < G; g = g + 1u) {
+                s[g] = d[g] * gk;
+            }
+        }
+        for (var g = 0u; g < G; g = g + 1u) {
+            let mn = max(m[g], wg_max(s[g], lid));
+            var pr = 0.0;
+            if (tok < end) {
+                pr = exp(s[g] - mn);
+            }
+            ps[g * WG + lid] = pr;
+            let corr = exp(m[g] - mn);
+            l[g] = l[g] * corr + wg_sum(pr, lid);
+            for (var jj = 0u; jj < NJ; jj = jj + 1u) {
+                acc[g * NJ + jj] = acc[g * NJ + jj] * corr;
+            }
+            m[g] = mn;
+        }
+        // V: thread owns output dims lid + jj * WG; the wg_sum barriers published ps.
+        let n = min(WG, end - t0);
+        for (var tt = 0u; tt < n; tt = tt + 1u) {
+            let row = base + t0 + tt;
+            let gv = f32(gammas[p.v_gamma_off + row]);
+            let w0 = p.v_word_off + row * RWV;
+            for (var jj = 0u; jj < NJ; jj = jj + 1u) {
+                let val = gv * cbv[v_idx(w0, lid + jj * WG)];
+                for (var g = 0u; g < G; g = g + 1u) {
+                    acc[g * NJ + jj] = acc[g * NJ + jj] + ps[g * WG + tt] * val;
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var g = 0u; g < G; g = g + 1u) {
+        let qh = qh0 + g;
+        for (var jj = 0u; jj < NJ; jj = jj + 1u) {
+            let j = lid + jj * WG;
+            if (BLOCK == 0u) {
+                dst[qh * HD + j] = acc[g * NJ + jj] / l[g];
+            } else {
+                dst[(qh * p.max_blocks + wid.y) * HD + j] = acc[g * NJ + jj];
+            }
+        }
+        if (BLOCK > 0u && lid == 0u) {
+            pml[qh * p.max_blocks + wid.y] = vec2<f32>(m[g], l[g]);
+        }
+    }
+}

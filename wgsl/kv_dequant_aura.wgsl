@@ -1,0 +1,54 @@
+// DequantMirror (opt-in A/B path): decode the AURA rows written this step into a dense
+// mirror cache that the dense attention kernels read. One workgroup per (kv head, token t)
+// for K or V: x = diag(s) H (gamma c[idx]) / sqrt(d). consts: WG, HD
+struct Params {
+    n_kv_heads: u32,
+    capacity: u32,
+    bits: u32,
+    row_words: u32,
+    word_off: u32,
+    gamma_off: u32,
+    s_off: u32,
+    c_off: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> words: array<u32>;
+@group(0) @binding(2) var<storage, read> gammas: array<kv_t>;
+@group(0) @binding(3) var<storage, read> consts: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dense: array<kv_t>;
+
+var<workgroup> xs: array<f32, HD>;
+
+@compute @workgroup_size(WG)
+fn kv_dequant_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let row = wid.x * p.capacity + step.pos + wid.y;
+    let g = f32(gammas[p.gamma_off + row]);
+    let w0 = p.word_off + row * p.row_words;
+    let mask = (1u << p.bits) - 1u;
+    for (var i = lid; i < HD; i = i + WG) {
+        let bit = i * p.bits;
+        let w = w0 + (bit >> 5u);
+        let off = bit & 31u;
+        var v = words[w] >> off;
+        if (off + p.bits > 32u) {
+            v = v | (words[w + 1u] << (32u - off));
+        }
+        xs[i] = g * consts[p.c_off + (v & mask)];
+    }
+    workgroupBarrier();
+    for (var h = 1u; h < HD; h = h * 2u) {
+        for (var q = lid; q < HD / 2u; q = q + WG) {
+            let j = (q / h) * 2u * h + (q % h);
+            let a = xs[j];
+            let b = xs[j + h];
+            xs[j] = a + b;
+            xs[j + h] = a - b;
+        }
+        workgroupBarrier();
+    }
+    let r = 1.0 / sqrt(f32(HD));
+    for (var i = lid; i < HD; i = i + WG) {
+        dense[row * HD + i] = kv_t(xs[i] * r * consts[p.s_off + i]);
+    }
+}

@@ -1,0 +1,100 @@
+// AURA encode fused into the KV write: one workgroup per (kv head, token t) for K or V
+// (params.kind). For the head row x (after RoPE for K):
+//   norm = |x|;  y = H diag(s) x  (unnormalized Walsh-Hadamard);  u = y / norm
+//   (= rotated row * sqrt(d) / |x| for the orthonormal rotation);
+//   idx_i = #boundaries < u_i;  gamma = norm / |c[idx]|;  indices bit-packed LE.
+// Writes this kind's region of the layer's `words` ([n_kv][capacity][row_words] from
+// word_off) and `gammas` ([n_kv][capacity] from gamma_off) at pos = step.pos + t.
+// `consts` holds the layer's signs and the codebooks (see kv/layout in session.rs).
+// consts: WG (power of two), HD
+struct Params {
+    n_kv_heads: u32,
+    capacity: u32,
+    bits: u32,
+    row_words: u32,
+    word_off: u32,
+    gamma_off: u32,
+    // f32 offsets in `consts`: this kind's signs, centroids, boundaries
+    s_off: u32,
+    c_off: u32,
+    b_off: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> words: array<u32>;
+@group(0) @binding(3) var<storage, read_write> gammas: array<kv_t>;
+@group(0) @binding(4) var<storage, read> consts: array<f32>;
+
+var<workgroup> xs: array<f32, HD>;
+var<workgroup> packed: array<atomic<u32>, HD>;
+
+@compute @workgroup_size(WG)
+fn kv_encode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let kvh = wid.x;
+    let t = wid.y;
+    let pos = step.pos + t;
+    let row = (t * p.n_kv_heads + kvh) * HD;
+    var ss = 0.0;
+    for (var i = lid; i < HD; i = i + WG) {
+        let v = src[row + i];
+        ss = ss + v * v;
+        xs[i] = v * consts[p.s_off + i];
+        atomicStore(&packed[i], 0u);
+    }
+    let norm = sqrt(wg_sum(ss, lid));
+    // Walsh-Hadamard butterflies in workgroup memory (wg_sum's barrier published xs).
+    for (var h = 1u; h < HD; h = h * 2u) {
+        for (var q = lid; q < HD / 2u; q = q + WG) {
+            let j = (q / h) * 2u * h + (q % h);
+            let a = xs[j];
+            let b = xs[j + h];
+            xs[j] = a + b;
+            xs[j + h] = a - b;
+        }
+        workgroupBarrier();
+    }
+    let nb = (1u << p.bits) - 1u;
+    var cc = 0.0;
+    for (var i = lid; i < HD; i = i + WG) {
+        var u = 0.0;
+        if (norm > 0.0) {
+            u = xs[i] / norm;
+        }
+        // Count boundaries strictly below u (binary search over the sorted boundaries).
+        var lo = 0u;
+        var hi = nb;
+        while (lo < hi) {
+            let mid = (lo + hi) / 2u;
+            if (consts[p.b_off + mid] < u) {
+                lo = mid + 1u;
+            } else {
+                hi = mid;
+            }
+        }
+        let c = consts[p.c_off + lo];
+        cc = cc + c * c;
+        let bit = i * p.bits;
+        let w = bit >> 5u;
+        let off = bit & 31u;
+        atomicOr(&packed[w], lo << off);
+        if (off + p.bits > 32u) {
+            atomicOr(&packed[w + 1u], lo >> (32u - off));
+        }
+    }
+    let cnorm = sqrt(wg_sum(cc, lid));
+    let base = kvh * p.capacity + pos;
+    for (var w = lid; w < p.row_words; w = w + WG) {
+        words[p.word_off + base * p.row_words + w] = atomicLoad(&packed[w]);
+    }
+    if (lid == 0u) {
+        var g = 0.0;
+        if (norm > 0.0 && cnorm > 0.0) {
+            g = norm / cnorm;
+        }
+        gammas[p.gamma_off + base] = kv_t(g);
+    }
+}
