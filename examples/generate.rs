@@ -92,13 +92,22 @@ async fn run(cli: Cli) -> aura::Result<()> {
         println!("ids: {out:?}");
     }
     let decoded = out.len().saturating_sub(1).max(1);
+    let c = &model.config;
+    let dense = aura::kv::scheme::KvScheme::F16.bytes_per_token(c.n_layers, c.n_kv_heads, c.head_dim, engine.variant().f16);
     eprintln!(
-        "prefill: {} tokens, {:.1} tok/s | decode: {} tokens, {:.1} tok/s | KV cache: {} per token, {} for {} tokens ({} allocated)",
+        "prefill: {} tokens, {:.1} tok/s | decode: {} tokens, {:.1} tok/s",
         ids.len(),
         ids.len() as f64 / prefill_s,
         out.len(),
         decoded as f64 / decode_s,
+    );
+    eprintln!(
+        "KV cache ({}): {} per token ({:.3}x of dense {} = {}), {} for {} tokens, {} allocated",
+        session.scheme().name(),
         common::fmt_bytes(session.kv_bytes_per_token()),
+        session.kv_bytes_per_token() as f64 / dense as f64,
+        if engine.variant().f16 { "f16" } else { "f32" },
+        common::fmt_bytes(dense),
         common::fmt_bytes(session.kv_bytes_per_token() * session.position() as u64),
         session.position(),
         common::fmt_bytes(session.kv_bytes_total()),

@@ -1,0 +1,537 @@
+//! GPU tests of the AURA compressed-KV kernels against their CPU twin
+//! (`reference::aura`) for every variant engine (backend x f16 x subgroups):
+//! kv_encode_aura, attn_decode_aura (single pass, and split-K + attn_merge) followed by
+//! attn_unrotate, kv_dequant_aura (mirror) and attn_unrotate alone.
+//!
+//! Buffers follow attention/layer.rs: `words` = K [n_kv][cap][rwk] then V at
+//! n_kv*cap*rwk; `gammas` = K [n_kv][cap] then V at n_kv*cap (f16 when the variant
+//! stores f16); `consts` = [K signs][V signs][K centroids][K bounds][V centroids][V bounds].
+//! Caches have capacity > kv_len with garbage past the valid rows, output/partial buffers
+//! start as garbage. Failures name the variant, the case and its seed; cases derive from
+//! AURA_KERNEL_SEED (default below). `--nocapture` prints worst errors and timings.
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use aura::gpu::registry::{PipelineKey, StepUniform};
+use aura::gpu::Gpu;
+use aura::kernels::*;
+use aura::kv::{codebook, rotate, row_words, signs, unrotate, Codebook, KvKind, AURA_BITS};
+use aura::reference::aura::{attention_packed, decode_row, encode_row, store_gamma, unpack, PackedCache};
+use aura::reference::ops;
+use aura::Engine;
+use common::Rng;
+use half::f16;
+
+/// Accepted error: normalized MSE (||got-want||^2 / ||want||^2) and max abs error.
+#[derive(Clone, Copy, Debug)]
+struct Tol { nmse: f64, abs: f64 }
+
+// Encode: the kernel computes u = (H (s*x)) / |x|, the reference (H (s*x) / sqrt d) *
+// (sqrt d / |x|): they differ by a few f32 ulps, so an index may move to the neighbouring
+// cell when u sits on a boundary. Every differing index must be off by exactly one, with
+// the reference u within FLIP_U_EPS of the boundary between the two cells, and at most
+// MAX_FLIP_FRACTION of all indices (per variant) may differ.
+const FLIP_U_EPS: f32 = 1e-5;
+const MAX_FLIP_FRACTION: f64 = 1e-3;
+/// γ in f32: summation order of |x| and |c| only.
+const GAMMA_REL_F32: f32 = 1e-5;
+/// γ stored as f16: one f16 ulp (2^-10 relative) when the f32 values straddle a rounding
+/// boundary.
+const GAMMA_REL_F16: f32 = 1.0 / 1024.0;
+/// Kernel and reference read the same packed rows and γ and do the same f32 math (order
+/// of the rotation scale, online vs two-pass softmax, exp ulps). One extra or missing row
+/// (kv_len ± 1 out of 1000) gives NMSE ≥ 1e-7; a garbage row or a mixed-up head far more.
+const ATTN_TOL: Tol = Tol { nmse: 1e-9, abs: 5e-5 };
+/// Dequant: the same butterflies in the same order as `decode_row`; one f16 ulp (|x| < 8)
+/// when the mirror is f16.
+const DEQUANT_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-5 };
+const DEQUANT_F16_TOL: Tol = Tol { nmse: 1e-7, abs: 8e-3 };
+/// Unrotate: the same butterflies as `rotation::unrotate`.
+const UNROTATE_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-5 };
+
+/// Written where a kernel must not read (γ of rows past kv_len, stale partials) or must
+/// overwrite; representable in f16.
+const GARBAGE: f32 = 1.0e4;
+/// Row magnitudes: rows are uniform in ±m.
+const MAGS: [f32; 3] = [0.25, 1.0, 4.0];
+const HEAD_DIMS: [usize; 3] = [64, 128, 256];
+/// (K bits, V bits) presets of KvScheme.
+const PRESETS: [(u32, u32); 7] = [(8, 8), (8, 4), (8, 2), (4, 4), (4, 2), (3, 3), (2, 2)];
+const GROUPS: [usize; 4] = [1, 3, 4, 8];
+const KV_LENS: [usize; 6] = [1, 31, 32, 33, 1000, 4097];
+/// 0 = single pass; else the split-K block.
+const BLOCKS: [u32; 4] = [0, 64, 128, 256];
+const DEFAULT_SEED: u64 = 0xA0BA_2025;
+
+// ---------------------------------------------------------------- harness
+
+fn engines() -> &'static [(String, Engine)] {
+    static ENGINES: OnceLock<Vec<(String, Engine)>> = OnceLock::new();
+    ENGINES.get_or_init(common::variant_engines)
+}
+
+fn for_variants(kernel: &'static str, mut f: impl FnMut(&mut Report, &str, &Gpu)) {
+    let mut rep = Report::new(kernel);
+    for (label, e) in engines() {
+        let t0 = Instant::now();
+        f(&mut rep, label, &e.gpu);
+        println!("{kernel} {label}: {:.2} s", t0.elapsed().as_secs_f64());
+    }
+    rep.finish();
+}
+
+fn base_seed() -> u64 {
+    std::env::var("AURA_KERNEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED)
+}
+
+/// Seed of one case: FNV-1a of (base seed, test, case index).
+fn seed(test: &str, case: usize) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in base_seed().to_le_bytes().into_iter().chain(test.bytes()).chain(case.to_le_bytes()) {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC);
+
+fn upload<T: bytemuck::Pod>(gpu: &Gpu, v: &[T]) -> wgpu::Buffer {
+    gpu.buffer_init("test", bytemuck::cast_slice(v), STORAGE).expect("buffer_init")
+}
+
+/// γ / dense-mirror storage: f16 when the variant has f16, else f32.
+fn upload_kv(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
+    if gpu.variant.f16 { upload(gpu, &v.iter().map(|x| f16::from_f32(*x)).collect::<Vec<_>>()) } else { upload(gpu, v) }
+}
+
+fn kv_round(gpu: &Gpu, x: f32) -> f32 {
+    store_gamma(x, gpu.variant.f16)
+}
+
+fn read<T: bytemuck::Pod>(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<T> {
+    let len = n * std::mem::size_of::<T>();
+    let mut b = pollster::block_on(gpu.read(buf, 0, len.div_ceil(4) as u64 * 4)).expect("readback");
+    b.truncate(len);
+    bytemuck::pod_collect_to_vec(&b)
+}
+
+fn read_kv(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    if gpu.variant.f16 { read::<f16>(gpu, buf, n).iter().map(|x| x.to_f32()).collect() } else { read(gpu, buf, n) }
+}
+
+fn run<P: bytemuck::Pod>(gpu: &Gpu, ctx: &str, key: &PipelineKey, params: P, bufs: &[&wgpu::Buffer], groups: [u32; 3], step: StepUniform) {
+    pollster::block_on(gpu.run_once(key, bytemuck::bytes_of(&params), bufs, groups, step))
+        .unwrap_or_else(|e| panic!("[{ctx}] dispatch failed: {e}"));
+}
+
+fn step(pos: usize, kv_len: usize, n_tokens: usize, n_blocks: usize) -> StepUniform {
+    StepUniform { pos: pos as u32, kv_len: kv_len as u32, n_tokens: n_tokens as u32, n_blocks: n_blocks as u32, ..Default::default() }
+}
+
+fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
+    for i in (1..v.len()).rev() {
+        v.swap(i, rng.below(i + 1));
+    }
+}
+
+/// Collects failures (one run shows every broken variant/case) and worst errors.
+struct Report { kernel: &'static str, checks: usize, failures: Vec<String>, worst: BTreeMap<String, (f64, f64)> }
+
+impl Report {
+    fn new(kernel: &'static str) -> Report {
+        Report { kernel, checks: 0, failures: Vec::new(), worst: BTreeMap::new() }
+    }
+
+    fn observe(&mut self, what: &str, a: f64, b: f64) {
+        let w = self.worst.entry(what.to_string()).or_insert((0.0, 0.0));
+        *w = (w.0.max(a), w.1.max(b));
+    }
+
+    fn fail(&mut self, msg: String) {
+        self.failures.push(msg);
+    }
+
+    fn check(&mut self, what: &str, ctx: &str, got: &[f32], want: &[f32], tol: Tol) {
+        self.checks += 1;
+        let (nmse, abs) = ops::compare(got, want);
+        let finite = got.iter().all(|x| x.is_finite());
+        self.observe(what, nmse, abs);
+        if got.len() != want.len() || !finite || !(nmse <= tol.nmse && abs <= tol.abs) {
+            let nf = if finite { "" } else { ", NON-FINITE output" };
+            self.fail(format!("{what} [{ctx}]: nmse {nmse:.3e} (tol {:.0e}), max abs {abs:.3e} (tol {:.0e}){nf}", tol.nmse, tol.abs));
+        }
+    }
+
+    /// Memory the kernel must leave alone: bitwise equal.
+    fn untouched<T: bytemuck::Pod>(&mut self, what: &str, ctx: &str, got: &[T], want: &[T]) {
+        self.checks += 1;
+        let sz = std::mem::size_of::<T>();
+        let (g, w): (&[u8], &[u8]) = (bytemuck::cast_slice(got), bytemuck::cast_slice(want));
+        let changed = g.chunks(sz).zip(w.chunks(sz)).filter(|(a, b)| a != b).count();
+        if changed > 0 || got.len() != want.len() {
+            self.fail(format!("{what} [{ctx}]: {changed} of {} elements that must stay untouched changed", want.len()));
+        }
+    }
+
+    fn finish(self) {
+        for (what, (a, b)) in &self.worst {
+            println!("{} {what}: worst {a:.2e} / {b:.2e}", self.kernel);
+        }
+        let n = self.failures.len();
+        let shown = self.failures[..n.min(40)].join("\n");
+        assert!(n == 0, "{n} of {} {} checks failed (AURA_KERNEL_SEED={}):\n{shown}", self.checks, self.kernel, base_seed());
+    }
+}
+
+// ---------------------------------------------------------------- layer constants
+
+/// One layer's AURA constants, laid out as attention/layer.rs uploads them.
+struct Layer {
+    hd: usize,
+    sk: Vec<f32>,
+    sv: Vec<f32>,
+    cbk: &'static Codebook,
+    cbv: &'static Codebook,
+    consts: Vec<f32>,
+    offs: [u32; 4], // K centroids, K boundaries, V centroids, V boundaries
+}
+
+/// K or V of a layer, as a kernel addresses it in the shared words/gammas/consts.
+struct Side<'a> { name: &'static str, cb: &'static Codebook, signs: &'a [f32], rw: usize, word_off: usize, gamma_off: usize, s_off: u32, c_off: u32, b_off: u32 }
+
+impl Layer {
+    fn new(layer: usize, hd: usize, kb: u32, vb: u32) -> Layer {
+        let (sk, sv, cbk, cbv) = (signs(layer, KvKind::K, hd), signs(layer, KvKind::V, hd), codebook(kb), codebook(vb));
+        let mut consts = [sk.as_slice(), &sv].concat();
+        let mut offs = [0u32; 4];
+        for (o, part) in offs.iter_mut().zip([&cbk.centroids, &cbk.boundaries, &cbv.centroids, &cbv.boundaries]) {
+            *o = consts.len() as u32;
+            consts.extend(part);
+        }
+        Layer { hd, sk, sv, cbk, cbv, consts, offs }
+    }
+
+    fn rw(&self) -> (usize, usize) {
+        (row_words(self.hd, self.cbk.bits), row_words(self.hd, self.cbv.bits))
+    }
+
+    /// K and V for caches of `rows` = n_kv * capacity rows.
+    fn sides(&self, rows: usize) -> [Side<'_>; 2] {
+        let (rwk, rwv) = self.rw();
+        let [ck, bk, cv, bv] = self.offs;
+        [
+            Side { name: "K", cb: self.cbk, signs: &self.sk, rw: rwk, word_off: 0, gamma_off: 0, s_off: 0, c_off: ck, b_off: bk },
+            Side { name: "V", cb: self.cbv, signs: &self.sv, rw: rwv, word_off: rows * rwk, gamma_off: rows, s_off: self.hd as u32, c_off: cv, b_off: bv },
+        ]
+    }
+}
+
+/// Prefilled words (random) and γ (garbage) for K + V caches of `rows` rows.
+fn garbage_cache(gpu: &Gpu, rng: &mut Rng, rows: usize, l: &Layer) -> (Vec<u32>, Vec<f32>) {
+    let (rwk, rwv) = l.rw();
+    let words = (0..rows * (rwk + rwv)).map(|_| rng.next_u64() as u32).collect();
+    let gammas = (0..2 * rows).map(|_| kv_round(gpu, GARBAGE * (1.5 + rng.f32() * 0.5))).collect();
+    (words, gammas)
+}
+
+// ---------------------------------------------------------------- kv_encode_aura
+
+#[derive(Default)]
+struct Flips { indices: usize, flips: usize, worst_dist: f32 }
+
+/// K bits x head dim: every pair; V bits differ from K bits and also take every value per
+/// head dim.
+#[test]
+fn kv_encode() {
+    for_variants("kv_encode_aura", |rep, label, gpu| {
+        let mut fl = Flips::default();
+        for (hi, &hd) in HEAD_DIMS.iter().enumerate() {
+            for (bi, &kb) in AURA_BITS.iter().enumerate() {
+                let vb = AURA_BITS[(bi + hi + 1) % 4] as u32;
+                encode_case(rep, &mut fl, label, gpu, (kb as u32, vb, hd), seed("encode", hi * 4 + bi));
+            }
+        }
+        let frac = fl.flips as f64 / fl.indices as f64;
+        println!("kv_encode_aura {label}: {} of {} indices differ (max {MAX_FLIP_FRACTION:e}), worst |u - boundary| {:.1e}", fl.flips, fl.indices, fl.worst_dist);
+        rep.observe("index flip fraction / |u - boundary|", frac, fl.worst_dist as f64);
+        if frac > MAX_FLIP_FRACTION {
+            rep.fail(format!("{label}: {frac:.2e} of indices differ from the reference (max {MAX_FLIP_FRACTION:e})"));
+        }
+    });
+}
+
+fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb, hd): (u32, u32, usize), seed: u64) {
+    let mut rng = Rng(seed);
+    let l = Layer::new(rng.below(32), hd, kb, vb);
+    let (n_kv, nt, pos) = (1 + rng.below(3), 2 + rng.below(3), rng.below(50));
+    let cap = pos + nt + 1 + rng.below(20);
+    let rows = n_kv * cap;
+    let ctx = format!("{label} encode K{kb}/V{vb} hd={hd} n_kv={n_kv} T={nt} pos={pos} cap={cap} seed={seed:#x}");
+    // Sources [T][n_kv][hd] per kind: row magnitudes from MAGS, one zero row.
+    let src = |rng: &mut Rng| -> Vec<f32> {
+        let zero = rng.below(nt * n_kv);
+        (0..nt * n_kv).flat_map(|r| { let m = MAGS[rng.below(3)]; rng.vec(hd, if r == zero { 0.0 } else { m }) }).collect()
+    };
+    let xs = [src(&mut rng), src(&mut rng)];
+    let (words0, gam0) = garbage_cache(gpu, &mut rng, rows, &l);
+    let (wb, gb, cb) = (upload(gpu, &words0), upload_kv(gpu, &gam0), upload(gpu, &l.consts));
+    let sides = l.sides(rows);
+    for (s, x) in sides.iter().zip(&xs) {
+        let p = KvEncodeParams {
+            n_kv_heads: n_kv as u32, capacity: cap as u32, bits: s.cb.bits, row_words: s.rw as u32, word_off: s.word_off as u32,
+            gamma_off: s.gamma_off as u32, s_off: s.s_off, c_off: s.c_off, b_off: s.b_off, _pad: [0; 3],
+        };
+        let src = upload(gpu, x);
+        run(gpu, &ctx, &kv_encode_key(gpu.variant, hd), p, &[&src, &wb, &gb, &cb], [n_kv as u32, nt as u32, 1], step(pos, pos + 1, nt, 0));
+    }
+    let (got_w, got_g): (Vec<u32>, Vec<f32>) = (read(gpu, &wb, words0.len()), read_kv(gpu, &gb, gam0.len()));
+    let (mut want_w, mut want_g) = (words0, gam0);
+    for (s, x) in sides.iter().zip(&xs) {
+        for (t, h) in (0..nt).flat_map(|t| (0..n_kv).map(move |h| (t, h))) {
+            let slot = h * cap + pos + t;
+            let (w, g) = (s.word_off + slot * s.rw, s.gamma_off + slot);
+            let rctx = format!("{ctx} {} token={t} head={h}", s.name);
+            check_encoded(rep, fl, &rctx, &x[(t * n_kv + h) * hd..][..hd], s, &got_w[w..w + s.rw], got_g[g], gpu.variant.f16);
+            want_w[w..w + s.rw].copy_from_slice(&got_w[w..w + s.rw]);
+            want_g[g] = got_g[g];
+        }
+    }
+    // Everything but the written rows (of the right region) keeps its garbage.
+    rep.untouched("encode words", &ctx, &got_w, &want_w);
+    rep.untouched("encode gammas", &ctx, &got_g, &want_g);
+}
+
+/// One encoded row vs `encode_row`: indices (up to boundary flips) and γ.
+fn check_encoded(rep: &mut Report, fl: &mut Flips, ctx: &str, x: &[f32], s: &Side, words: &[u32], gamma: f32, f16: bool) {
+    let (cb, d) = (s.cb, x.len());
+    let enc = encode_row(x, s.signs, cb, false);
+    let (want, got) = (unpack(&enc.words, cb.bits, d), unpack(words, cb.bits, d));
+    let norm = x.iter().fold(0f32, |a, v| a + v * v).sqrt();
+    let scale = if norm > 0.0 { (d as f32).sqrt() / norm } else { 0.0 };
+    let u: Vec<f32> = rotate(x, s.signs).iter().map(|y| y * scale).collect();
+    fl.indices += d;
+    for i in (0..d).filter(|&i| got[i] != want[i]) {
+        let lo = got[i].min(want[i]) as usize;
+        let dist = cb.boundaries.get(lo).map_or(f32::INFINITY, |b| (u[i] - b).abs());
+        fl.flips += 1;
+        fl.worst_dist = fl.worst_dist.max(dist);
+        if got[i].abs_diff(want[i]) != 1 || !(dist <= FLIP_U_EPS) {
+            rep.fail(format!("encode [{ctx}]: index {i} is {}, reference {} (u = {}, {dist:.2e} from the boundary)", got[i], want[i], u[i]));
+        }
+    }
+    // γ of the indices the kernel chose (= the reference γ when no index flipped).
+    let cnorm = got.iter().fold(0f32, |a, &i| a + cb.centroids[i as usize].powi(2)).sqrt();
+    let g32 = if norm == 0.0 { 0.0 } else if got == want { enc.gamma } else { norm / cnorm };
+    let want_g = store_gamma(g32, f16);
+    let rel = (gamma - want_g).abs() / want_g.max(f32::MIN_POSITIVE);
+    let tol = if f16 { GAMMA_REL_F16 } else { GAMMA_REL_F32 };
+    rep.checks += 1;
+    rep.observe(if f16 { "gamma rel error (f16)" } else { "gamma rel error (f32)" }, rel as f64, 0.0);
+    if !(rel <= tol) {
+        rep.fail(format!("encode [{ctx}]: gamma {gamma:e}, reference {want_g:e} (rel {rel:.2e}, tol {tol:.0e})"));
+    }
+}
+
+// ---------------------------------------------------------------- attn_decode_aura
+
+/// One compressed-attention case; token t of the T-token step sees kv_len + t rows.
+#[derive(Clone, Copy, Debug)]
+struct AttnCase { kb: u32, vb: u32, block: u32, hd: usize, group: usize, n_kv: usize, kv_len: usize, nt: usize, cap: usize }
+
+/// A seeded sample: each path (single, each block) runs every kv_len once and every head
+/// dim twice; presets cycle over the 24 cases, groups and T rotate with the position.
+fn attn_cases() -> Vec<AttnCase> {
+    let mut rng = Rng(seed("attn-shapes", 0));
+    let mut presets = PRESETS;
+    shuffle(&mut presets, &mut rng);
+    let mut out = Vec::new();
+    for (pi, &block) in BLOCKS.iter().enumerate() {
+        let mut lens = KV_LENS;
+        shuffle(&mut lens, &mut rng);
+        for (i, &kv_len) in lens.iter().enumerate() {
+            let (kb, vb) = presets[(pi * 6 + i) % 7];
+            let (hd, group) = (HEAD_DIMS[(i + pi) % 3], GROUPS[(i + 3 * pi) % 4]);
+            let nt = if (i + pi) % 3 == 0 { 3 } else { 1 };
+            let (n_kv, cap) = (1 + rng.below(2), kv_len + nt + rng.below(100));
+            out.push(AttnCase { kb, vb, block, hd, group, n_kv, kv_len, nt, cap });
+        }
+    }
+    out
+}
+
+#[test]
+fn attn_cases_cover_every_axis() {
+    let c = attn_cases();
+    assert!(PRESETS.iter().all(|p| c.iter().any(|c| (c.kb, c.vb) == *p)), "presets");
+    assert!(GROUPS.iter().all(|&g| c.iter().any(|c| c.group == g)), "groups");
+    assert!([1, 3].iter().all(|&t| c.iter().any(|c| c.nt == t)), "token counts");
+    for &b in &BLOCKS {
+        assert!(HEAD_DIMS.iter().all(|&hd| c.iter().any(|c| c.block == b && c.hd == hd)), "block {b} x head dims");
+        assert!(KV_LENS.iter().all(|&n| c.iter().any(|c| c.block == b && c.kv_len == n)), "block {b} x kv_lens");
+    }
+}
+
+#[test]
+fn attn_decode() {
+    for_variants("attn_decode_aura", |rep, label, gpu| {
+        for (i, c) in attn_cases().iter().enumerate() {
+            attn_case(rep, label, gpu, c, seed("attn", i));
+        }
+    });
+}
+
+/// Every query head and token gets its own output, so a merge/unrotate grid that leaves
+/// workgroups on one head, or a wrong kv-head mapping, shows.
+#[test]
+fn attn_heads_are_distinct() {
+    for_variants("attn_decode_aura-heads", |rep, label, gpu| {
+        for (i, block) in [0u32, 64, 256].into_iter().enumerate() {
+            let c = AttnCase { kb: 4, vb: 2, block, hd: 64, group: 4, n_kv: 3, kv_len: 300, nt: 2, cap: 700 };
+            let want = attn_case(rep, label, gpu, &c, seed("attn-heads", i));
+            let heads: Vec<&[f32]> = want.chunks_exact(c.hd).collect();
+            for (a, b) in (0..heads.len()).flat_map(|a| (a + 1..heads.len()).map(move |b| (a, b))) {
+                let (_, d) = ops::compare(heads[a], heads[b]);
+                assert!(d > 1e-2, "{label} {c:?}: reference outputs {a} and {b} coincide; a mix-up would go unseen");
+            }
+        }
+    });
+}
+
+/// Encodes random rows with `encode_row` into packed caches (garbage past the last valid
+/// row), runs attention + unrotate on the GPU and compares every (token, head) with
+/// `attention_packed` on the same packed data. Returns the reference [T][n_heads][hd].
+fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) -> Vec<f32> {
+    let mut rng = Rng(seed);
+    let AttnCase { kb, vb, block, hd, group, n_kv, kv_len, nt, cap } = *c;
+    let l = Layer::new(rng.below(32), hd, kb, vb);
+    let (nh, last, rows) = (group * n_kv, kv_len + nt - 1, n_kv * cap);
+    let (words0, gam0) = garbage_cache(gpu, &mut rng, rows, &l);
+    let (rwk, _) = l.rw();
+    let mut caches = l.sides(rows).map(|s| {
+        let mut pc = PackedCache::new(s.cb.bits, hd, cap, n_kv);
+        pc.words.copy_from_slice(&words0[s.word_off..][..rows * s.rw]);
+        pc.gamma.copy_from_slice(&gam0[s.gamma_off..][..rows]);
+        (pc, s.signs, s.cb)
+    });
+    for (pc, signs, cb) in caches.iter_mut() {
+        for (h, p) in (0..n_kv).flat_map(|h| (0..last).map(move |p| (h, p))) {
+            let m = MAGS[rng.below(3)];
+            pc.write(h, p, &encode_row(&rng.vec(hd, m), signs, cb, gpu.variant.f16));
+        }
+    }
+    let [(kc, ..), (vc, ..)] = &caches;
+    let q = rng.vec(nt * nh * hd, 2.0);
+    let scale = 1.0 / (hd as f32).sqrt();
+    let (max_blocks, n_blocks) = if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), last.div_ceil(block as usize)) };
+    let path = if block == 0 { "single".to_string() } else { format!("split{block}") };
+    let ctx = format!("{label} {path} n_blocks={n_blocks}/{max_blocks} K{kb}/V{vb} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} T={nt} cap={cap} seed={seed:#x}");
+    let words = [kc.words.as_slice(), &vc.words].concat();
+    let gammas = [kc.gamma.as_slice(), &vc.gamma].concat();
+    let (qb, wb, gb, cb) = (upload(gpu, &q), upload(gpu, &words), upload_kv(gpu, &gammas), upload(gpu, &l.consts));
+    let att = upload(gpu, &vec![GARBAGE; nt * nh * hd]);
+    // Stale partials: a merge reading past n_blocks picks these up.
+    let pml = upload(gpu, &vec![GARBAGE; nt * nh * max_blocks * 2]);
+    let po = upload(gpu, &vec![GARBAGE; nt * nh * max_blocks * hd]);
+    let [ck, _, cv, _] = l.offs;
+    let p = AttnAuraParams { n_heads: nh as u32, capacity: cap as u32, max_blocks: max_blocks as u32, scale, v_word_off: (rows * rwk) as u32, v_gamma_off: rows as u32, ck_off: ck, cv_off: cv };
+    let st = step(kv_len - 1, kv_len, nt, n_blocks);
+    let (v, (nh32, nt32)) = (gpu.variant, (nh as u32, nt as u32));
+    let key = attn_aura_key(v, hd, group, block, kb, vb);
+    if block == 0 {
+        run(gpu, &ctx, &key, p, &[&qb, &wb, &gb, &cb, &att, &pml], [n_kv as u32, 1, nt32], st);
+    } else {
+        run(gpu, &ctx, &key, p, &[&qb, &wb, &gb, &cb, &po, &pml], [n_kv as u32, n_blocks as u32, nt32], st);
+        let mp = MergeParams { n_heads: nh32, max_blocks: max_blocks as u32, _pad: [0; 2] };
+        run(gpu, &ctx, &merge_key(v, hd), mp, &[&pml, &po, &att], [nh32, nt32, 1], st);
+    }
+    let up = UnrotateParams { n_heads: nh32, s_off: hd as u32, _pad: [0; 2] };
+    run(gpu, &ctx, &unrotate_key(v, hd), up, &[&att, &cb], [nh32, nt32, 1], st);
+    let got: Vec<f32> = read(gpu, &att, nt * nh * hd);
+    let want: Vec<f32> = (0..nt * nh)
+        .flat_map(|r| attention_packed(&q[r * hd..][..hd], kc, vc, (r % nh) / group, kv_len + r / nh, &l.sk, &l.sv, l.cbk, l.cbv, scale))
+        .collect();
+    for r in 0..nt * nh {
+        let rg = r * hd..(r + 1) * hd;
+        rep.check(&format!("{path} hd={hd}"), &format!("{ctx} token={} head={}", r / nh, r % nh), &got[rg.clone()], &want[rg], ATTN_TOL);
+    }
+    want
+}
+
+// ---------------------------------------------------------------- kv_dequant_aura
+
+#[test]
+fn kv_dequant() {
+    for_variants("kv_dequant_aura", |rep, label, gpu| {
+        for (hi, &hd) in HEAD_DIMS.iter().enumerate() {
+            for (bi, &kb) in AURA_BITS.iter().enumerate() {
+                let vb = AURA_BITS[(bi + hi + 1) % 4] as u32;
+                dequant_case(rep, label, gpu, (kb as u32, vb, hd), seed("dequant", hi * 4 + bi));
+            }
+        }
+    });
+}
+
+/// Random packed rows (any u32 is a valid row: d·b is a multiple of 32) and γ; the mirror
+/// rows pos..pos+T of both kinds vs `decode_row`, the rest of the mirror untouched.
+fn dequant_case(rep: &mut Report, label: &str, gpu: &Gpu, (kb, vb, hd): (u32, u32, usize), seed: u64) {
+    let mut rng = Rng(seed);
+    let l = Layer::new(rng.below(32), hd, kb, vb);
+    let (n_kv, nt, pos) = (1 + rng.below(3), 1 + rng.below(3), rng.below(50));
+    let cap = pos + nt + 1 + rng.below(20);
+    let rows = n_kv * cap;
+    let ctx = format!("{label} dequant K{kb}/V{vb} hd={hd} n_kv={n_kv} T={nt} pos={pos} cap={cap} seed={seed:#x}");
+    let (words, _) = garbage_cache(gpu, &mut rng, rows, &l);
+    let gam: Vec<f32> = (0..2 * rows).map(|_| kv_round(gpu, 0.3 + 0.25 * rng.f32())).collect();
+    let (wb, gb, cb) = (upload(gpu, &words), upload_kv(gpu, &gam), upload(gpu, &l.consts));
+    let tol = if gpu.variant.f16 { DEQUANT_F16_TOL } else { DEQUANT_TOL };
+    for s in l.sides(rows) {
+        let dense0: Vec<f32> = (0..rows * hd).map(|_| kv_round(gpu, GARBAGE * rng.f32())).collect();
+        let db = upload_kv(gpu, &dense0);
+        let p = KvDequantParams {
+            n_kv_heads: n_kv as u32, capacity: cap as u32, bits: s.cb.bits, row_words: s.rw as u32,
+            word_off: s.word_off as u32, gamma_off: s.gamma_off as u32, s_off: s.s_off, c_off: s.c_off,
+        };
+        run(gpu, &ctx, &kv_dequant_key(gpu.variant, hd), p, &[&wb, &gb, &cb, &db], [n_kv as u32, nt as u32, 1], step(pos, pos + 1, nt, 0));
+        let got = read_kv(gpu, &db, rows * hd);
+        let mut rest = dense0.clone();
+        for (t, h) in (0..nt).flat_map(|t| (0..n_kv).map(move |h| (t, h))) {
+            let slot = h * cap + pos + t;
+            let w = &words[s.word_off + slot * s.rw..][..s.rw];
+            let want: Vec<f32> = decode_row(w, gam[s.gamma_off + slot], s.signs, s.cb, hd).iter().map(|&x| kv_round(gpu, x)).collect();
+            let r = slot * hd..(slot + 1) * hd;
+            rep.check(&format!("{} hd={hd}", s.name), &format!("{ctx} {} token={t} head={h}", s.name), &got[r.clone()], &want, tol);
+            rest[r.clone()].copy_from_slice(&got[r]);
+        }
+        rep.untouched("dequant mirror", &format!("{ctx} {}", s.name), &got, &rest);
+    }
+}
+
+// ---------------------------------------------------------------- attn_unrotate
+
+#[test]
+fn attn_unrotate() {
+    for_variants("attn_unrotate", |rep, label, gpu| {
+        let mut i = 0;
+        for &hd in &HEAD_DIMS {
+            for (nh, nt) in [(1usize, 1usize), (5, 3), (12, 1)] {
+                let seed = seed("unrotate", i);
+                i += 1;
+                let mut rng = Rng(seed);
+                let l = Layer::new(rng.below(32), hd, 4, 2);
+                let ctx = format!("{label} unrotate hd={hd} heads={nh} T={nt} seed={seed:#x}");
+                // One extra row past [T][n_heads][hd] must stay as it is.
+                let x = rng.vec((nt * nh + 1) * hd, 2.0);
+                let (ab, cb) = (upload(gpu, &x), upload(gpu, &l.consts));
+                let up = UnrotateParams { n_heads: nh as u32, s_off: hd as u32, _pad: [0; 2] };
+                run(gpu, &ctx, &unrotate_key(gpu.variant, hd), up, &[&ab, &cb], [nh as u32, nt as u32, 1], step(0, 1, nt, 0));
+                let got: Vec<f32> = read(gpu, &ab, x.len());
+                let want: Vec<f32> = x[..nt * nh * hd].chunks_exact(hd).flat_map(|r| unrotate(r, &l.sv)).collect();
+                rep.check(&format!("hd={hd}"), &ctx, &got[..want.len()], &want, UNROTATE_TOL);
+                rep.untouched("unrotate tail", &ctx, &got[want.len()..], &x[want.len()..]);
+            }
+        }
+    });
+}
