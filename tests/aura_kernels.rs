@@ -378,7 +378,9 @@ fn attn_cases_cover_every_axis() {
 fn attn_decode() {
     for_variants("attn_decode_aura", |rep, label, gpu| {
         for (i, c) in attn_cases().iter().enumerate() {
+            let t0 = Instant::now();
             attn_case(rep, label, gpu, c, seed("attn", i));
+            println!("  {c:?} {:.2}", t0.elapsed().as_secs_f64());
         }
     });
 }

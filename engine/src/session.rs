@@ -236,6 +236,17 @@ impl Session {
         self.pos = 0;
     }
 
+    /// Benchmarks only: pretend the first `pos` cache rows are filled (they hold
+    /// whatever the buffers contain), so decode at depth can be timed without a
+    /// long prefill. Output quality is meaningless after this.
+    pub fn assume_filled(&mut self, pos: usize) -> Result<()> {
+        if pos > self.capacity {
+            return Err(Error::ContextOverflow { needed: pos, capacity: self.capacity });
+        }
+        self.pos = pos;
+        Ok(())
+    }
+
     /// Keep only the first `pos` cached tokens (e.g. the shared prefix of a chat).
     pub fn rewind(&mut self, pos: usize) -> Result<()> {
         if pos > self.pos {

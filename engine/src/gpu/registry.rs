@@ -144,7 +144,7 @@ pub struct Registry {
 /// `n_tokens` consecutive tokens (1 when decoding, a chunk when prefilling); token t
 /// of the step sits at position `pos + t` and attends to `kv_len + t` cache rows.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct StepUniform {
     /// Position of the step's first token.
     pub pos: u32,
@@ -159,10 +159,17 @@ pub struct StepUniform {
     pub _pad: [u32; 3],
 }
 
+impl Default for StepUniform {
+    /// A one-token step at position 0 (`n_tokens` is never 0: kernels compute `n_tokens - 1`).
+    fn default() -> Self {
+        StepUniform { pos: 0, kv_len: 1, slot: 0, n_blocks: 0, n_tokens: 1, _pad: [0; 3] }
+    }
+}
+
 impl StepUniform {
     /// A one-token step at `pos`.
     pub fn single(pos: u32) -> StepUniform {
-        StepUniform { pos, kv_len: pos + 1, n_tokens: 1, ..Default::default() }
+        StepUniform { pos, kv_len: pos + 1, ..Default::default() }
     }
 }
 
