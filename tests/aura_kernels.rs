@@ -29,27 +29,30 @@ use half::f16;
 #[derive(Clone, Copy, Debug)]
 struct Tol { nmse: f64, abs: f64 }
 
+// In brackets: worst observed over 9 base seeds, lavapipe + llvmpipe, every variant.
 // Encode: the kernel computes u = (H (s*x)) / |x|, the reference (H (s*x) / sqrt d) *
 // (sqrt d / |x|): they differ by a few f32 ulps, so an index may move to the neighbouring
 // cell when u sits on a boundary. Every differing index must be off by exactly one, with
 // the reference u within FLIP_U_EPS of the boundary between the two cells, and at most
-// MAX_FLIP_FRACTION of all indices (per variant) may differ.
+// MAX_FLIP_FRACTION of all indices (per variant) may differ. [0 flips of 19456 indices
+// per variant: the two u differ by ~1 ulp]
 const FLIP_U_EPS: f32 = 1e-5;
 const MAX_FLIP_FRACTION: f64 = 1e-3;
-/// γ in f32: summation order of |x| and |c| only.
+/// γ in f32: summation order of |x| and |c| only. [1.6e-6]
 const GAMMA_REL_F32: f32 = 1e-5;
 /// γ stored as f16: one f16 ulp (2^-10 relative) when the f32 values straddle a rounding
-/// boundary.
+/// boundary. [0]
 const GAMMA_REL_F16: f32 = 1.0 / 1024.0;
 /// Kernel and reference read the same packed rows and γ and do the same f32 math (order
 /// of the rotation scale, online vs two-pass softmax, exp ulps). One extra or missing row
-/// (kv_len ± 1 out of 1000) gives NMSE ≥ 1e-7; a garbage row or a mixed-up head far more.
+/// (kv_len ± 1 out of 1000) gives NMSE >= 1e-7, a dropped 64-row block of 4097 4e-8, a
+/// garbage row or a mixed-up head far more. [nmse 1.8e-11, abs 7.2e-6]
 const ATTN_TOL: Tol = Tol { nmse: 1e-9, abs: 5e-5 };
 /// Dequant: the same butterflies in the same order as `decode_row`; one f16 ulp (|x| < 8)
-/// when the mirror is f16.
+/// when the mirror is f16. [0, 0: bit-exact on both]
 const DEQUANT_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-5 };
 const DEQUANT_F16_TOL: Tol = Tol { nmse: 1e-7, abs: 8e-3 };
-/// Unrotate: the same butterflies as `rotation::unrotate`.
+/// Unrotate: the same butterflies as `rotation::unrotate`. [0, 0]
 const UNROTATE_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-5 };
 
 /// Written where a kernel must not read (γ of rows past kv_len, stale partials) or must
@@ -78,7 +81,7 @@ fn engines() -> &'static [(String, Engine)] {
 }
 
 fn for_variants(kernel: &'static str, mut f: impl FnMut(&mut Report, &str, &Gpu)) {
-    let mut rep = Report::new(kernel);
+    let mut rep = Report { kernel, checks: 0, failures: Vec::new(), worst: BTreeMap::new() };
     for (label, e) in engines() {
         let t0 = Instant::now();
         f(&mut rep, label, &e.gpu);
@@ -145,17 +148,9 @@ fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
 struct Report { kernel: &'static str, checks: usize, failures: Vec<String>, worst: BTreeMap<String, (f64, f64)> }
 
 impl Report {
-    fn new(kernel: &'static str) -> Report {
-        Report { kernel, checks: 0, failures: Vec::new(), worst: BTreeMap::new() }
-    }
-
     fn observe(&mut self, what: &str, a: f64, b: f64) {
         let w = self.worst.entry(what.to_string()).or_insert((0.0, 0.0));
         *w = (w.0.max(a), w.1.max(b));
-    }
-
-    fn fail(&mut self, msg: String) {
-        self.failures.push(msg);
     }
 
     fn check(&mut self, what: &str, ctx: &str, got: &[f32], want: &[f32], tol: Tol) {
@@ -165,7 +160,7 @@ impl Report {
         self.observe(what, nmse, abs);
         if got.len() != want.len() || !finite || !(nmse <= tol.nmse && abs <= tol.abs) {
             let nf = if finite { "" } else { ", NON-FINITE output" };
-            self.fail(format!("{what} [{ctx}]: nmse {nmse:.3e} (tol {:.0e}), max abs {abs:.3e} (tol {:.0e}){nf}", tol.nmse, tol.abs));
+            self.failures.push(format!("{what} [{ctx}]: nmse {nmse:.3e} (tol {:.0e}), max abs {abs:.3e} (tol {:.0e}){nf}", tol.nmse, tol.abs));
         }
     }
 
@@ -176,7 +171,7 @@ impl Report {
         let (g, w): (&[u8], &[u8]) = (bytemuck::cast_slice(got), bytemuck::cast_slice(want));
         let changed = g.chunks(sz).zip(w.chunks(sz)).filter(|(a, b)| a != b).count();
         if changed > 0 || got.len() != want.len() {
-            self.fail(format!("{what} [{ctx}]: {changed} of {} elements that must stay untouched changed", want.len()));
+            self.failures.push(format!("{what} [{ctx}]: {changed} of {} elements that must stay untouched changed", want.len()));
         }
     }
 
@@ -193,15 +188,8 @@ impl Report {
 // ---------------------------------------------------------------- layer constants
 
 /// One layer's AURA constants, laid out as attention/layer.rs uploads them.
-struct Layer {
-    hd: usize,
-    sk: Vec<f32>,
-    sv: Vec<f32>,
-    cbk: &'static Codebook,
-    cbv: &'static Codebook,
-    consts: Vec<f32>,
-    offs: [u32; 4], // K centroids, K boundaries, V centroids, V boundaries
-}
+/// `offs`: K centroids, K boundaries, V centroids, V boundaries in `consts`.
+struct Layer { hd: usize, sk: Vec<f32>, sv: Vec<f32>, cbk: &'static Codebook, cbv: &'static Codebook, consts: Vec<f32>, offs: [u32; 4] }
 
 /// K or V of a layer, as a kernel addresses it in the shared words/gammas/consts.
 struct Side<'a> { name: &'static str, cb: &'static Codebook, signs: &'a [f32], rw: usize, word_off: usize, gamma_off: usize, s_off: u32, c_off: u32, b_off: u32 }
@@ -246,23 +234,25 @@ fn garbage_cache(gpu: &Gpu, rng: &mut Rng, rows: usize, l: &Layer) -> (Vec<u32>,
 #[derive(Default)]
 struct Flips { indices: usize, flips: usize, worst_dist: f32 }
 
-/// K bits x head dim: every pair; V bits differ from K bits and also take every value per
-/// head dim.
+/// (K bits, V bits, head dim) of the encode and dequant tests: every K bits x head dim;
+/// V bits differ from K bits and also take every value per head dim.
+fn bit_cases() -> Vec<(u32, u32, usize)> {
+    let ab = |i: usize| AURA_BITS[i % 4] as u32;
+    HEAD_DIMS.iter().enumerate().flat_map(|(hi, &hd)| (0..4).map(move |bi| (ab(bi), ab(bi + hi + 1), hd))).collect()
+}
+
 #[test]
 fn kv_encode() {
     for_variants("kv_encode_aura", |rep, label, gpu| {
         let mut fl = Flips::default();
-        for (hi, &hd) in HEAD_DIMS.iter().enumerate() {
-            for (bi, &kb) in AURA_BITS.iter().enumerate() {
-                let vb = AURA_BITS[(bi + hi + 1) % 4] as u32;
-                encode_case(rep, &mut fl, label, gpu, (kb as u32, vb, hd), seed("encode", hi * 4 + bi));
-            }
+        for (i, c) in bit_cases().into_iter().enumerate() {
+            encode_case(rep, &mut fl, label, gpu, c, seed("encode", i));
         }
         let frac = fl.flips as f64 / fl.indices as f64;
         println!("kv_encode_aura {label}: {} of {} indices differ (max {MAX_FLIP_FRACTION:e}), worst |u - boundary| {:.1e}", fl.flips, fl.indices, fl.worst_dist);
         rep.observe("index flip fraction / |u - boundary|", frac, fl.worst_dist as f64);
         if frac > MAX_FLIP_FRACTION {
-            rep.fail(format!("{label}: {frac:.2e} of indices differ from the reference (max {MAX_FLIP_FRACTION:e})"));
+            rep.failures.push(format!("{label}: {frac:.2e} of indices differ from the reference (max {MAX_FLIP_FRACTION:e})"));
         }
     });
 }
@@ -284,11 +274,9 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
     let (wb, gb, cb) = (upload(gpu, &words0), upload_kv(gpu, &gam0), upload(gpu, &l.consts));
     let sides = l.sides(rows);
     for (s, x) in sides.iter().zip(&xs) {
-        let p = KvEncodeParams {
-            n_kv_heads: n_kv as u32, capacity: cap as u32, bits: s.cb.bits, row_words: s.rw as u32, word_off: s.word_off as u32,
-            gamma_off: s.gamma_off as u32, s_off: s.s_off, c_off: s.c_off, b_off: s.b_off, _pad: [0; 3],
-        };
-        let src = upload(gpu, x);
+        let (word_off, gamma_off, src) = (s.word_off as u32, s.gamma_off as u32, upload(gpu, x));
+        let (n_kv_heads, capacity, bits, row_words) = (n_kv as u32, cap as u32, s.cb.bits, s.rw as u32);
+        let p = KvEncodeParams { n_kv_heads, capacity, bits, row_words, word_off, gamma_off, s_off: s.s_off, c_off: s.c_off, b_off: s.b_off, _pad: [0; 3] };
         run(gpu, &ctx, &kv_encode_key(gpu.variant, hd), p, &[&src, &wb, &gb, &cb], [n_kv as u32, nt as u32, 1], step(pos, pos + 1, nt, 0));
     }
     let (got_w, got_g): (Vec<u32>, Vec<f32>) = (read(gpu, &wb, words0.len()), read_kv(gpu, &gb, gam0.len()));
@@ -329,17 +317,17 @@ fn check_encoded(rep: &mut Report, fl: &mut Flips, ctx: &str, x: &[f32], s: &Sid
     }
     rep.checks += 2;
     if !bad.is_empty() {
-        rep.fail(format!("encode [{ctx}]: {} of {d} indices wrong, first: {}", bad.len(), bad[0]));
+        rep.failures.push(format!("encode [{ctx}]: {} of {d} indices wrong, first: {}", bad.len(), bad[0]));
     }
     // γ of the indices the kernel chose (= the reference γ when no index flipped).
     let cnorm = got.iter().fold(0f32, |a, &i| a + cb.centroids[i as usize].powi(2)).sqrt();
     let g32 = if norm == 0.0 { 0.0 } else if got == want { enc.gamma } else { norm / cnorm };
     let want_g = store_gamma(g32, f16);
     let rel = (gamma - want_g).abs() / want_g.max(f32::MIN_POSITIVE);
-    let tol = if f16 { GAMMA_REL_F16 } else { GAMMA_REL_F32 };
-    rep.observe(if f16 { "gamma rel error (f16)" } else { "gamma rel error (f32)" }, rel as f64, 0.0);
+    let (tol, what) = if f16 { (GAMMA_REL_F16, "gamma rel error (f16)") } else { (GAMMA_REL_F32, "gamma rel error (f32)") };
+    rep.observe(what, rel as f64, 0.0);
     if !(rel <= tol) {
-        rep.fail(format!("encode [{ctx}]: gamma {gamma:e}, reference {want_g:e} (rel {rel:.2e}, tol {tol:.0e})"));
+        rep.failures.push(format!("encode [{ctx}]: gamma {gamma:e}, reference {want_g:e} (rel {rel:.2e}, tol {tol:.0e})"));
     }
 }
 
@@ -474,11 +462,8 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
 #[test]
 fn kv_dequant() {
     for_variants("kv_dequant_aura", |rep, label, gpu| {
-        for (hi, &hd) in HEAD_DIMS.iter().enumerate() {
-            for (bi, &kb) in AURA_BITS.iter().enumerate() {
-                let vb = AURA_BITS[(bi + hi + 1) % 4] as u32;
-                dequant_case(rep, label, gpu, (kb as u32, vb, hd), seed("dequant", hi * 4 + bi));
-            }
+        for (i, c) in bit_cases().into_iter().enumerate() {
+            dequant_case(rep, label, gpu, c, seed("dequant", i));
         }
     });
 }
@@ -499,10 +484,9 @@ fn dequant_case(rep: &mut Report, label: &str, gpu: &Gpu, (kb, vb, hd): (u32, u3
     for s in l.sides(rows) {
         let dense0: Vec<f32> = (0..rows * hd).map(|_| kv_round(gpu, GARBAGE * rng.f32())).collect();
         let db = upload_kv(gpu, &dense0);
-        let p = KvDequantParams {
-            n_kv_heads: n_kv as u32, capacity: cap as u32, bits: s.cb.bits, row_words: s.rw as u32,
-            word_off: s.word_off as u32, gamma_off: s.gamma_off as u32, s_off: s.s_off, c_off: s.c_off,
-        };
+        let (n_kv_heads, capacity, bits, row_words) = (n_kv as u32, cap as u32, s.cb.bits, s.rw as u32);
+        let (word_off, gamma_off, s_off, c_off) = (s.word_off as u32, s.gamma_off as u32, s.s_off, s.c_off);
+        let p = KvDequantParams { n_kv_heads, capacity, bits, row_words, word_off, gamma_off, s_off, c_off };
         run(gpu, &ctx, &kv_dequant_key(gpu.variant, hd), p, &[&wb, &gb, &cb, &db], [n_kv as u32, nt as u32, 1], step(pos, pos + 1, nt, 0));
         let got = read_kv(gpu, &db, rows * hd);
         let mut rest = dense0.clone();
@@ -523,24 +507,21 @@ fn dequant_case(rep: &mut Report, label: &str, gpu: &Gpu, (kb, vb, hd): (u32, u3
 #[test]
 fn attn_unrotate() {
     for_variants("attn_unrotate", |rep, label, gpu| {
-        let mut i = 0;
-        for &hd in &HEAD_DIMS {
-            for (nh, nt) in [(1usize, 1usize), (5, 3), (12, 1)] {
-                let seed = seed("unrotate", i);
-                i += 1;
-                let mut rng = Rng(seed);
-                let l = Layer::new(rng.below(32), hd, 4, 2);
-                let ctx = format!("{label} unrotate hd={hd} heads={nh} T={nt} seed={seed:#x}");
-                // One extra row past [T][n_heads][hd] must stay as it is.
-                let x = rng.vec((nt * nh + 1) * hd, 2.0);
-                let (ab, cb) = (upload(gpu, &x), upload(gpu, &l.consts));
-                let up = UnrotateParams { n_heads: nh as u32, s_off: hd as u32, _pad: [0; 2] };
-                run(gpu, &ctx, &unrotate_key(gpu.variant, hd), up, &[&ab, &cb], [nh as u32, nt as u32, 1], step(0, 1, nt, 0));
-                let got: Vec<f32> = read(gpu, &ab, x.len());
-                let want: Vec<f32> = x[..nt * nh * hd].chunks_exact(hd).flat_map(|r| unrotate(r, &l.sv)).collect();
-                rep.check(&format!("hd={hd}"), &ctx, &got[..want.len()], &want, UNROTATE_TOL);
-                rep.untouched("unrotate tail", &ctx, &got[want.len()..], &x[want.len()..]);
-            }
+        let shapes = HEAD_DIMS.iter().flat_map(|&hd| [(1, 1), (5, 3), (12, 1)].map(|(nh, nt)| (hd, nh, nt)));
+        for (i, (hd, nh, nt)) in shapes.enumerate() {
+            let seed = seed("unrotate", i);
+            let mut rng = Rng(seed);
+            let l = Layer::new(rng.below(32), hd, 4, 2);
+            let ctx = format!("{label} unrotate hd={hd} heads={nh} T={nt} seed={seed:#x}");
+            // One extra row past [T][n_heads][hd] must stay as it is.
+            let x = rng.vec((nt * nh + 1) * hd, 2.0);
+            let (ab, cb) = (upload(gpu, &x), upload(gpu, &l.consts));
+            let up = UnrotateParams { n_heads: nh as u32, s_off: hd as u32, _pad: [0; 2] };
+            run(gpu, &ctx, &unrotate_key(gpu.variant, hd), up, &[&ab, &cb], [nh as u32, nt as u32, 1], step(0, 1, nt, 0));
+            let got: Vec<f32> = read(gpu, &ab, x.len());
+            let want: Vec<f32> = x[..nt * nh * hd].chunks_exact(hd).flat_map(|r| unrotate(r, &l.sv)).collect();
+            rep.check(&format!("hd={hd}"), &ctx, &got[..want.len()], &want, UNROTATE_TOL);
+            rep.untouched("unrotate tail", &ctx, &got[want.len()..], &x[want.len()..]);
         }
     });
 }
