@@ -19,6 +19,8 @@ const STEPS: usize = 48;
 /// f16 KV: K/V are rounded to f16 (rel. error 2^-11) in the cache.
 const NMSE_F32_KV: f64 = 1e-6;
 const NMSE_F16_KV: f64 = 1e-4;
+/// Batched prefill vs token-by-token logits with an f32 KV cache.
+const BATCHED_VS_SINGLE_NMSE: f64 = 1e-6;
 
 struct Reference {
     prompt: Vec<u32>,
@@ -122,7 +124,12 @@ fn batched_prefill_equals_token_by_token() {
         for (i, &t) in ids.iter().enumerate() {
             lb = b.step(t).await.unwrap();
             let (nmse, _) = compare(&batched[i * vocab..(i + 1) * vocab], &lb);
-            assert!(nmse < 1e-8, "position {i}: batched vs single-token logits NMSE {nmse:.3e}");
+            // Prefill's matmul sums each row serially, decode's matvec reduces across
+            // threads: only the f32 summation order differs, but with an f16 KV cache
+            // a reordered sum can round a cached K/V value the other way (measured up
+            // to 1.4e-6 at position 33 on lavapipe).
+            let tol = if engine.variant().f16 { NMSE_F16_KV } else { BATCHED_VS_SINGLE_NMSE };
+            assert!(nmse < tol, "position {i}: batched vs single-token logits NMSE {nmse:.3e}");
         }
         // Continue greedily from both: same tokens.
         let mut la = batched[(ids.len() - 1) * vocab..].to_vec();
