@@ -8,8 +8,10 @@ use aura::{AttentionPath, Engine, Model, SessionOptions};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
+const DEFAULT_SCHEMES: &str = "f16,aura8v8,aura8v4,aura4v4,aura4v2,aura3v3,aura2v2";
+
 #[derive(Parser, Debug)]
-#[command(about = "PPL and KLD of KV schemes against a baseline over a text, in windows of --ctx tokens")]
+#[command(about = "PPL and KLD of KV schemes (--kv LIST, default every preset) against a baseline over a text, in windows of --ctx tokens")]
 struct Cli {
     /// Text file to score.
     #[arg(long)]
@@ -17,9 +19,6 @@ struct Cli {
     /// Window length in tokens (second half of each window is scored).
     #[arg(long, default_value_t = 512)]
     ctx: usize,
-    /// Candidate KV schemes.
-    #[arg(long = "schemes", default_value = "f16,aura8v8,aura8v4,aura4v4,aura4v2,aura3v3,aura2v2", value_delimiter = ',')]
-    schemes: Vec<String>,
     /// Baseline KV scheme.
     #[arg(long, default_value = "f16")]
     baseline: String,
@@ -46,7 +45,9 @@ fn main() {
 
 async fn run(cli: Cli) -> aura::Result<()> {
     let text = std::fs::read_to_string(&cli.text).map_err(|e| aura::Error::Io { path: cli.text.display().to_string(), message: e.to_string() })?;
-    let engine = Engine::new(cli.model.options()?).await?;
+    // --kv is the list of candidate schemes here (default: every preset).
+    let schemes: Vec<String> = cli.model.kv.as_deref().unwrap_or(DEFAULT_SCHEMES).split(',').map(|s| s.trim().to_string()).collect();
+    let engine = Engine::new(aura::Options { kv: KvScheme::F16, ..common::ModelArgs { kv: None, ..cli.model.clone() }.options()? }).await?;
     eprintln!("adapter: {}", engine.describe());
     let model = Model::load(&engine, &cli.model.model_path()?)?;
     let mut tokens = model.tokenizer.encode(&text, false)?;
@@ -58,7 +59,7 @@ async fn run(cli: Cli) -> aura::Result<()> {
     let f16 = engine.variant().f16;
     let base_scheme = KvScheme::parse(&cli.baseline)?;
     let mut cells: Vec<(KvScheme, AttentionPath)> = Vec::new();
-    for s in &cli.schemes {
+    for s in &schemes {
         let kv = KvScheme::parse(s)?;
         for p in &cli.paths {
             let path = AttentionPath::parse(p)?;

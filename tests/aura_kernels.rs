@@ -84,8 +84,7 @@ fn engines() -> &'static [(String, Engine)] {
 /// lock adapter context") when a thread waits > 6 s for the context while another holds
 /// it for a cold llvmpipe compile (up to ~17 s here).
 fn for_variants(kernel: &'static str, mut f: impl FnMut(&mut Report, &str, &Gpu)) {
-    static GPU: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _serial = GPU.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::gpu_lock();
     let mut rep = Report { kernel, checks: 0, failures: Vec::new(), worst: BTreeMap::new() };
     for (label, e) in engines() {
         let t0 = Instant::now();

@@ -64,6 +64,7 @@ fn engines() -> &'static [(String, Engine)] {
 
 /// Runs `f` on every variant engine, collecting one report for `kernel`.
 fn for_variants(kernel: &'static str, mut f: impl FnMut(&mut Report, &str, &Gpu)) {
+    let _serial = common::gpu_lock();
     let mut rep = Report::new(kernel);
     for (label, e) in engines() {
         f(&mut rep, label, &e.gpu);

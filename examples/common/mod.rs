@@ -28,10 +28,11 @@ pub struct ModelArgs {
     /// Attention path: auto, single, two-pass, two-pass:BLOCK or mirror (dequant A/B path).
     #[arg(long, default_value = "auto")]
     pub attention: String,
-    /// KV cache scheme: f16 (dense) or aura{K}v{V} with K, V bits in {2,3,4,8}
-    /// (presets: aura8v8, aura8v4, aura8v2, aura4v4, aura4v2, aura3v3, aura2v2).
-    #[arg(long, default_value = "f16")]
-    pub kv: String,
+    /// KV cache scheme: f16 (dense, the default) or aura{K}v{V} with K, V bits in
+    /// {2,3,4,8} (presets: aura8v8, aura8v4, aura8v2, aura4v4, aura4v2, aura3v3, aura2v2).
+    /// The kld example takes a comma-separated list.
+    #[arg(long)]
+    pub kv: Option<String>,
     /// KV cache capacity in tokens (default: the model's context, at most 4096).
     #[arg(long)]
     pub ctx: Option<usize>,
@@ -82,7 +83,7 @@ impl ModelArgs {
             f16: on_off("f16", &self.f16)?,
             subgroups: on_off("subgroups", &self.subgroups)?,
             attention: AttentionPath::parse(&self.attention)?,
-            kv: aura::kv::scheme::KvScheme::parse(&self.kv)?,
+            kv: aura::kv::scheme::KvScheme::parse(self.kv.as_deref().unwrap_or("f16"))?,
             ..Options::default()
         })
     }

@@ -16,6 +16,14 @@ pub fn engine(options: Options) -> Engine {
     })
 }
 
+/// Serializes GPU work between the tests of one binary. wgpu's GL backend panics
+/// ("Could not lock adapter context") when a thread waits more than 6 s for the EGL
+/// context while another holds it for a cold llvmpipe shader compile (up to ~17 s seen).
+pub fn gpu_lock() -> std::sync::MutexGuard<'static, ()> {
+    static GPU: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GPU.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Every variant each test backend offers: f16 x subgroups where supported.
 /// Panics when a backend has no adapter. Returns (label, engine).
 pub fn variant_engines() -> Vec<(String, Engine)> {
