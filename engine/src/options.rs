@@ -45,7 +45,8 @@ pub enum AttentionPath {
     #[default]
     Auto,
     SinglePass,
-    /// Split-K: pass 1 over blocks of `block` tokens, pass 2 merges.
+    /// Split-K: pass 1 over blocks of `block` tokens, pass 2 merges. `block == 0`
+    /// picks the measured default for the cache scheme.
     TwoPass { block: u32 },
     /// Compressed caches only: dequantize new rows into a dense mirror and run dense
     /// attention (an explicit A/B path, never chosen automatically).
@@ -65,7 +66,7 @@ impl AttentionPath {
             return Ok(AttentionPath::Mirror);
         }
         if s == "two-pass" || s == "2pass" || s == "two" {
-            return Ok(AttentionPath::TwoPass { block: crate::attention::plan::DEFAULT_SPLIT_BLOCK });
+            return Ok(AttentionPath::TwoPass { block: 0 });
         }
         if let Some(b) = s.strip_prefix("two-pass:") {
             if let Ok(block) = b.parse::<u32>() {
@@ -92,6 +93,8 @@ pub struct Options {
     pub attention: AttentionPath,
     /// KV cache scheme for new sessions (dense f16 or AURA-compressed).
     pub kv: crate::kv::scheme::KvScheme,
+    /// Opt-in: raise K to 8 bits when the GQA group is >= 6 (never applied by default).
+    pub auto_asymmetric_k: bool,
     /// Use `msl/<stem>.metal` overrides on Metal when present.
     pub msl_overrides: bool,
 }
@@ -104,6 +107,7 @@ impl Default for Options {
             subgroups: None,
             attention: AttentionPath::Auto,
             kv: crate::kv::scheme::KvScheme::F16,
+            auto_asymmetric_k: false,
             msl_overrides: true,
         }
     }

@@ -91,11 +91,15 @@ impl Session {
             return Err(Error::InvalidArgument("KV capacity must be at least 1 token".into()));
         }
         let path = opts.attention.unwrap_or(gpu.options.attention);
+        let mut scheme = opts.kv.unwrap_or(gpu.options.kv);
+        if gpu.options.auto_asymmetric_k {
+            scheme = scheme.with_auto_asymmetric_k(c.group());
+        }
         let split_block = match path {
-            AttentionPath::TwoPass { block } => block,
-            _ => plan::DEFAULT_SPLIT_BLOCK,
+            AttentionPath::TwoPass { block } if block > 0 => block,
+            _ => plan::default_split_block(scheme),
         };
-        if split_block == 0 || split_block % 64 != 0 {
+        if split_block % 64 != 0 {
             return Err(Error::InvalidArgument(format!("split block {split_block} must be a positive multiple of 64")));
         }
         let max_blocks = cap.div_ceil(split_block as usize);
@@ -133,7 +137,6 @@ impl Session {
                 }),
             }],
         });
-        let scheme = opts.kv.unwrap_or(gpu.options.kv);
         let mirror = path == AttentionPath::Mirror;
         if mirror && !scheme.is_compressed() {
             return Err(Error::InvalidArgument("the dequant-mirror path needs a compressed (aura) KV scheme".into()));

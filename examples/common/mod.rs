@@ -33,6 +33,9 @@ pub struct ModelArgs {
     /// The kld example takes a comma-separated list.
     #[arg(long)]
     pub kv: Option<String>,
+    /// Opt-in: store K at 8 bits when the GQA group is >= 6 (AURA schemes only).
+    #[arg(long)]
+    pub auto_asymmetric_k: bool,
     /// KV cache capacity in tokens (default: the model's context, at most 4096).
     #[arg(long)]
     pub ctx: Option<usize>,
@@ -84,6 +87,7 @@ impl ModelArgs {
             subgroups: on_off("subgroups", &self.subgroups)?,
             attention: AttentionPath::parse(&self.attention)?,
             kv: aura::kv::scheme::KvScheme::parse(self.kv.as_deref().unwrap_or("f16"))?,
+            auto_asymmetric_k: self.auto_asymmetric_k,
             ..Options::default()
         })
     }

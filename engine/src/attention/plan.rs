@@ -3,20 +3,35 @@
 use crate::kv::scheme::KvScheme;
 use crate::options::AttentionPath;
 
-/// Tokens per split-K block when 2-pass is chosen automatically. A multiple of the
-/// 64-token tile. Measured on an H200 (Vulkan), SmolLM2 at 3.6k context: 2-pass with
-/// 256-token blocks decodes at 145 tok/s vs 17 tok/s single-pass.
-pub const DEFAULT_SPLIT_BLOCK: u32 = 256;
+/// Tokens per split-K block when 2-pass is chosen without a block size (a multiple of
+/// the 64-token tile). Measured on an H200 (Vulkan), SmolLM2 shapes at 16k context,
+/// decode tok/s with blocks 64 / 128 / 256: dense f16 136 / 145 / 129, aura8v4
+/// 123 / 118 / 90, aura4v4 122 / 119 / 87, aura4v2 127 / 126 / 98.
+pub const DEFAULT_SPLIT_BLOCK: u32 = 128;
+/// Compressed caches favour smaller blocks (see the measurements above).
+pub const DEFAULT_COMPRESSED_SPLIT_BLOCK: u32 = 64;
+
+/// The split block for a scheme when none is forced.
+pub fn default_split_block(scheme: KvScheme) -> u32 {
+    if scheme.is_compressed() {
+        DEFAULT_COMPRESSED_SPLIT_BLOCK
+    } else {
+        DEFAULT_SPLIT_BLOCK
+    }
+}
 
 /// With at least this many workgroups, single-pass attention alone fills a GPU.
 pub const MIN_PARALLEL_WORKGROUPS: u32 = 64;
 
 /// Dense single-pass is kept while the context fits in this many 64-token tiles
-/// (one workgroup per query head walks them serially).
+/// (one workgroup per query head walks them serially). H200 measurements bracket the
+/// crossover: at depth 0 single-pass is faster (312 vs 287 tok/s), at 4096 2-pass is
+/// 9x faster (140 vs 16); the crossover in between is not measured yet.
 pub const SINGLE_PASS_MAX_TILES: u32 = 8;
 
-/// Compressed single-pass runs one workgroup per KV head (fewer than dense), so it
-/// switches to 2-pass sooner.
+/// Compressed single-pass runs one workgroup per KV head (3 for SmolLM2 vs 9 dense),
+/// so it switches to 2-pass sooner: depth 0 single 207 vs 2-pass 199 tok/s (aura4v4),
+/// depth 4096 10 vs 97.
 pub const COMPRESSED_SINGLE_PASS_MAX_TILES: u32 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +86,8 @@ mod tests {
         let auto = AttentionPath::Auto;
         assert_eq!(plan(f16, auto, 9, 3, 10, 256), DecodePlan::Dense { split: None });
         assert_eq!(plan(f16, auto, 9, 3, 4096, 256), DecodePlan::Dense { split: Some(Split { block: 256, n_blocks: 16 }) });
+        assert_eq!(default_split_block(f16), 128);
+        assert_eq!(default_split_block(a44), 64);
         assert_eq!(plan(f16, auto, 64, 8, 4096, 256), DecodePlan::Dense { split: None });
         assert_eq!(plan(f16, AttentionPath::SinglePass, 9, 3, 4096, 256), DecodePlan::Dense { split: None });
         assert_eq!(plan(f16, AttentionPath::TwoPass { block: 64 }, 9, 3, 65, 64), DecodePlan::Dense { split: Some(Split { block: 64, n_blocks: 2 }) });
