@@ -31,6 +31,9 @@ struct Cli {
     /// Random weights with a real model's shapes instead of --model: smollm2-135m, llama-1b, llama-8b.
     #[arg(long)]
     synthetic: Option<String>,
+    /// GPU timestamps per stage of a decode step (embed, norm+qkv, attention, o-proj, ffn, head).
+    #[arg(long)]
+    profile: bool,
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -47,7 +50,7 @@ fn main() {
 }
 
 async fn run(cli: Cli) -> aura::Result<()> {
-    let engine = Engine::new(cli.model.options()?).await?;
+    let engine = Engine::new(aura::Options { profile: cli.profile, ..cli.model.options()? }).await?;
     eprintln!("adapter: {}", engine.describe());
     let model = match cli.synthetic.as_deref() {
         Some(name) => {
@@ -91,10 +94,16 @@ async fn run(cli: Cli) -> aura::Result<()> {
                     }
                 }
                 times.sort_by(f64::total_cmp);
+                let profile = s.take_profile();
                 let tps = cli.tokens as f64 / times[times.len() / 2];
                 println!("| {depth} | {scheme} | {path} | {plan:?} | {tps:.1} | {} |", s.kv_bytes_per_token());
+                if let Some(p) = &profile {
+                    let total: f64 = p.iter().map(|x| x.1).sum();
+                    let parts: Vec<String> = p.iter().map(|(n, ms)| format!("{n} {:.3} ms ({:.0}%)", ms, 100.0 * ms / total)).collect();
+                    println!("|   | profile | GPU {:.3} ms/step: {} |", total, parts.join(", "));
+                }
                 eprintln!("done: depth {depth} {scheme} {path}: {tps:.1} tok/s");
-                rows.push(serde_json::json!({"depth": depth, "kv": scheme, "path": path, "plan": format!("{plan:?}"), "tok_s": tps, "kv_bytes_per_token": s.kv_bytes_per_token()}));
+                rows.push(serde_json::json!({"depth": depth, "kv": scheme, "path": path, "plan": format!("{plan:?}"), "tok_s": tps, "kv_bytes_per_token": s.kv_bytes_per_token(), "profile_ms": profile}));
             }
         }
     }

@@ -97,6 +97,9 @@ pub struct Options {
     pub auto_asymmetric_k: bool,
     /// Use `msl/<stem>.metal` overrides on Metal when present.
     pub msl_overrides: bool,
+    /// GPU timestamps between the stages of every step (needs timestamp queries
+    /// inside passes; an error where the adapter lacks them). Off: no cost.
+    pub profile: bool,
 }
 
 impl Default for Options {
@@ -109,6 +112,7 @@ impl Default for Options {
             kv: crate::kv::scheme::KvScheme::F16,
             auto_asymmetric_k: false,
             msl_overrides: true,
+            profile: false,
         }
     }
 }

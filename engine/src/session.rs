@@ -61,8 +61,23 @@ struct LayerOps {
     down: Proj,
 }
 
+/// Names of the timed stages of a step, in stamp order (per-layer stages summed).
+pub const PROFILE_STAGES: [&str; 6] = ["embed", "norm+qkv", "attention", "o-proj", "ffn", "final norm+lm head"];
+
+/// GPU timestamps written between the stages of every step.
+struct Profiler {
+    queries: wgpu::QuerySet,
+    resolve: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    count: u32,
+    /// Accumulated nanoseconds per stage, and steps profiled.
+    totals: [f64; 6],
+    steps: u64,
+}
+
 pub struct Session {
     model: Model,
+    profiler: Option<Profiler>,
     capacity: usize,
     pos: usize,
     path: AttentionPath,
@@ -190,8 +205,34 @@ impl Session {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let profiler = if gpu.options.profile {
+            // Stamps: start, after embed, 4 per layer, after the head.
+            let count = 3 + 4 * c.n_layers as u32;
+            let size = count as u64 * 8;
+            Some(Profiler {
+                queries: gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count }),
+                resolve: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("profile_resolve"),
+                    size,
+                    usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                    mapped_at_creation: false,
+                }),
+                staging: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("profile_staging"),
+                    size,
+                    usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                    mapped_at_creation: false,
+                }),
+                count,
+                totals: [0.0; 6],
+                steps: 0,
+            })
+        } else {
+            None
+        };
         Ok(Session {
             model: model.clone(),
+            profiler,
             capacity: cap,
             pos: 0,
             path,
@@ -209,6 +250,17 @@ impl Session {
             kv_bytes_per_token: scheme.bytes_per_token(c.n_layers, c.n_kv_heads, c.head_dim, v.f16)
                 + if mirror { KvScheme::F16.bytes_per_token(c.n_layers, c.n_kv_heads, c.head_dim, v.f16) } else { 0 },
         })
+    }
+
+    /// Mean GPU milliseconds per step for each of `PROFILE_STAGES` since the last
+    /// call (None unless `Options::profile`), then resets the counters.
+    pub fn take_profile(&mut self) -> Option<Vec<(&'static str, f64)>> {
+        let p = self.profiler.as_mut()?;
+        let steps = p.steps.max(1) as f64;
+        let out = PROFILE_STAGES.iter().zip(p.totals).map(|(n, ns)| (*n, ns / steps / 1e6)).collect();
+        p.totals = [0.0; 6];
+        p.steps = 0;
+        Some(out)
     }
 
     /// Tokens in the KV cache.
@@ -304,26 +356,44 @@ impl Session {
             {
                 let pass = &mut enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
                 pass.set_bind_group(1, &self.step_bg, &[0]);
+                let mut q = 0;
+                let mut stamp = |pass: &mut wgpu::ComputePass<'_>| {
+                    if let Some(p) = &self.profiler {
+                        pass.write_timestamp(&p.queries, q);
+                        q += 1;
+                    }
+                };
+                stamp(pass);
                 // Embedding rows for the step's tokens.
                 self.embed.run(pass, n);
+                stamp(pass);
                 for l in &self.layers {
                     // Attention block: norm, q/k/v, RoPE + cache write, attention, o-proj += x.
                     l.attn_norm.run(pass, n);
                     l.qkv.iter().for_each(|p| p.run(pass, n));
+                    stamp(pass);
                     l.attn.run(pass, plan, n);
+                    stamp(pass);
                     l.wo.run(pass, n);
+                    stamp(pass);
                     // Feed-forward block: norm, gate/up, SwiGLU, down += x.
                     l.ffn_norm.run(pass, n);
                     l.gate.run(pass, n);
                     l.up.run(pass, n);
                     l.silu.run(pass, n);
                     l.down.run(pass, n);
+                    stamp(pass);
                 }
                 // Final norm and LM head, only when this step's logits are wanted.
                 if n_rows > 0 {
                     self.final_norm.run(pass, n);
                     self.lm_head.run(pass, n);
                 }
+                stamp(pass);
+            }
+            if let Some(p) = &self.profiler {
+                enc.resolve_query_set(&p.queries, 0..p.count, &p.resolve, 0);
+                enc.copy_buffer_to_buffer(&p.resolve, 0, &p.staging, 0, p.count as u64 * 8);
             }
             let row_bytes = (vocab * 4) as u64;
             if n_rows > 0 {
@@ -334,6 +404,22 @@ impl Session {
                 return Err(Error::Gpu { kernel: "step".into(), message: e.to_string() });
             }
             self.pos += chunk.len();
+            if let Some(p) = &mut self.profiler {
+                let raw = gpu.map_read(&p.staging).await?;
+                let t: &[u64] = bytemuck::cast_slice(&raw);
+                let period = gpu.queue.get_timestamp_period() as f64;
+                let d = |i: usize| t[i + 1].saturating_sub(t[i]) as f64 * period;
+                p.totals[0] += d(0);
+                for l in 0..self.layers.len() {
+                    // Stamp 1 + 4l closes the previous layer (or the embed); stage s of
+                    // layer l runs from stamp 1 + 4l + s to the next one.
+                    for s in 0..4 {
+                        p.totals[1 + s] += d(1 + 4 * l + s);
+                    }
+                }
+                p.totals[5] += d(p.count as usize - 2);
+                p.steps += 1;
+            }
             if n_rows > 0 {
                 let bytes = gpu.map_read_range(&self.staging, n_rows as u64 * row_bytes).await?;
                 out.extend_from_slice(bytemuck::cast_slice::<u8, f32>(&bytes));

@@ -108,6 +108,13 @@ impl Gpu {
         if variant.subgroups {
             required_features |= wgpu::Features::SUBGROUP;
         }
+        if options.profile {
+            let ts = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+            if !feats.contains(ts) {
+                return Err(Error::Unsupported("profiling needs timestamp queries inside compute passes".into()));
+            }
+            required_features |= ts;
+        }
         // Ask for what the adapter offers on the limits a model needs.
         let mut required_limits = wgpu::Limits::downlevel_defaults().using_resolution(limits.clone());
         required_limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size;
