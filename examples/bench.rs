@@ -31,6 +31,10 @@ struct Cli {
     /// Random weights with a real model's shapes instead of --model: smollm2-135m, llama-1b, llama-8b.
     #[arg(long)]
     synthetic: Option<String>,
+    /// Also time each cell with a PerplexityTap consuming every step's logits, to show
+    /// what a tap costs (the forward itself has no tap hook, so no tap = no cost).
+    #[arg(long)]
+    tap: bool,
     /// GPU timestamps per stage of a decode step (embed, norm+qkv, attention, o-proj, ffn, head).
     #[arg(long)]
     profile: bool,
@@ -94,9 +98,33 @@ async fn run(cli: Cli) -> aura::Result<()> {
                     }
                 }
                 times.sort_by(f64::total_cmp);
+                let mut tap_tps = None;
+                if cli.tap {
+                    use aura::telemetry::LogitsTap;
+                    let mut tap = aura::telemetry::PerplexityTap::default();
+                    let mut tt = Vec::new();
+                    for run in 0..=cli.runs {
+                        s.assume_filled(depth)?;
+                        let mut tok = 1u32;
+                        let t = Instant::now();
+                        for i in 0..cli.tokens {
+                            let l = s.step(tok).await?;
+                            tok = aura::sample::argmax(&l);
+                            tap.consume(depth + i, tok, &l);
+                        }
+                        if run > 0 {
+                            tt.push(t.elapsed().as_secs_f64());
+                        }
+                    }
+                    tt.sort_by(f64::total_cmp);
+                    tap_tps = Some(cli.tokens as f64 / tt[tt.len() / 2]);
+                }
                 let profile = s.take_profile();
                 let tps = cli.tokens as f64 / times[times.len() / 2];
                 println!("| {depth} | {scheme} | {path} | {plan:?} | {tps:.1} | {} |", s.kv_bytes_per_token());
+                if let Some(t) = tap_tps {
+                    println!("|   | with PerplexityTap | | | {t:.1} ({:+.1}%) | |", 100.0 * (t / tps - 1.0));
+                }
                 if let Some(p) = &profile {
                     let total: f64 = p.iter().map(|x| x.1).sum();
                     let parts: Vec<String> = p.iter().map(|(n, ms)| format!("{n} {:.3} ms ({:.0}%)", ms, 100.0 * ms / total)).collect();
