@@ -66,7 +66,10 @@ async fn run(cli: Cli) -> aura::Result<()> {
             };
             let mut shape = shape;
             shape.context = shape.context.max(cli.depths.iter().max().copied().unwrap_or(0) + cli.tokens + 16);
-            Model::new(&engine, HostModel::from_gguf_bytes(&llama_gguf(&shape, WeightType::Q4_1, WeightType::Q8_0, 1))?)?
+            Model::new(
+                &engine,
+                HostModel::from_gguf_bytes(&llama_gguf(&shape, WeightType::Q4_1, WeightType::Q8_0, 1))?,
+            )?
         }
         None => Model::load(&engine, &cli.model.model_path()?)?,
     };
@@ -82,7 +85,8 @@ async fn run(cli: Cli) -> aura::Result<()> {
                     continue;
                 }
                 let capacity = depth + cli.tokens + 8;
-                let mut s = Session::new(&model, SessionOptions { capacity, attention: Some(path_v), kv: Some(kv) }).await?;
+                let mut s =
+                    Session::new(&model, SessionOptions { capacity, attention: Some(path_v), kv: Some(kv) }).await?;
                 let plan = s.plan_for(depth + 1);
                 let mut times = Vec::new();
                 for run in 0..=cli.runs {
@@ -127,7 +131,8 @@ async fn run(cli: Cli) -> aura::Result<()> {
                 }
                 if let Some(p) = &profile {
                     let total: f64 = p.iter().map(|x| x.1).sum();
-                    let parts: Vec<String> = p.iter().map(|(n, ms)| format!("{n} {:.3} ms ({:.0}%)", ms, 100.0 * ms / total)).collect();
+                    let parts: Vec<String> =
+                        p.iter().map(|(n, ms)| format!("{n} {:.3} ms ({:.0}%)", ms, 100.0 * ms / total)).collect();
                     println!("|   | profile | GPU {:.3} ms/step: {} |", total, parts.join(", "));
                 }
                 eprintln!("done: depth {depth} {scheme} {path}: {tps:.1} tok/s");
@@ -137,7 +142,8 @@ async fn run(cli: Cli) -> aura::Result<()> {
     }
     if let Some(p) = cli.json {
         let doc = serde_json::json!({"adapter": engine.describe(), "rows": rows});
-        std::fs::write(&p, serde_json::to_string_pretty(&doc).unwrap()).map_err(|e| aura::Error::Io { path: p.display().to_string(), message: e.to_string() })?;
+        std::fs::write(&p, serde_json::to_string_pretty(&doc).unwrap())
+            .map_err(|e| aura::Error::Io { path: p.display().to_string(), message: e.to_string() })?;
     }
     Ok(())
 }

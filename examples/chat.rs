@@ -60,7 +60,12 @@ async fn run(cli: Cli) -> aura::Result<()> {
         print!("> ");
         out.flush().ok();
         let mut line = String::new();
-        if stdin.lock().read_line(&mut line).map_err(|e| aura::Error::Io { path: "stdin".into(), message: e.to_string() })? == 0 {
+        if stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| aura::Error::Io { path: "stdin".into(), message: e.to_string() })?
+            == 0
+        {
             break;
         }
         let line = line.trim();

@@ -45,7 +45,9 @@ async fn run(cli: Cli) -> aura::Result<()> {
         Some(p) => p,
         None => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).map_err(|e| aura::Error::Io { path: "stdin".into(), message: e.to_string() })?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| aura::Error::Io { path: "stdin".into(), message: e.to_string() })?;
             s
         }
     };
@@ -56,7 +58,8 @@ async fn run(cli: Cli) -> aura::Result<()> {
     let model = Model::load(&engine, &path)?;
     eprintln!("model: {} ({:.2} s to load)", path.display(), t.elapsed().as_secs_f64());
     let tok = &model.tokenizer;
-    let text = if cli.raw { prompt } else { tok.render_chat(&[ChatMessage { role: "user".into(), content: prompt }], true)? };
+    let text =
+        if cli.raw { prompt } else { tok.render_chat(&[ChatMessage { role: "user".into(), content: prompt }], true)? };
     let ids = tok.encode(&text, true)?;
     let capacity = cli.model.ctx.unwrap_or(model.config.context_length.min(4096));
     if ids.len() + cli.max_tokens > capacity {
@@ -93,7 +96,8 @@ async fn run(cli: Cli) -> aura::Result<()> {
     }
     let decoded = out.len().saturating_sub(1).max(1);
     let c = &model.config;
-    let dense = aura::kv::scheme::KvScheme::F16.bytes_per_token(c.n_layers, c.n_kv_heads, c.head_dim, engine.variant().f16);
+    let dense =
+        aura::kv::scheme::KvScheme::F16.bytes_per_token(c.n_layers, c.n_kv_heads, c.head_dim, engine.variant().f16);
     eprintln!(
         "prefill: {} tokens, {:.1} tok/s | decode: {} tokens, {:.1} tok/s",
         ids.len(),

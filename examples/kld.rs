@@ -11,7 +11,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 const DEFAULT_SCHEMES: &str = "f16,aura8v8,aura8v4,aura4v4,aura4v2,aura3v3,aura2v2";
 
 #[derive(Parser, Debug)]
-#[command(about = "PPL and KLD of KV schemes (--kv LIST, default every preset) against a baseline over a text, in windows of --ctx tokens")]
+#[command(
+    about = "PPL and KLD of KV schemes (--kv LIST, default every preset) against a baseline over a text, in windows of --ctx tokens"
+)]
 struct Cli {
     /// Text file to score.
     #[arg(long)]
@@ -44,10 +46,16 @@ fn main() {
 }
 
 async fn run(cli: Cli) -> aura::Result<()> {
-    let text = std::fs::read_to_string(&cli.text).map_err(|e| aura::Error::Io { path: cli.text.display().to_string(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(&cli.text)
+        .map_err(|e| aura::Error::Io { path: cli.text.display().to_string(), message: e.to_string() })?;
     // --kv is the list of candidate schemes here (default: every preset).
-    let schemes: Vec<String> = cli.model.kv.as_deref().unwrap_or(DEFAULT_SCHEMES).split(',').map(|s| s.trim().to_string()).collect();
-    let engine = Engine::new(aura::Options { kv: KvScheme::F16, ..common::ModelArgs { kv: None, ..cli.model.clone() }.options()? }).await?;
+    let schemes: Vec<String> =
+        cli.model.kv.as_deref().unwrap_or(DEFAULT_SCHEMES).split(',').map(|s| s.trim().to_string()).collect();
+    let engine = Engine::new(aura::Options {
+        kv: KvScheme::F16,
+        ..common::ModelArgs { kv: None, ..cli.model.clone() }.options()?
+    })
+    .await?;
     eprintln!("adapter: {}", engine.describe());
     let model = Model::load(&engine, &cli.model.model_path()?)?;
     let mut tokens = model.tokenizer.encode(&text, false)?;
@@ -94,7 +102,14 @@ async fn run(cli: Cli) -> aura::Result<()> {
     }
     bar.finish_and_clear();
     std::fs::remove_file(&tmp).ok();
-    println!("{} | {} windows of {} tokens, {} scored positions | baseline {}", engine.describe(), windows, cli.ctx, rows.first().map(|r| r.4.count).unwrap_or(0), base_scheme.name());
+    println!(
+        "{} | {} windows of {} tokens, {} scored positions | baseline {}",
+        engine.describe(),
+        windows,
+        cli.ctx,
+        rows.first().map(|r| r.4.count).unwrap_or(0),
+        base_scheme.name()
+    );
     println!("| scheme | path | bits/value | KV B/token | PPL | ΔPPL % | mean KLD | median | p99 | p99.9 | max | same top-1 % |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, path, bits, bytes, s) in &rows {
@@ -116,7 +131,8 @@ async fn run(cli: Cli) -> aura::Result<()> {
             "adapter": engine.describe(), "windows": windows, "ctx": cli.ctx, "baseline": base_scheme.name(),
             "rows": rows.iter().map(|(n, path, bits, bytes, s)| serde_json::json!({"scheme": n, "path": path, "bits_per_value": bits, "kv_bytes_per_token": bytes, "summary": s})).collect::<Vec<_>>(),
         });
-        std::fs::write(p, serde_json::to_string_pretty(&doc).unwrap()).map_err(|e| aura::Error::Io { path: p.display().to_string(), message: e.to_string() })?;
+        std::fs::write(p, serde_json::to_string_pretty(&doc).unwrap())
+            .map_err(|e| aura::Error::Io { path: p.display().to_string(), message: e.to_string() })?;
     }
     Ok(())
 }

@@ -48,7 +48,8 @@ async fn run(cli: Cli) -> aura::Result<()> {
     let mut tap = PerplexityTap::default();
     let t = Instant::now();
     let opts = SessionOptions { capacity: cli.window, ..Default::default() };
-    let windows = perplexity_windows(&model, &tokens, cli.window, opts, &mut tap, |d, _| bar.set_position(d as u64)).await?;
+    let windows =
+        perplexity_windows(&model, &tokens, cli.window, opts, &mut tap, |d, _| bar.set_position(d as u64)).await?;
     bar.finish_and_clear();
     let secs = t.elapsed().as_secs_f64();
     println!(

@@ -27,7 +27,10 @@ use half::f16;
 
 /// Accepted error: normalized MSE (||got-want||^2 / ||want||^2) and max abs error.
 #[derive(Clone, Copy, Debug)]
-struct Tol { nmse: f64, abs: f64 }
+struct Tol {
+    nmse: f64,
+    abs: f64,
+}
 
 // In brackets: worst observed over 9 base seeds, lavapipe + llvmpipe, every variant.
 // Encode: the kernel computes u = (H (s*x)) / |x|, the reference (H (s*x) / sqrt d) *
@@ -115,7 +118,11 @@ fn upload<T: bytemuck::Pod>(gpu: &Gpu, v: &[T]) -> wgpu::Buffer {
 
 /// γ / dense-mirror storage: f16 when the variant has f16, else f32.
 fn upload_kv(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
-    if gpu.variant.f16 { upload(gpu, &v.iter().map(|x| f16::from_f32(*x)).collect::<Vec<_>>()) } else { upload(gpu, v) }
+    if gpu.variant.f16 {
+        upload(gpu, &v.iter().map(|x| f16::from_f32(*x)).collect::<Vec<_>>())
+    } else {
+        upload(gpu, v)
+    }
 }
 
 fn kv_round(gpu: &Gpu, x: f32) -> f32 {
@@ -130,16 +137,34 @@ fn read<T: bytemuck::Pod>(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<T> {
 }
 
 fn read_kv(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    if gpu.variant.f16 { read::<f16>(gpu, buf, n).iter().map(|x| x.to_f32()).collect() } else { read(gpu, buf, n) }
+    if gpu.variant.f16 {
+        read::<f16>(gpu, buf, n).iter().map(|x| x.to_f32()).collect()
+    } else {
+        read(gpu, buf, n)
+    }
 }
 
-fn run<P: bytemuck::Pod>(gpu: &Gpu, ctx: &str, key: &PipelineKey, params: P, bufs: &[&wgpu::Buffer], groups: [u32; 3], step: StepUniform) {
+fn run<P: bytemuck::Pod>(
+    gpu: &Gpu,
+    ctx: &str,
+    key: &PipelineKey,
+    params: P,
+    bufs: &[&wgpu::Buffer],
+    groups: [u32; 3],
+    step: StepUniform,
+) {
     pollster::block_on(gpu.run_once(key, bytemuck::bytes_of(&params), bufs, groups, step))
         .unwrap_or_else(|e| panic!("[{ctx}] dispatch failed: {e}"));
 }
 
 fn step(pos: usize, kv_len: usize, n_tokens: usize, n_blocks: usize) -> StepUniform {
-    StepUniform { pos: pos as u32, kv_len: kv_len as u32, n_tokens: n_tokens as u32, n_blocks: n_blocks as u32, ..Default::default() }
+    StepUniform {
+        pos: pos as u32,
+        kv_len: kv_len as u32,
+        n_tokens: n_tokens as u32,
+        n_blocks: n_blocks as u32,
+        ..Default::default()
+    }
 }
 
 fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
@@ -149,7 +174,12 @@ fn shuffle<T>(v: &mut [T], rng: &mut Rng) {
 }
 
 /// Collects failures (one run shows every broken variant/case) and worst errors.
-struct Report { kernel: &'static str, checks: usize, failures: Vec<String>, worst: BTreeMap<String, (f64, f64)> }
+struct Report {
+    kernel: &'static str,
+    checks: usize,
+    failures: Vec<String>,
+    worst: BTreeMap<String, (f64, f64)>,
+}
 
 impl Report {
     fn observe(&mut self, what: &str, a: f64, b: f64) {
@@ -164,7 +194,10 @@ impl Report {
         self.observe(what, nmse, abs);
         if got.len() != want.len() || !finite || !(nmse <= tol.nmse && abs <= tol.abs) {
             let nf = if finite { "" } else { ", NON-FINITE output" };
-            self.failures.push(format!("{what} [{ctx}]: nmse {nmse:.3e} (tol {:.0e}), max abs {abs:.3e} (tol {:.0e}){nf}", tol.nmse, tol.abs));
+            self.failures.push(format!(
+                "{what} [{ctx}]: nmse {nmse:.3e} (tol {:.0e}), max abs {abs:.3e} (tol {:.0e}){nf}",
+                tol.nmse, tol.abs
+            ));
         }
     }
 
@@ -175,7 +208,8 @@ impl Report {
         let (g, w): (&[u8], &[u8]) = (bytemuck::cast_slice(got), bytemuck::cast_slice(want));
         let changed = g.chunks(sz).zip(w.chunks(sz)).filter(|(a, b)| a != b).count();
         if changed > 0 || got.len() != want.len() {
-            self.failures.push(format!("{what} [{ctx}]: {changed} of {} elements that must stay untouched changed", want.len()));
+            self.failures
+                .push(format!("{what} [{ctx}]: {changed} of {} elements that must stay untouched changed", want.len()));
         }
     }
 
@@ -185,7 +219,13 @@ impl Report {
         }
         let n = self.failures.len();
         let shown = self.failures[..n.min(40)].join("\n");
-        assert!(n == 0, "{n} of {} {} checks failed (AURA_KERNEL_SEED={}):\n{shown}", self.checks, self.kernel, base_seed());
+        assert!(
+            n == 0,
+            "{n} of {} {} checks failed (AURA_KERNEL_SEED={}):\n{shown}",
+            self.checks,
+            self.kernel,
+            base_seed()
+        );
     }
 }
 
@@ -193,10 +233,28 @@ impl Report {
 
 /// One layer's AURA constants, laid out as attention/layer.rs uploads them.
 /// `offs`: K centroids, K boundaries, V centroids, V boundaries in `consts`.
-struct Layer { hd: usize, sk: Vec<f32>, sv: Vec<f32>, cbk: &'static Codebook, cbv: &'static Codebook, consts: Vec<f32>, offs: [u32; 4] }
+struct Layer {
+    hd: usize,
+    sk: Vec<f32>,
+    sv: Vec<f32>,
+    cbk: &'static Codebook,
+    cbv: &'static Codebook,
+    consts: Vec<f32>,
+    offs: [u32; 4],
+}
 
 /// K or V of a layer, as a kernel addresses it in the shared words/gammas/consts.
-struct Side<'a> { name: &'static str, cb: &'static Codebook, signs: &'a [f32], rw: usize, word_off: usize, gamma_off: usize, s_off: u32, c_off: u32, b_off: u32 }
+struct Side<'a> {
+    name: &'static str,
+    cb: &'static Codebook,
+    signs: &'a [f32],
+    rw: usize,
+    word_off: usize,
+    gamma_off: usize,
+    s_off: u32,
+    c_off: u32,
+    b_off: u32,
+}
 
 impl Layer {
     fn new(layer: usize, hd: usize, kb: u32, vb: u32) -> Layer {
@@ -219,8 +277,28 @@ impl Layer {
         let (rwk, rwv) = self.rw();
         let [ck, bk, cv, bv] = self.offs;
         [
-            Side { name: "K", cb: self.cbk, signs: &self.sk, rw: rwk, word_off: 0, gamma_off: 0, s_off: 0, c_off: ck, b_off: bk },
-            Side { name: "V", cb: self.cbv, signs: &self.sv, rw: rwv, word_off: rows * rwk, gamma_off: rows, s_off: self.hd as u32, c_off: cv, b_off: bv },
+            Side {
+                name: "K",
+                cb: self.cbk,
+                signs: &self.sk,
+                rw: rwk,
+                word_off: 0,
+                gamma_off: 0,
+                s_off: 0,
+                c_off: ck,
+                b_off: bk,
+            },
+            Side {
+                name: "V",
+                cb: self.cbv,
+                signs: &self.sv,
+                rw: rwv,
+                word_off: rows * rwk,
+                gamma_off: rows,
+                s_off: self.hd as u32,
+                c_off: cv,
+                b_off: bv,
+            },
         ]
     }
 }
@@ -236,7 +314,11 @@ fn garbage_cache(gpu: &Gpu, rng: &mut Rng, rows: usize, l: &Layer) -> (Vec<u32>,
 // ---------------------------------------------------------------- kv_encode_aura
 
 #[derive(Default)]
-struct Flips { indices: usize, flips: usize, worst_dist: f32 }
+struct Flips {
+    indices: usize,
+    flips: usize,
+    worst_dist: f32,
+}
 
 /// (K bits, V bits, head dim) of the encode and dequant tests: every K bits x head dim;
 /// V bits differ from K bits and also take every value per head dim.
@@ -253,10 +335,14 @@ fn kv_encode() {
             encode_case(rep, &mut fl, label, gpu, c, seed("encode", i));
         }
         let frac = fl.flips as f64 / fl.indices as f64;
-        println!("kv_encode_aura {label}: {} of {} indices differ (max {MAX_FLIP_FRACTION:e}), worst |u - boundary| {:.1e}", fl.flips, fl.indices, fl.worst_dist);
+        println!(
+            "kv_encode_aura {label}: {} of {} indices differ (max {MAX_FLIP_FRACTION:e}), worst |u - boundary| {:.1e}",
+            fl.flips, fl.indices, fl.worst_dist
+        );
         rep.observe("index flip fraction / |u - boundary|", frac, fl.worst_dist as f64);
         if frac > MAX_FLIP_FRACTION {
-            rep.failures.push(format!("{label}: {frac:.2e} of indices differ from the reference (max {MAX_FLIP_FRACTION:e})"));
+            rep.failures
+                .push(format!("{label}: {frac:.2e} of indices differ from the reference (max {MAX_FLIP_FRACTION:e})"));
         }
     });
 }
@@ -271,7 +357,12 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
     // Sources [T][n_kv][hd] per kind: row magnitudes from MAGS, one zero row.
     let src = |rng: &mut Rng| -> Vec<f32> {
         let zero = rng.below(nt * n_kv);
-        (0..nt * n_kv).flat_map(|r| { let m = MAGS[rng.below(3)]; rng.vec(hd, if r == zero { 0.0 } else { m }) }).collect()
+        (0..nt * n_kv)
+            .flat_map(|r| {
+                let m = MAGS[rng.below(3)];
+                rng.vec(hd, if r == zero { 0.0 } else { m })
+            })
+            .collect()
     };
     let xs = [src(&mut rng), src(&mut rng)];
     let (words0, gam0) = garbage_cache(gpu, &mut rng, rows, &l);
@@ -280,8 +371,27 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
     for (s, x) in sides.iter().zip(&xs) {
         let (word_off, gamma_off, src) = (s.word_off as u32, s.gamma_off as u32, upload(gpu, x));
         let (n_kv_heads, capacity, bits, row_words) = (n_kv as u32, cap as u32, s.cb.bits, s.rw as u32);
-        let p = KvEncodeParams { n_kv_heads, capacity, bits, row_words, word_off, gamma_off, s_off: s.s_off, c_off: s.c_off, b_off: s.b_off, _pad: [0; 3] };
-        run(gpu, &ctx, &kv_encode_key(gpu.variant, hd), p, &[&src, &wb, &gb, &cb], [n_kv as u32, nt as u32, 1], step(pos, pos + 1, nt, 0));
+        let p = KvEncodeParams {
+            n_kv_heads,
+            capacity,
+            bits,
+            row_words,
+            word_off,
+            gamma_off,
+            s_off: s.s_off,
+            c_off: s.c_off,
+            b_off: s.b_off,
+            _pad: [0; 3],
+        };
+        run(
+            gpu,
+            &ctx,
+            &kv_encode_key(gpu.variant, hd),
+            p,
+            &[&src, &wb, &gb, &cb],
+            [n_kv as u32, nt as u32, 1],
+            step(pos, pos + 1, nt, 0),
+        );
     }
     let (got_w, got_g): (Vec<u32>, Vec<f32>) = (read(gpu, &wb, words0.len()), read_kv(gpu, &gb, gam0.len()));
     let (mut want_w, mut want_g) = (words0, gam0);
@@ -290,7 +400,16 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
             let slot = h * cap + pos + t;
             let (w, g) = (s.word_off + slot * s.rw, s.gamma_off + slot);
             let rctx = format!("{ctx} {} token={t} head={h}", s.name);
-            check_encoded(rep, fl, &rctx, &x[(t * n_kv + h) * hd..][..hd], s, &got_w[w..w + s.rw], got_g[g], gpu.variant.f16);
+            check_encoded(
+                rep,
+                fl,
+                &rctx,
+                &x[(t * n_kv + h) * hd..][..hd],
+                s,
+                &got_w[w..w + s.rw],
+                got_g[g],
+                gpu.variant.f16,
+            );
             want_w[w..w + s.rw].copy_from_slice(&got_w[w..w + s.rw]);
             want_g[g] = got_g[g];
         }
@@ -301,7 +420,16 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
 }
 
 /// One encoded row vs `encode_row`: indices (up to boundary flips) and γ.
-fn check_encoded(rep: &mut Report, fl: &mut Flips, ctx: &str, x: &[f32], s: &Side, words: &[u32], gamma: f32, f16: bool) {
+fn check_encoded(
+    rep: &mut Report,
+    fl: &mut Flips,
+    ctx: &str,
+    x: &[f32],
+    s: &Side,
+    words: &[u32],
+    gamma: f32,
+    f16: bool,
+) {
     let (cb, d) = (s.cb, x.len());
     let enc = encode_row(x, s.signs, cb, false);
     let (want, got) = (unpack(&enc.words, cb.bits, d), unpack(words, cb.bits, d));
@@ -316,7 +444,10 @@ fn check_encoded(rep: &mut Report, fl: &mut Flips, ctx: &str, x: &[f32], s: &Sid
         fl.flips += 1;
         fl.worst_dist = fl.worst_dist.max(dist);
         if got[i].abs_diff(want[i]) != 1 || !(dist <= FLIP_U_EPS) {
-            bad.push(format!("index {i} is {}, reference {} (u = {}, {dist:.2e} from the boundary)", got[i], want[i], u[i]));
+            bad.push(format!(
+                "index {i} is {}, reference {} (u = {}, {dist:.2e} from the boundary)",
+                got[i], want[i], u[i]
+            ));
         }
     }
     rep.checks += 2;
@@ -325,13 +456,21 @@ fn check_encoded(rep: &mut Report, fl: &mut Flips, ctx: &str, x: &[f32], s: &Sid
     }
     // γ of the indices the kernel chose (= the reference γ when no index flipped).
     let cnorm = got.iter().fold(0f32, |a, &i| a + cb.centroids[i as usize].powi(2)).sqrt();
-    let g32 = if norm == 0.0 { 0.0 } else if got == want { enc.gamma } else { norm / cnorm };
+    let g32 = if norm == 0.0 {
+        0.0
+    } else if got == want {
+        enc.gamma
+    } else {
+        norm / cnorm
+    };
     let want_g = store_gamma(g32, f16);
     let rel = (gamma - want_g).abs() / want_g.max(f32::MIN_POSITIVE);
-    let (tol, what) = if f16 { (GAMMA_REL_F16, "gamma rel error (f16)") } else { (GAMMA_REL_F32, "gamma rel error (f32)") };
+    let (tol, what) =
+        if f16 { (GAMMA_REL_F16, "gamma rel error (f16)") } else { (GAMMA_REL_F32, "gamma rel error (f32)") };
     rep.observe(what, rel as f64, 0.0);
     if !(rel <= tol) {
-        rep.failures.push(format!("encode [{ctx}]: gamma {gamma:e}, reference {want_g:e} (rel {rel:.2e}, tol {tol:.0e})"));
+        rep.failures
+            .push(format!("encode [{ctx}]: gamma {gamma:e}, reference {want_g:e} (rel {rel:.2e}, tol {tol:.0e})"));
     }
 }
 
@@ -339,7 +478,17 @@ fn check_encoded(rep: &mut Report, fl: &mut Flips, ctx: &str, x: &[f32], s: &Sid
 
 /// One compressed-attention case; token t of the T-token step sees kv_len + t rows.
 #[derive(Clone, Copy, Debug)]
-struct AttnCase { kb: u32, vb: u32, block: u32, hd: usize, group: usize, n_kv: usize, kv_len: usize, nt: usize, cap: usize }
+struct AttnCase {
+    kb: u32,
+    vb: u32,
+    block: u32,
+    hd: usize,
+    group: usize,
+    n_kv: usize,
+    kv_len: usize,
+    nt: usize,
+    cap: usize,
+}
 
 /// A seeded sample: each path (single, each block) runs every kv_len once and compiles
 /// one pipeline per head dim (two kv_lens each, one with T = 3 on two of them); the 12
@@ -426,7 +575,8 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let [(kc, ..), (vc, ..)] = &caches;
     let q = rng.vec(nt * nh * hd, 2.0);
     let scale = 1.0 / (hd as f32).sqrt();
-    let (max_blocks, n_blocks) = if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), last.div_ceil(block as usize)) };
+    let (max_blocks, n_blocks) =
+        if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), last.div_ceil(block as usize)) };
     let path = if block == 0 { "single".to_string() } else { format!("split{block}") };
     let ctx = format!("{label} {path} n_blocks={n_blocks}/{max_blocks} K{kb}/V{vb} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} T={nt} cap={cap} seed={seed:#x}");
     let words = [kc.words.as_slice(), &vc.words].concat();
@@ -437,7 +587,16 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let pml = upload(gpu, &vec![GARBAGE; nt * nh * max_blocks * 2]);
     let po = upload(gpu, &vec![GARBAGE; nt * nh * max_blocks * hd]);
     let [ck, _, cv, _] = l.offs;
-    let p = AttnAuraParams { n_heads: nh as u32, capacity: cap as u32, max_blocks: max_blocks as u32, scale, v_word_off: (rows * rwk) as u32, v_gamma_off: rows as u32, ck_off: ck, cv_off: cv };
+    let p = AttnAuraParams {
+        n_heads: nh as u32,
+        capacity: cap as u32,
+        max_blocks: max_blocks as u32,
+        scale,
+        v_word_off: (rows * rwk) as u32,
+        v_gamma_off: rows as u32,
+        ck_off: ck,
+        cv_off: cv,
+    };
     let st = step(kv_len - 1, kv_len, nt, n_blocks);
     let (v, (nh32, nt32)) = (gpu.variant, (nh as u32, nt as u32));
     let key = attn_aura_key(v, hd, group, block, kb, vb);
@@ -452,11 +611,30 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     run(gpu, &ctx, &unrotate_key(v, hd), up, &[&att, &cb], [nh32, nt32, 1], st);
     let got: Vec<f32> = read(gpu, &att, nt * nh * hd);
     let want: Vec<f32> = (0..nt * nh)
-        .flat_map(|r| attention_packed(&q[r * hd..][..hd], kc, vc, (r % nh) / group, kv_len + r / nh, &l.sk, &l.sv, l.cbk, l.cbv, scale))
+        .flat_map(|r| {
+            attention_packed(
+                &q[r * hd..][..hd],
+                kc,
+                vc,
+                (r % nh) / group,
+                kv_len + r / nh,
+                &l.sk,
+                &l.sv,
+                l.cbk,
+                l.cbv,
+                scale,
+            )
+        })
         .collect();
     for r in 0..nt * nh {
         let rg = r * hd..(r + 1) * hd;
-        rep.check(&format!("{path} hd={hd}"), &format!("{ctx} token={} head={}", r / nh, r % nh), &got[rg.clone()], &want[rg], ATTN_TOL);
+        rep.check(
+            &format!("{path} hd={hd}"),
+            &format!("{ctx} token={} head={}", r / nh, r % nh),
+            &got[rg.clone()],
+            &want[rg],
+            ATTN_TOL,
+        );
     }
     want
 }
@@ -491,15 +669,30 @@ fn dequant_case(rep: &mut Report, label: &str, gpu: &Gpu, (kb, vb, hd): (u32, u3
         let (n_kv_heads, capacity, bits, row_words) = (n_kv as u32, cap as u32, s.cb.bits, s.rw as u32);
         let (word_off, gamma_off, s_off, c_off) = (s.word_off as u32, s.gamma_off as u32, s.s_off, s.c_off);
         let p = KvDequantParams { n_kv_heads, capacity, bits, row_words, word_off, gamma_off, s_off, c_off };
-        run(gpu, &ctx, &kv_dequant_key(gpu.variant, hd), p, &[&wb, &gb, &cb, &db], [n_kv as u32, nt as u32, 1], step(pos, pos + 1, nt, 0));
+        run(
+            gpu,
+            &ctx,
+            &kv_dequant_key(gpu.variant, hd),
+            p,
+            &[&wb, &gb, &cb, &db],
+            [n_kv as u32, nt as u32, 1],
+            step(pos, pos + 1, nt, 0),
+        );
         let got = read_kv(gpu, &db, rows * hd);
         let mut rest = dense0.clone();
         for (t, h) in (0..nt).flat_map(|t| (0..n_kv).map(move |h| (t, h))) {
             let slot = h * cap + pos + t;
             let w = &words[s.word_off + slot * s.rw..][..s.rw];
-            let want: Vec<f32> = decode_row(w, gam[s.gamma_off + slot], s.signs, s.cb, hd).iter().map(|&x| kv_round(gpu, x)).collect();
+            let want: Vec<f32> =
+                decode_row(w, gam[s.gamma_off + slot], s.signs, s.cb, hd).iter().map(|&x| kv_round(gpu, x)).collect();
             let r = slot * hd..(slot + 1) * hd;
-            rep.check(&format!("{} hd={hd}", s.name), &format!("{ctx} {} token={t} head={h}", s.name), &got[r.clone()], &want, tol);
+            rep.check(
+                &format!("{} hd={hd}", s.name),
+                &format!("{ctx} {} token={t} head={h}", s.name),
+                &got[r.clone()],
+                &want,
+                tol,
+            );
             rest[r.clone()].copy_from_slice(&got[r]);
         }
         rep.untouched("dequant mirror", &format!("{ctx} {}", s.name), &got, &rest);
@@ -521,7 +714,15 @@ fn attn_unrotate() {
             let x = rng.vec((nt * nh + 1) * hd, 2.0);
             let (ab, cb) = (upload(gpu, &x), upload(gpu, &l.consts));
             let up = UnrotateParams { n_heads: nh as u32, s_off: hd as u32, _pad: [0; 2] };
-            run(gpu, &ctx, &unrotate_key(gpu.variant, hd), up, &[&ab, &cb], [nh as u32, nt as u32, 1], step(0, 1, nt, 0));
+            run(
+                gpu,
+                &ctx,
+                &unrotate_key(gpu.variant, hd),
+                up,
+                &[&ab, &cb],
+                [nh as u32, nt as u32, 1],
+                step(0, 1, nt, 0),
+            );
             let got: Vec<f32> = read(gpu, &ab, x.len());
             let want: Vec<f32> = x[..nt * nh * hd].chunks_exact(hd).flat_map(|r| unrotate(r, &l.sv)).collect();
             rep.check(&format!("hd={hd}"), &ctx, &got[..want.len()], &want, UNROTATE_TOL);

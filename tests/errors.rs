@@ -125,7 +125,12 @@ fn prompt_past_context_and_bad_tokens() {
         assert!(matches!(s.prefill(&[]).await, Err(Error::InvalidArgument(_))));
         assert!(matches!(s.rewind(99), Err(Error::InvalidArgument(_))));
         assert!(Session::new(&model, SessionOptions { capacity: 0, attention: None, kv: None }).await.is_err());
-        assert!(Session::new(&model, SessionOptions { capacity: 8, attention: Some(AttentionPath::TwoPass { block: 48 }), kv: None }).await.is_err());
+        assert!(Session::new(
+            &model,
+            SessionOptions { capacity: 8, attention: Some(AttentionPath::TwoPass { block: 48 }), kv: None }
+        )
+        .await
+        .is_err());
     });
 }
 
@@ -142,7 +147,11 @@ fn missing_adapter_is_an_error() {
     }
     // Forcing a feature the adapter lacks: GL on llvmpipe has no f16.
     if common::test_backends().contains(&Backend::Gl) {
-        let r = pollster::block_on(Engine::new(Options { backend: Some(Backend::Gl), f16: Some(true), ..Options::default() }));
+        let r = pollster::block_on(Engine::new(Options {
+            backend: Some(Backend::Gl),
+            f16: Some(true),
+            ..Options::default()
+        }));
         assert!(matches!(r, Err(Error::Unsupported(_))), "forcing f16 on GL must fail");
     }
 }

@@ -22,7 +22,10 @@ use half::f16;
 
 /// Accepted error: normalized MSE (||got-want||^2 / ||want||^2) and max abs error.
 #[derive(Clone, Copy, Debug)]
-struct Tol { nmse: f64, abs: f64 }
+struct Tol {
+    nmse: f64,
+    abs: f64,
+}
 
 // The GPU dequantizes exactly as `reference::quant::dequantize`, so a kernel differs
 // from its CPU twin only by f32 summation order, FMA contraction and exp/sqrt ulps; any
@@ -97,12 +100,20 @@ fn upload_f32(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
 /// A KV cache holding `v`: f16 elements when the variant has f16, else f32.
 fn upload_kv(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
     let halves = || v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect::<Vec<u8>>();
-    if gpu.variant.f16 { upload(gpu, &halves()) } else { upload_f32(gpu, v) }
+    if gpu.variant.f16 {
+        upload(gpu, &halves())
+    } else {
+        upload_f32(gpu, v)
+    }
 }
 
 /// What the variant's KV cache holds for `v`.
 fn kv_round(gpu: &Gpu, v: &[f32]) -> Vec<f32> {
-    if gpu.variant.f16 { v.iter().map(|x| ops::round_f16(*x)).collect() } else { v.to_vec() }
+    if gpu.variant.f16 {
+        v.iter().map(|x| ops::round_f16(*x)).collect()
+    } else {
+        v.to_vec()
+    }
 }
 
 fn read_bytes(gpu: &Gpu, buf: &wgpu::Buffer, len: usize) -> Vec<u8> {
@@ -122,7 +133,15 @@ fn read_kv(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
     read_bytes(gpu, buf, n * 2).chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
 }
 
-fn run<P: bytemuck::Pod>(gpu: &Gpu, ctx: &str, key: &PipelineKey, params: P, bufs: &[&wgpu::Buffer], groups: [u32; 3], step: StepUniform) {
+fn run<P: bytemuck::Pod>(
+    gpu: &Gpu,
+    ctx: &str,
+    key: &PipelineKey,
+    params: P,
+    bufs: &[&wgpu::Buffer],
+    groups: [u32; 3],
+    step: StepUniform,
+) {
     pollster::block_on(gpu.run_once(key, bytemuck::bytes_of(&params), bufs, groups, step))
         .unwrap_or_else(|e| panic!("[{ctx}] dispatch failed: {e}"));
 }
@@ -160,7 +179,8 @@ impl Report {
         self.checks += 1;
         let changed = got.iter().zip(want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
         if changed > 0 || got.len() != want.len() {
-            self.failures.push(format!("{what} [{ctx}]: {changed} of {} elements that must stay untouched changed", want.len()));
+            self.failures
+                .push(format!("{what} [{ctx}]: {changed} of {} elements that must stay untouched changed", want.len()));
         }
     }
 
@@ -225,7 +245,13 @@ const MV_K: [usize; 4] = [32, 96, 576, 1536];
 /// spread the row groups over the 2-D grid of `grid(n, 3)` (matvec) / `grid(n, 2)`
 /// (matmul), with spare workgroups, as a small per-dimension limit would.
 #[derive(Clone, Copy, Debug)]
-struct MvMode { acc: bool, slot: u32, stride_pad: usize, n_tokens: usize, fold: bool }
+struct MvMode {
+    acc: bool,
+    slot: u32,
+    stride_pad: usize,
+    n_tokens: usize,
+    fold: bool,
+}
 
 const MV_MODES: [MvMode; 5] = [
     // One token: plain overwrite; LM-head placement (logits row 2, out_stride = vocab); folded grid.
@@ -242,7 +268,10 @@ const MV_MODES: [MvMode; 5] = [
 /// PREFILL_TOKEN_TILE tokens per thread). Matvec with TT > 1 is not dispatched by the
 /// engine; wgsl_validate still compiles it.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Proj { Matvec, Matmul }
+enum Proj {
+    Matvec,
+    Matmul,
+}
 
 #[test]
 fn matvec() {
@@ -270,7 +299,15 @@ fn proj_test(kind: Proj) {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn proj_case(rep: &mut Report, (label, gpu, kind): (&str, &Gpu, Proj), ty: WeightType, rows: usize, k: usize, m: MvMode, seed: u64) {
+fn proj_case(
+    rep: &mut Report,
+    (label, gpu, kind): (&str, &Gpu, Proj),
+    ty: WeightType,
+    rows: usize,
+    k: usize,
+    m: MvMode,
+    seed: u64,
+) {
     let mut rng = Rng(seed);
     let wq = quant::quantize(ty, &rng.vec(rows * k, 1.0));
     let w = quant::dequantize(ty, &wq, rows * k);
@@ -308,7 +345,8 @@ fn proj_case(rep: &mut Report, (label, gpu, kind): (&str, &Gpu, Proj), ty: Weigh
 // ---------------------------------------------------------------- embed
 
 /// (hidden, step.slot, n_tokens, first token out of range: clamped to the last row).
-const EMBED_CASES: [(usize, u32, usize, bool); 4] = [(576, 1, 1, false), (64, 0, 1, false), (96, 2, 1, true), (576, 1, 5, false)];
+const EMBED_CASES: [(usize, u32, usize, bool); 4] =
+    [(576, 1, 1, false), (64, 0, 1, false), (96, 2, 1, true), (576, 1, 5, false)];
 
 #[test]
 fn embed() {
@@ -326,13 +364,21 @@ fn embed() {
                     tokens[slot as usize] = rows as u32 + 3;
                 }
                 let mine = &tokens[slot as usize..][..nt];
-                let ctx = format!("{label} {} hidden={hidden} rows={rows} tokens={mine:?} slot={slot} seed={seed:#x}", ty.name());
-                let (tb, kb, ob) = (upload(gpu, &tq), upload(gpu, bytemuck::cast_slice(&tokens)), upload_f32(gpu, &vec![GARBAGE; nt * hidden]));
+                let ctx = format!(
+                    "{label} {} hidden={hidden} rows={rows} tokens={mine:?} slot={slot} seed={seed:#x}",
+                    ty.name()
+                );
+                let (tb, kb, ob) = (
+                    upload(gpu, &tq),
+                    upload(gpu, bytemuck::cast_slice(&tokens)),
+                    upload_f32(gpu, &vec![GARBAGE; nt * hidden]),
+                );
                 let groups = [(hidden as u32 / 8).div_ceil(WG_ROWS), nt as u32, 1];
                 let params = EmbedParams { rows: rows as u32, _pad: [0; 3] };
                 let st = StepUniform { slot, ..step(0, nt) };
                 run(gpu, &ctx, &embed_key(gpu.variant, ty, hidden), params, &[&tb, &kb, &ob], groups, st);
-                let want: Vec<f32> = mine.iter().flat_map(|&t| ops::embed(&table, hidden, t.min(rows as u32 - 1))).collect();
+                let want: Vec<f32> =
+                    mine.iter().flat_map(|&t| ops::embed(&table, hidden, t.min(rows as u32 - 1))).collect();
                 rep.check(ty.name(), &ctx, &read_f32(gpu, &ob, nt * hidden), &want, EMBED_TOL);
             }
         }
@@ -376,7 +422,15 @@ fn silu_mul() {
             let ctx = format!("{label} n={n} n_tokens={nt} seed={seed:#x}");
             let (gb, ub, ob) = (upload_f32(gpu, &g), upload_f32(gpu, &u), upload_f32(gpu, &out0));
             let groups = [(n as u32).div_ceil(WG_WIDE), nt as u32, 1];
-            run(gpu, &ctx, &silu_mul_key(gpu.variant), SiluMulParams { n: n as u32, _pad: [0; 3] }, &[&gb, &ub, &ob], groups, step(0, nt));
+            run(
+                gpu,
+                &ctx,
+                &silu_mul_key(gpu.variant),
+                SiluMulParams { n: n as u32, _pad: [0; 3] },
+                &[&gb, &ub, &ob],
+                groups,
+                step(0, nt),
+            );
             let got = read_f32(gpu, &ob, len + 5);
             rep.check("out", &ctx, &got[..len], &ops::silu_mul(&g, &u), SILU_TOL);
             rep.untouched("out", &format!("{ctx}, tail past n * n_tokens"), &got[len..], &out0[len..]);
@@ -404,7 +458,13 @@ fn rope_kv() {
 }
 
 /// shape = (head_dim, n_heads, n_kv_heads, n_tokens); `write`: params.write_cache.
-fn rope_case(rep: &mut Report, (label, gpu): (&str, &Gpu), shape: (usize, usize, usize, usize), (style, write): (RopeStyle, bool), seed: u64) {
+fn rope_case(
+    rep: &mut Report,
+    (label, gpu): (&str, &Gpu),
+    shape: (usize, usize, usize, usize),
+    (style, write): (RopeStyle, bool),
+    seed: u64,
+) {
     let (hd, nh, nkv, nt) = shape;
     let mut rng = Rng(seed);
     let cap = nt + 8 + rng.below(300);
@@ -417,7 +477,14 @@ fn rope_case(rep: &mut Report, (label, gpu): (&str, &Gpu), shape: (usize, usize,
     let ctx = format!("{label} hd={hd} heads={nh}/{nkv} {style:?} pos={pos} n_tokens={nt} cap={cap} theta={theta} write_cache={write} seed={seed:#x}");
     let (qb, kb, vb) = (upload_f32(gpu, &q), upload_f32(gpu, &k), upload_f32(gpu, &v));
     let (kcb, vcb, tb) = (upload_kv(gpu, &kc0), upload_kv(gpu, &vc0), upload_f32(gpu, bytemuck::cast_slice(&table)));
-    let params = RopeKvParams { n_heads: nh as u32, n_kv_heads: nkv as u32, capacity: cap as u32, halves: (style == RopeStyle::Halves) as u32, write_cache: write as u32, _pad: [0; 3] };
+    let params = RopeKvParams {
+        n_heads: nh as u32,
+        n_kv_heads: nkv as u32,
+        capacity: cap as u32,
+        halves: (style == RopeStyle::Halves) as u32,
+        write_cache: write as u32,
+        _pad: [0; 3],
+    };
     let groups = [(nh + nkv) as u32, nt as u32, 1];
     run(gpu, &ctx, &rope_kv_key(gpu.variant, hd), params, &[&qb, &kb, &vb, &kcb, &vcb, &tb], groups, step(pos, nt));
     // Activations are [token][heads][hd]; token t sits at pos + t.
@@ -455,7 +522,15 @@ const ATTN_KV_LENS: [usize; 9] = [1, 31, 32, 33, 63, 64, 65, 257, 1000];
 
 /// One attention case. Token t of the step (n_tokens of them) attends to kv_len + t rows.
 #[derive(Clone, Copy, Debug)]
-struct AttnShape { block: u32, hd: usize, group: usize, n_kv: usize, kv_len: usize, n_tokens: usize, cap: usize }
+struct AttnShape {
+    block: u32,
+    hd: usize,
+    group: usize,
+    n_kv: usize,
+    kv_len: usize,
+    n_tokens: usize,
+    cap: usize,
+}
 
 /// A seeded sample of blocks x head dims x groups x kv_lens: each path (single, each
 /// split block) runs every kv_len once, every head dim 3 times, every group at least
@@ -512,23 +587,41 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
     // Rows past the last token's kv_len are garbage: reading them, or striding the
     // cache by kv_len instead of capacity, swamps the result.
     let mut cache = || -> Vec<f32> {
-        let rows: Vec<f32> = (0..n_kv * cap).flat_map(|r| rng.vec(hd, if r % cap < last_len { 1.0 } else { GARBAGE })).collect();
+        let rows: Vec<f32> =
+            (0..n_kv * cap).flat_map(|r| rng.vec(hd, if r % cap < last_len { 1.0 } else { GARBAGE })).collect();
         kv_round(gpu, &rows)
     };
     let (kc, vc) = (cache(), cache());
     let scale = 1.0 / (hd as f32).sqrt();
-    let (max_blocks, n_blocks) = if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), last_len.div_ceil(block as usize)) };
+    let (max_blocks, n_blocks) =
+        if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), last_len.div_ceil(block as usize)) };
     let path = if block == 0 { "single".to_string() } else { format!("split{block} n_blocks={n_blocks}/{max_blocks}") };
-    let ctx = format!("{label} {path} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} n_tokens={nt} cap={cap} seed={seed:#x}");
+    let ctx =
+        format!("{label} {path} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} n_tokens={nt} cap={cap} seed={seed:#x}");
     let (qb, kcb, vcb) = (upload_f32(gpu, &q), upload_kv(gpu, &kc), upload_kv(gpu, &vc));
     let out = upload_f32(gpu, &vec![GARBAGE; nt * nh * hd]);
     // Stale partials: a merge reading past n_blocks picks these up.
     let pml = upload_f32(gpu, &vec![GARBAGE; nt * nh * max_blocks * 2]);
     let po = upload_f32(gpu, &vec![GARBAGE; nt * nh * max_blocks * hd]);
-    let params = AttnParams { n_heads: nh as u32, group: group as u32, capacity: cap as u32, max_blocks: max_blocks as u32, scale, _pad: [0; 3] };
+    let params = AttnParams {
+        n_heads: nh as u32,
+        group: group as u32,
+        capacity: cap as u32,
+        max_blocks: max_blocks as u32,
+        scale,
+        _pad: [0; 3],
+    };
     let st = StepUniform { n_blocks: n_blocks as u32, ..step(kv_len - 1, nt) };
     let bufs = [&qb, &kcb, &vcb, &out, &pml, &po];
-    run(gpu, &ctx, &attn_key(gpu.variant, hd, block), params, &bufs, [nh as u32, (n_blocks as u32).max(1), nt as u32], st);
+    run(
+        gpu,
+        &ctx,
+        &attn_key(gpu.variant, hd, block),
+        params,
+        &bufs,
+        [nh as u32, (n_blocks as u32).max(1), nt as u32],
+        st,
+    );
     if block > 0 {
         let mp = MergeParams { n_heads: nh as u32, max_blocks: max_blocks as u32, _pad: [0; 2] };
         run(gpu, &ctx, &merge_key(gpu.variant, hd), mp, &[&pml, &po, &out], [nh as u32, nt as u32, 1], st);
@@ -536,7 +629,9 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
     let got = read_f32(gpu, &out, nt * nh * hd);
     let kv = |c: &[f32], h: usize| -> Vec<f32> { c[(h / group) * cap * hd..][..cap * hd].to_vec() };
     let want: Vec<f32> = (0..nt * nh)
-        .flat_map(|qh| ops::attention(&q[qh * hd..][..hd], &kv(&kc, qh % nh), &kv(&vc, qh % nh), hd, kv_len + qh / nh, scale))
+        .flat_map(|qh| {
+            ops::attention(&q[qh * hd..][..hd], &kv(&kc, qh % nh), &kv(&vc, qh % nh), hd, kv_len + qh / nh, scale)
+        })
         .collect();
     let what = format!("{} hd={hd}", if block == 0 { "single" } else { "split" });
     for qh in 0..nt * nh {

@@ -168,7 +168,11 @@ fn hf_directory_gives_same_greedy_tokens_as_gguf() {
                 out
             })
         };
-        assert_eq!(gen(&gguf), gen(&hfm), "prompt {p:?}: HF (F16, halves RoPE) and GGUF (Q4_1, adjacent RoPE) disagree");
+        assert_eq!(
+            gen(&gguf),
+            gen(&hfm),
+            "prompt {p:?}: HF (F16, halves RoPE) and GGUF (Q4_1, adjacent RoPE) disagree"
+        );
     }
 }
 
@@ -186,7 +190,9 @@ fn aura8v8_greedy_equals_dense() {
     let model = Model::load(&engine, &common::model_path()).unwrap();
     let gen = |ids: &[u32], kv: KvScheme, path: AttentionPath| -> Vec<u32> {
         pollster::block_on(async {
-            let mut s = Session::new(&model, SessionOptions { capacity: 256, attention: Some(path), kv: Some(kv) }).await.unwrap();
+            let mut s = Session::new(&model, SessionOptions { capacity: 256, attention: Some(path), kv: Some(kv) })
+                .await
+                .unwrap();
             let mut l = s.prefill(ids).await.unwrap();
             let mut out = Vec::new();
             for _ in 0..32 {
@@ -199,7 +205,8 @@ fn aura8v8_greedy_equals_dense() {
     };
     let a88 = KvScheme::Aura { k_bits: 8, v_bits: 8 };
     for (i, p) in PROMPTS.iter().enumerate() {
-        let chat = model.tokenizer.render_chat(&[ChatMessage { role: "user".into(), content: (*p).into() }], true).unwrap();
+        let chat =
+            model.tokenizer.render_chat(&[ChatMessage { role: "user".into(), content: (*p).into() }], true).unwrap();
         let ids = model.tokenizer.encode(&chat, true).unwrap();
         let dense = gen(&ids, KvScheme::F16, AttentionPath::Auto);
         let paths: &[AttentionPath] = if i == 0 {

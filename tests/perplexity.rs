@@ -21,10 +21,11 @@ fn gpl3_perplexity_matches_llama_cpp() {
     let tokens = model.tokenizer.encode(&text, false).unwrap();
     let mut tap = PerplexityTap::default();
     let t = std::time::Instant::now();
-    let windows = pollster::block_on(perplexity_windows(&model, &tokens, WINDOW, SessionOptions::default(), &mut tap, |d, n| {
-        eprintln!("perplexity: window {d}/{n} ({:.0} s)", t.elapsed().as_secs_f64())
-    }))
-    .unwrap();
+    let windows =
+        pollster::block_on(perplexity_windows(&model, &tokens, WINDOW, SessionOptions::default(), &mut tap, |d, n| {
+            eprintln!("perplexity: window {d}/{n} ({:.0} s)", t.elapsed().as_secs_f64())
+        }))
+        .unwrap();
     let ppl = tap.ppl();
     eprintln!("GPL-3: {windows} windows, {} scored tokens, PPL {ppl:.4} (llama.cpp {LLAMA_CPP_PPL})", tap.count);
     assert_eq!(windows, LLAMA_CPP_WINDOWS, "window count differs from llama.cpp's");

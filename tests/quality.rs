@@ -36,19 +36,26 @@ fn kv_schemes_stay_within_measured_quality() {
     let opts = |kv: KvScheme, path| SessionOptions { capacity: CTX, attention: Some(path), kv: Some(kv) };
     pollster::block_on(async {
         let mut raw = RawLogitsTap::create(&base, model.config.vocab).unwrap();
-        perplexity_windows(&model, &tokens, CTX, opts(KvScheme::F16, AttentionPath::Auto), &mut raw, |_, _| {}).await.unwrap();
+        perplexity_windows(&model, &tokens, CTX, opts(KvScheme::F16, AttentionPath::Auto), &mut raw, |_, _| {})
+            .await
+            .unwrap();
         assert_eq!(raw.finish().unwrap(), (WINDOWS * (CTX / 2 - 1)) as u64);
         let mut failures = Vec::new();
         for &(name, path, max_kld, min_top) in GATES {
             let mut tap = KldTap::open(&base).unwrap();
-            perplexity_windows(&model, &tokens, CTX, opts(KvScheme::parse(name).unwrap(), path), &mut tap, |_, _| {}).await.unwrap();
+            perplexity_windows(&model, &tokens, CTX, opts(KvScheme::parse(name).unwrap(), path), &mut tap, |_, _| {})
+                .await
+                .unwrap();
             let s = tap.finish().unwrap().summary();
             eprintln!(
                 "{name} {path:?}: mean KLD {:.5}, median {:.5}, p99 {:.4}, max {:.4}, same top-1 {:.2}%, PPL {:.3} (base {:.3})",
                 s.mean, s.median, s.p99, s.max, s.same_top_pct, s.ppl_cand, s.ppl_base
             );
             if s.mean > max_kld || s.same_top_pct < min_top {
-                failures.push(format!("{name} {path:?}: mean KLD {:.5} (gate {max_kld}), same top-1 {:.2}% (gate {min_top}%)", s.mean, s.same_top_pct));
+                failures.push(format!(
+                    "{name} {path:?}: mean KLD {:.5} (gate {max_kld}), same top-1 {:.2}% (gate {min_top}%)",
+                    s.mean, s.same_top_pct
+                ));
             }
         }
         std::fs::remove_file(&base).ok();

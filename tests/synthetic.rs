@@ -32,7 +32,10 @@ fn every_weight_type_matches_reference() {
             let mut st = rm.state(PROMPT + STEPS, f16);
             let want: Vec<Vec<f32>> = prompt.iter().map(|&t| rm.forward(&mut st, t)).collect();
             pollster::block_on(async {
-                let mut s = Session::new(&model, SessionOptions { capacity: PROMPT + STEPS + 13, attention: None, kv: None }).await.unwrap();
+                let mut s =
+                    Session::new(&model, SessionOptions { capacity: PROMPT + STEPS + 13, attention: None, kv: None })
+                        .await
+                        .unwrap();
                 // Batched prefill with logits for every position.
                 let got = s.forward(&prompt, Some(0)).await.unwrap();
                 for (p, w) in want.iter().enumerate() {

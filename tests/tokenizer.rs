@@ -23,9 +23,8 @@ fn load_tokenizer() -> Tokenizer {
 }
 
 fn load_cases() -> Vec<Case> {
-    let path = std::env::var("AURA_TOKENIZER_VECTORS").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/tokenizer-vectors.json").to_string()
-    });
+    let path = std::env::var("AURA_TOKENIZER_VECTORS")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/tokenizer-vectors.json").to_string());
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read vectors {path}: {e}"));
     let v: serde_json::Value = serde_json::from_str(&text).expect("vectors are JSON");
     let cases: Vec<Case> = v["cases"]
@@ -48,7 +47,8 @@ fn check_vectors(tok: &Tokenizer, cases: &[Case], label: &str) {
     for c in cases {
         let got = tok.encode(&c.text, c.parse_special).expect("encode");
         if got != c.ids {
-            failures.push(format!("[{label}] {}: text {:?}\n  expected {:?}\n  got      {:?}", c.name, c.text, c.ids, got));
+            failures
+                .push(format!("[{label}] {}: text {:?}\n  expected {:?}\n  got      {:?}", c.name, c.text, c.ids, got));
         }
     }
     assert!(failures.is_empty(), "{} of {} vectors differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
@@ -96,7 +96,9 @@ fn round_trip() {
 #[test]
 fn special_tokens() {
     let tok = load_tokenizer();
-    for (s, id) in [("<|endoftext|>", 0), ("<|im_start|>", 1), ("<|im_end|>", 2), ("<repo_name>", 3), ("<empty_output>", 16)] {
+    for (s, id) in
+        [("<|endoftext|>", 0), ("<|im_start|>", 1), ("<|im_end|>", 2), ("<repo_name>", 3), ("<empty_output>", 16)]
+    {
         assert_eq!(tok.encode(s, true).unwrap(), vec![id], "{s} with parse_special");
         let plain = tok.encode(s, false).unwrap();
         assert!(plain.len() > 1 && !plain.contains(&id), "{s} as plain text gave {plain:?}");
@@ -147,7 +149,8 @@ fn template_features_and_errors() {
     // raise_exception, bos/eos variables and python string methods.
     let tpl = "{% if messages[0]['role'] != 'user' %}{{ raise_exception('first must be user') }}{% endif %}\
                {{ bos_token }}{% for m in messages %}{{ m['content'].strip() }}{{ eos_token }}{% endfor %}";
-    let cfg = serde_json::json!({"chat_template": tpl, "bos_token": "<|im_start|>", "eos_token": {"content": "<|im_end|>"}});
+    let cfg =
+        serde_json::json!({"chat_template": tpl, "bos_token": "<|im_start|>", "eos_token": {"content": "<|im_end|>"}});
     let t = Tokenizer::from_json_bytes(json.as_bytes(), Some(cfg.to_string().as_bytes())).unwrap();
     assert_eq!((t.bos_id(), t.eos_id()), (Some(1), Some(2)));
     let user = [ChatMessage { role: "user".into(), content: "  hi  ".into() }];

@@ -109,7 +109,9 @@ fn check_interface(key: &PipelineKey, m: &naga::Module) -> Result<(), String> {
                 let kind = if access.contains(naga::StorageAccess::STORE) { Bind::ReadWrite } else { Bind::Read };
                 g0.push((b.binding, kind));
             }
-            (_, Some(b)) if b.group == 0 => return Err(format!("binding {} is neither a uniform nor a storage buffer", b.binding)),
+            (_, Some(b)) if b.group == 0 => {
+                return Err(format!("binding {} is neither a uniform nor a storage buffer", b.binding))
+            }
             _ => {}
         }
     }
@@ -184,7 +186,12 @@ fn wgsl_files_match_kernels() {
         let defs = src.matches(&format!("fn {}(", k.stem())).count();
         assert_eq!(defs, 1, "{}: `fn {}(` defined {defs} times", path.display(), k.stem());
         let bindings = src.matches("@group(0) @binding(").count();
-        assert_eq!(bindings, k.bindings().len(), "{}: {bindings} `@group(0) @binding(` vs Kernel::bindings()", path.display());
+        assert_eq!(
+            bindings,
+            k.bindings().len(),
+            "{}: {bindings} `@group(0) @binding(` vs Kernel::bindings()",
+            path.display()
+        );
         for i in 0..k.bindings().len() {
             assert!(src.contains(&format!("@group(0) @binding({i})")), "{}: binding {i} missing", path.display());
         }

@@ -65,7 +65,12 @@ impl Model {
     /// Upload a host model's weights (in their file formats) to the engine's device.
     pub fn new(engine: &Engine, host: HostModel) -> Result<Model> {
         let weights = GpuWeights::upload(&engine.gpu, &host)?;
-        Ok(Model(Arc::new(ModelInner { config: host.config, tokenizer: host.tokenizer, weights, gpu: engine.gpu.clone() })))
+        Ok(Model(Arc::new(ModelInner {
+            config: host.config,
+            tokenizer: host.tokenizer,
+            weights,
+            gpu: engine.gpu.clone(),
+        })))
     }
 
     /// Load a GGUF file or HF directory and upload it.

@@ -51,10 +51,9 @@ impl fmt::Display for Error {
             Error::NoAdapter(m) => write!(f, "no GPU adapter: {m}"),
             Error::Unsupported(m) => write!(f, "unsupported on this adapter: {m}"),
             Error::Gpu { kernel, message } => write!(f, "GPU error in `{kernel}`: {message}"),
-            Error::ContextOverflow { needed, capacity } => write!(
-                f,
-                "context overflow: {needed} tokens do not fit in a KV cache of {capacity} tokens"
-            ),
+            Error::ContextOverflow { needed, capacity } => {
+                write!(f, "context overflow: {needed} tokens do not fit in a KV cache of {capacity} tokens")
+            }
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
         }
     }

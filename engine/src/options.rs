@@ -47,7 +47,9 @@ pub enum AttentionPath {
     SinglePass,
     /// Split-K: pass 1 over blocks of `block` tokens, pass 2 merges. `block == 0`
     /// picks the measured default for the cache scheme.
-    TwoPass { block: u32 },
+    TwoPass {
+        block: u32,
+    },
     /// Compressed caches only: dequantize new rows into a dense mirror and run dense
     /// attention (an explicit A/B path, never chosen automatically).
     Mirror,

@@ -3,13 +3,13 @@
 //! pass with its own slot of the step uniform (dynamic offset).
 use crate::attention::layer::{LayerAttention, Shared};
 use crate::attention::plan::{self, DecodePlan};
-use crate::gpu::dispatch::{uniform, Dispatch, PerToken};
-use crate::kv::scheme::KvScheme;
 use crate::engine::Model;
 use crate::error::{Error, Result};
+use crate::gpu::dispatch::{uniform, Dispatch, PerToken};
 use crate::gpu::registry::{StepUniform, STEP_BYTES};
 use crate::gpu::Gpu;
 use crate::kernels::*;
+use crate::kv::scheme::KvScheme;
 use crate::model::llama::GpuMatrix;
 use crate::options::AttentionPath;
 use crate::reference::ops::rope_table;
@@ -139,7 +139,8 @@ impl Session {
         let pml = f32s("attn_partial_ml", t * c.n_heads * max_blocks * 2)?;
         let po = f32s("attn_partial_o", t * c.n_heads * max_blocks * c.head_dim)?;
         let tokens = gpu.buffer("tokens", (t * 4) as u64, st)?;
-        let steps = gpu.buffer("steps", (gpu.caps.uniform_align as u64).max(STEP_BYTES), wgpu::BufferUsages::UNIFORM)?;
+        let steps =
+            gpu.buffer("steps", (gpu.caps.uniform_align as u64).max(STEP_BYTES), wgpu::BufferUsages::UNIFORM)?;
         let step_bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("step"),
             layout: gpu.registry.step_layout(&gpu.device),
@@ -177,17 +178,31 @@ impl Session {
         let embed = {
             let p = gpu.pipeline(&embed_key(v, w.embd.ty, h)).await?;
             let params = uniform(gpu, EmbedParams { rows: w.embd.rows as u32, _pad: [0; 3] })?;
-            let res = [params.as_entire_binding(), w.embd.buf.as_entire_binding(), tokens.as_entire_binding(), x.as_entire_binding()];
+            let res = [
+                params.as_entire_binding(),
+                w.embd.buf.as_entire_binding(),
+                tokens.as_entire_binding(),
+                x.as_entire_binding(),
+            ];
             Dispatch::new(gpu, &p, &res, [((h / 8) as u32).div_ceil(WG_ROWS), 1, 1], PerToken::Axis(1))
         };
         let silu_p = gpu.pipeline(&silu_mul_key(v)).await?;
         let mut layers = Vec::with_capacity(c.n_layers);
         for (li, l) in w.layers.iter().enumerate() {
             let silu_params = uniform(gpu, SiluMulParams { n: ffn as u32, _pad: [0; 3] })?;
-            let silu_res = [silu_params.as_entire_binding(), g.as_entire_binding(), u.as_entire_binding(), act.as_entire_binding()];
+            let silu_res = [
+                silu_params.as_entire_binding(),
+                g.as_entire_binding(),
+                u.as_entire_binding(),
+                act.as_entire_binding(),
+            ];
             layers.push(LayerOps {
                 attn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.attn_norm, &xn).await?,
-                qkv: [proj(gpu, &l.wq, &xn, &q, false).await?, proj(gpu, &l.wk, &xn, &k, false).await?, proj(gpu, &l.wv, &xn, &vv, false).await?],
+                qkv: [
+                    proj(gpu, &l.wq, &xn, &q, false).await?,
+                    proj(gpu, &l.wk, &xn, &k, false).await?,
+                    proj(gpu, &l.wv, &xn, &vv, false).await?,
+                ],
                 attn: LayerAttention::new(&shared, li).await?,
                 wo: proj(gpu, &l.wo, &att, &x, true).await?,
                 ffn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.ffn_norm, &xn).await?,
@@ -210,7 +225,11 @@ impl Session {
             let count = 3 + 4 * c.n_layers as u32;
             let size = count as u64 * 8;
             Some(Profiler {
-                queries: gpu.device.create_query_set(&wgpu::QuerySetDescriptor { label: Some("profile"), ty: wgpu::QueryType::Timestamp, count }),
+                queries: gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("profile"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count,
+                }),
                 resolve: gpu.device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("profile_resolve"),
                     size,
@@ -343,8 +362,12 @@ impl Session {
             // The plan is fixed for the step by its last token's kv_len.
             let plan = self.plan_for(self.pos + chunk.len());
             let n_blocks = match plan {
-                DecodePlan::Dense { split: Some(sp) } | DecodePlan::DequantMirror { split: Some(sp) } | DecodePlan::CompressedTwoPass(sp) => sp.n_blocks,
-                DecodePlan::Dense { split: None } | DecodePlan::DequantMirror { split: None } | DecodePlan::CompressedSinglePass => 0,
+                DecodePlan::Dense { split: Some(sp) }
+                | DecodePlan::DequantMirror { split: Some(sp) }
+                | DecodePlan::CompressedTwoPass(sp) => sp.n_blocks,
+                DecodePlan::Dense { split: None }
+                | DecodePlan::DequantMirror { split: None }
+                | DecodePlan::CompressedSinglePass => 0,
             };
             let su = StepUniform { pos, kv_len: pos + 1, slot: 0, n_blocks, n_tokens: n, _pad: [0; 3] };
             gpu.queue.write_buffer(&self.steps, 0, bytemuck::bytes_of(&su));
@@ -354,7 +377,8 @@ impl Session {
             let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
             let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("step") });
             {
-                let pass = &mut enc.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
+                let pass = &mut enc
+                    .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("step"), timestamp_writes: None });
                 pass.set_bind_group(1, &self.step_bg, &[0]);
                 let mut q = 0;
                 let mut stamp = |pass: &mut wgpu::ComputePass<'_>| {
@@ -397,7 +421,13 @@ impl Session {
             }
             let row_bytes = (vocab * 4) as u64;
             if n_rows > 0 {
-                enc.copy_buffer_to_buffer(&self.logits, first_row as u64 * row_bytes, &self.staging, 0, n_rows as u64 * row_bytes);
+                enc.copy_buffer_to_buffer(
+                    &self.logits,
+                    first_row as u64 * row_bytes,
+                    &self.staging,
+                    0,
+                    n_rows as u64 * row_bytes,
+                );
             }
             gpu.queue.submit([enc.finish()]);
             if let Some(e) = scope.pop().await {
@@ -442,10 +472,10 @@ impl Session {
     }
 }
 
-
 /// y[t] (+)= W x[t]: 4 rows per workgroup (grid x/y), tokens along z.
 async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc: bool) -> Result<Proj> {
-    let params = uniform(gpu, MatvecParams { rows: m.rows as u32, accumulate: acc as u32, out_stride: m.rows as u32, _pad: 0 })?;
+    let params =
+        uniform(gpu, MatvecParams { rows: m.rows as u32, accumulate: acc as u32, out_stride: m.rows as u32, _pad: 0 })?;
     let res = [params.as_entire_binding(), m.buf.as_entire_binding(), x.as_entire_binding(), y.as_entire_binding()];
     let maxg = gpu.caps.max_workgroups_per_dim;
     let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, 1)).await?;
@@ -467,9 +497,17 @@ async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc:
 }
 
 /// out[t] = rmsnorm(x[t]) * w: one workgroup per token row.
-async fn rms_d(gpu: &Gpu, eps: f32, n: usize, x: &wgpu::Buffer, w: &wgpu::Buffer, out: &wgpu::Buffer) -> Result<Dispatch> {
+async fn rms_d(
+    gpu: &Gpu,
+    eps: f32,
+    n: usize,
+    x: &wgpu::Buffer,
+    w: &wgpu::Buffer,
+    out: &wgpu::Buffer,
+) -> Result<Dispatch> {
     let p = gpu.pipeline(&rmsnorm_key(gpu.variant, n)).await?;
     let params = uniform(gpu, RmsNormParams { eps, _pad: [0; 3] })?;
-    let bind = gpu.bind(&p, &[params.as_entire_binding(), x.as_entire_binding(), w.as_entire_binding(), out.as_entire_binding()]);
+    let bind = gpu
+        .bind(&p, &[params.as_entire_binding(), x.as_entire_binding(), w.as_entire_binding(), out.as_entire_binding()]);
     Ok(Dispatch { pipeline: p, bind, groups: [1, 1, 1], per_token: PerToken::Axis(0) })
 }

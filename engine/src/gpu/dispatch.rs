@@ -25,7 +25,13 @@ pub struct Dispatch {
 }
 
 impl Dispatch {
-    pub fn new(gpu: &Gpu, pipeline: &Arc<Pipeline>, res: &[wgpu::BindingResource<'_>], groups: [u32; 3], per_token: PerToken) -> Dispatch {
+    pub fn new(
+        gpu: &Gpu,
+        pipeline: &Arc<Pipeline>,
+        res: &[wgpu::BindingResource<'_>],
+        groups: [u32; 3],
+        per_token: PerToken,
+    ) -> Dispatch {
         Dispatch { bind: gpu.bind(pipeline, res), pipeline: pipeline.clone(), groups, per_token }
     }
 

@@ -153,7 +153,10 @@ impl Gpu {
             mapped_at_creation: true,
         });
         {
-            let mut view = buf.slice(..).get_mapped_range_mut().map_err(|e| Error::Gpu { kernel: label.to_string(), message: e.to_string() })?;
+            let mut view = buf
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| Error::Gpu { kernel: label.to_string(), message: e.to_string() })?;
             view.slice(..bytes.len()).copy_from_slice(bytes);
         }
         buf.unmap();

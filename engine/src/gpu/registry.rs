@@ -292,7 +292,9 @@ impl Gpu {
             })
             .await
             .map_err(|e| match e {
-                Error::Gpu { kernel, message } => Error::Gpu { kernel, message: format!("pipeline build failed: {message}") },
+                Error::Gpu { kernel, message } => {
+                    Error::Gpu { kernel, message: format!("pipeline build failed: {message}") }
+                }
                 other => other,
             })?;
         let p = Arc::new(built);
@@ -307,7 +309,11 @@ impl Gpu {
             .enumerate()
             .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
             .collect();
-        self.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(&p.label), layout: &p.layout0, entries: &entries })
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(&p.label),
+            layout: &p.layout0,
+            entries: &entries,
+        })
     }
 }
 

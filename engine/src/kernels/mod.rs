@@ -177,7 +177,12 @@ pub fn rmsnorm_key(v: Variant, n: usize) -> PipelineKey {
 }
 
 pub fn rope_kv_key(v: Variant, head_dim: usize) -> PipelineKey {
-    PipelineKey { kernel: Kernel::RopeKv, weight: None, variant: v, consts: vec![("WG", WG_ROWS), ("HD", head_dim as u32)] }
+    PipelineKey {
+        kernel: Kernel::RopeKv,
+        weight: None,
+        variant: v,
+        consts: vec![("WG", WG_ROWS), ("HD", head_dim as u32)],
+    }
 }
 
 /// Threads for attention: at least one per head-dim lane.
@@ -212,15 +217,30 @@ pub fn silu_mul_key(v: Variant) -> PipelineKey {
 pub const WG_AURA: u32 = 64;
 
 pub fn kv_encode_key(v: Variant, head_dim: usize) -> PipelineKey {
-    PipelineKey { kernel: Kernel::KvEncodeAura, weight: None, variant: v, consts: vec![("WG", WG_AURA), ("HD", head_dim as u32)] }
+    PipelineKey {
+        kernel: Kernel::KvEncodeAura,
+        weight: None,
+        variant: v,
+        consts: vec![("WG", WG_AURA), ("HD", head_dim as u32)],
+    }
 }
 
 pub fn kv_dequant_key(v: Variant, head_dim: usize) -> PipelineKey {
-    PipelineKey { kernel: Kernel::KvDequantAura, weight: None, variant: v, consts: vec![("WG", WG_AURA), ("HD", head_dim as u32)] }
+    PipelineKey {
+        kernel: Kernel::KvDequantAura,
+        weight: None,
+        variant: v,
+        consts: vec![("WG", WG_AURA), ("HD", head_dim as u32)],
+    }
 }
 
 pub fn unrotate_key(v: Variant, head_dim: usize) -> PipelineKey {
-    PipelineKey { kernel: Kernel::AttnUnrotate, weight: None, variant: v, consts: vec![("WG", WG_AURA), ("HD", head_dim as u32)] }
+    PipelineKey {
+        kernel: Kernel::AttnUnrotate,
+        weight: None,
+        variant: v,
+        consts: vec![("WG", WG_AURA), ("HD", head_dim as u32)],
+    }
 }
 
 /// Compressed attention for `group` query heads per KV head; `block == 0` is single-pass.

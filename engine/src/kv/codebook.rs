@@ -225,7 +225,7 @@ pub fn mse(cb: &Codebook) -> f64 {
             let (a, b, c) = (e[i], e[i + 1], cb.centroids[i] as f64);
             let p = cell_prob(a, b);
             let first = pdf_diff(a, b); // ∫ x φ
-            // ∫ x² φ over (a, b) = P + aφ(a) − bφ(b) (the x·φ terms vanish at ±∞).
+                                        // ∫ x² φ over (a, b) = P + aφ(a) − bφ(b) (the x·φ terms vanish at ±∞).
             let xa = if a.is_infinite() { 0.0 } else { a * pdf(a) };
             let xb = if b.is_infinite() { 0.0 } else { b * pdf(b) };
             let second = p + xa - xb;

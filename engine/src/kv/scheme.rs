@@ -136,7 +136,9 @@ mod tests {
         }
         assert_eq!(KvScheme::parse("dense").unwrap(), KvScheme::F16);
         assert_eq!(KvScheme::parse("aura3v8").unwrap(), KvScheme::Aura { k_bits: 3, v_bits: 8 });
-        for bad in ["aura5v4", "aura4", "q8", "", "aura", "aurav", "aura4v", "aura+4v4", "aura04v4", "AURA4V4", "aura4v4 "] {
+        for bad in
+            ["aura5v4", "aura4", "q8", "", "aura", "aurav", "aura4v", "aura+4v4", "aura04v4", "AURA4V4", "aura4v4 "]
+        {
             assert!(matches!(KvScheme::parse(bad), Err(Error::InvalidArgument(_))), "{bad}");
         }
     }
@@ -149,8 +151,14 @@ mod tests {
         // aura4v4, hd 64: 8 words = 32 B + 2 B γ per side.
         assert_eq!(KvScheme::Aura { k_bits: 4, v_bits: 4 }.bytes_per_token(30, 3, 64, true), 90 * 68);
         assert!((KvScheme::Aura { k_bits: 4, v_bits: 4 }.bits_per_value(64, true) - 4.25).abs() < 1e-12);
-        assert_eq!(KvScheme::Aura { k_bits: 4, v_bits: 2 }.with_auto_asymmetric_k(6), KvScheme::Aura { k_bits: 8, v_bits: 2 });
-        assert_eq!(KvScheme::Aura { k_bits: 4, v_bits: 2 }.with_auto_asymmetric_k(5), KvScheme::Aura { k_bits: 4, v_bits: 2 });
+        assert_eq!(
+            KvScheme::Aura { k_bits: 4, v_bits: 2 }.with_auto_asymmetric_k(6),
+            KvScheme::Aura { k_bits: 8, v_bits: 2 }
+        );
+        assert_eq!(
+            KvScheme::Aura { k_bits: 4, v_bits: 2 }.with_auto_asymmetric_k(5),
+            KvScheme::Aura { k_bits: 4, v_bits: 2 }
+        );
         assert_eq!(KvScheme::F16.with_auto_asymmetric_k(8), KvScheme::F16);
     }
 }

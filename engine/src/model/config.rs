@@ -94,7 +94,11 @@ impl Config {
             hidden,
             n_heads,
             n_kv_heads: v["num_key_value_heads"].as_u64().map(|x| x as usize).unwrap_or(n_heads),
-            head_dim: v["head_dim"].as_u64().map(|x| x as usize).unwrap_or(if n_heads > 0 { hidden / n_heads } else { 0 }),
+            head_dim: v["head_dim"].as_u64().map(|x| x as usize).unwrap_or(if n_heads > 0 {
+                hidden / n_heads
+            } else {
+                0
+            }),
             ffn: u("intermediate_size")?,
             vocab: u("vocab_size")?,
             context_length: u("max_position_embeddings")?,

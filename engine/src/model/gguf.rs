@@ -140,9 +140,7 @@ impl<'a> Reader<'a> {
                 let n = self.u64(key)?;
                 // Each element takes at least one byte: a count beyond the file is corrupt.
                 if n > (self.buf.len() - self.pos) as u64 {
-                    return Err(Error::Format(format!(
-                        "metadata `{key}`: array length {n} exceeds the file"
-                    )));
+                    return Err(Error::Format(format!("metadata `{key}`: array length {n} exceeds the file")));
                 }
                 let mut v = Vec::with_capacity(n as usize);
                 for _ in 0..n {
@@ -173,9 +171,7 @@ impl Gguf {
         let n_tensors = r.u64("tensor count")?;
         let n_kv = r.u64("metadata count")?;
         if n_tensors > MAX_TENSORS || n_kv > MAX_KV {
-            return Err(Error::Format(format!(
-                "implausible counts: {n_tensors} tensors, {n_kv} metadata entries"
-            )));
+            return Err(Error::Format(format!("implausible counts: {n_tensors} tensors, {n_kv} metadata entries")));
         }
         let mut metadata = BTreeMap::new();
         for _ in 0..n_kv {
@@ -247,9 +243,7 @@ impl Gguf {
     }
 
     pub fn req_u64(&self, key: &str) -> Result<u64> {
-        self.req(key)?
-            .as_u64()
-            .ok_or_else(|| Error::Format(format!("metadata `{key}` is not an unsigned integer")))
+        self.req(key)?.as_u64().ok_or_else(|| Error::Format(format!("metadata `{key}` is not an unsigned integer")))
     }
 
     pub fn req_f64(&self, key: &str) -> Result<f64> {
@@ -263,18 +257,12 @@ impl Gguf {
     /// A metadata array of strings.
     pub fn str_array(&self, key: &str) -> Result<Vec<&str>> {
         let arr = self.req(key)?.as_array().ok_or_else(|| Error::Format(format!("`{key}` is not an array")))?;
-        arr.iter()
-            .map(|v| v.as_str().ok_or_else(|| Error::Format(format!("`{key}` holds a non-string"))))
-            .collect()
+        arr.iter().map(|v| v.as_str().ok_or_else(|| Error::Format(format!("`{key}` holds a non-string")))).collect()
     }
 
     /// Copy a tensor's bytes out of the file.
     pub fn tensor(&self, buf: &[u8], name: &str) -> Result<HostTensor> {
-        let t = self
-            .tensors
-            .iter()
-            .find(|t| t.name == name)
-            .ok_or_else(|| Error::MissingTensor(name.to_string()))?;
+        let t = self.tensors.iter().find(|t| t.name == name).ok_or_else(|| Error::MissingTensor(name.to_string()))?;
         let data = buf[t.offset as usize..(t.offset + t.size) as usize].to_vec();
         Ok(HostTensor { name: t.name.clone(), dims: t.dims.clone(), ty: t.ty, data })
     }

@@ -12,7 +12,9 @@ pub fn tensor_names(c: &Config, has_output: bool) -> Vec<String> {
         v.push("output.weight".to_string());
     }
     for i in 0..c.n_layers {
-        for s in ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"] {
+        for s in
+            ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]
+        {
             v.push(format!("blk.{i}.{s}.weight"));
         }
     }

@@ -87,7 +87,11 @@ impl HostModel {
         }
         for t in self.tensors.values() {
             if t.cols() % 8 != 0 {
-                return Err(Error::Format(format!("tensor `{}`: row length {} is not a multiple of 8", t.name, t.cols())));
+                return Err(Error::Format(format!(
+                    "tensor `{}`: row length {} is not a multiple of 8",
+                    t.name,
+                    t.cols()
+                )));
             }
         }
         if self.tokenizer.vocab_size() > c.vocab {

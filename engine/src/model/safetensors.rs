@@ -38,10 +38,7 @@ pub fn load_hf_tensors(dir: &Path) -> Result<(Config, HashMap<String, HostTensor
         (vec![single], None)
     } else if index.is_file() {
         let (files, map) = read_index(&index)?;
-        (
-            files.iter().map(|f| dir.join(f)).collect::<Vec<_>>(),
-            Some(map),
-        )
+        (files.iter().map(|f| dir.join(f)).collect::<Vec<_>>(), Some(map))
     } else {
         return Err(Error::Io {
             path: single.display().to_string(),
@@ -64,10 +61,7 @@ pub fn load_hf_tensors(dir: &Path) -> Result<(Config, HashMap<String, HostTensor
 
 /// Same as [`load_hf_tensors`] from in-memory files: `config.json` text plus the bytes of
 /// every safetensors file (one file or all shards, any order).
-pub fn load_hf_from_bytes(
-    config_json: &str,
-    files: &[&[u8]],
-) -> Result<(Config, HashMap<String, HostTensor>)> {
+pub fn load_hf_from_bytes(config_json: &str, files: &[&[u8]]) -> Result<(Config, HashMap<String, HostTensor>)> {
     let cfg = Config::from_hf_json(config_json)?;
     let mut tensors = tensors_from_safetensors(files)?;
     apply_tie(config_json, &mut tensors)?;
@@ -97,10 +91,7 @@ pub fn hf_to_gguf_name(name: &str) -> Option<String> {
     let rest = name.strip_prefix("model.layers.")?;
     let (layer, suffix) = rest.split_once('.')?;
     // Only plain decimal layer numbers ("07" or "+1" would alias another layer).
-    if layer.is_empty()
-        || !layer.bytes().all(|b| b.is_ascii_digit())
-        || (layer.len() > 1 && layer.starts_with('0'))
-    {
+    if layer.is_empty() || !layer.bytes().all(|b| b.is_ascii_digit()) || (layer.len() > 1 && layer.starts_with('0')) {
         return None;
     }
     let gguf = match suffix {
@@ -124,17 +115,16 @@ fn weight_type(dtype: Dtype, tensor: &str) -> Result<WeightType> {
         Dtype::F32 => Ok(WeightType::F32),
         Dtype::F16 => Ok(WeightType::F16),
         Dtype::BF16 => Ok(WeightType::BF16),
-        other => Err(Error::UnsupportedTensorType {
-            tensor: tensor.to_string(),
-            ty: format!("{other} (safetensors dtype)"),
-        }),
+        other => {
+            Err(Error::UnsupportedTensorType { tensor: tensor.to_string(), ty: format!("{other} (safetensors dtype)") })
+        }
     }
 }
 
 /// Parse one safetensors file and add its recognised tensors, renamed, to `out`.
 fn add_file(out: &mut HashMap<String, HostTensor>, bytes: &[u8], label: &str) -> Result<()> {
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| Error::Format(format!("{label}: bad safetensors file: {e}")))?;
+    let st =
+        SafeTensors::deserialize(bytes).map_err(|e| Error::Format(format!("{label}: bad safetensors file: {e}")))?;
     for (hf_name, view) in st.iter() {
         let Some(name) = hf_to_gguf_name(hf_name) else {
             continue;
@@ -142,9 +132,7 @@ fn add_file(out: &mut HashMap<String, HostTensor>, bytes: &[u8], label: &str) ->
         let ty = weight_type(view.dtype(), hf_name)?;
         let shape = view.shape();
         if shape.is_empty() || shape.contains(&0) {
-            return Err(Error::Format(format!(
-                "{label}: tensor `{hf_name}` has shape {shape:?}"
-            )));
+            return Err(Error::Format(format!("{label}: tensor `{hf_name}` has shape {shape:?}")));
         }
         // HF / PyTorch order is outermost first; ggml order is innermost first.
         let dims: Vec<u64> = shape.iter().rev().map(|&d| d as u64).collect();
@@ -159,19 +147,9 @@ fn add_file(out: &mut HashMap<String, HostTensor>, bytes: &[u8], label: &str) ->
             )));
         }
         if out.contains_key(&name) {
-            return Err(Error::Format(format!(
-                "{label}: tensor `{hf_name}` (`{name}`) appears in more than one file"
-            )));
+            return Err(Error::Format(format!("{label}: tensor `{hf_name}` (`{name}`) appears in more than one file")));
         }
-        out.insert(
-            name.clone(),
-            HostTensor {
-                name,
-                dims,
-                ty,
-                data: data.to_vec(),
-            },
-        );
+        out.insert(name.clone(), HostTensor { name, dims, ty, data: data.to_vec() });
     }
     Ok(())
 }
@@ -180,8 +158,8 @@ fn add_file(out: &mut HashMap<String, HostTensor>, bytes: &[u8], label: &str) ->
 /// and the tensor -> file map.
 fn read_index(path: &Path) -> Result<(Vec<String>, HashMap<String, String>)> {
     let text = std::fs::read_to_string(path).map_err(|e| io_err(path, e))?;
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::Format(format!("{}: {e}", path.display())))?;
     let map = v
         .get("weight_map")
         .and_then(|m| m.as_object())
@@ -189,23 +167,13 @@ fn read_index(path: &Path) -> Result<(Vec<String>, HashMap<String, String>)> {
     let mut files: Vec<String> = Vec::new();
     let mut weight_map = HashMap::with_capacity(map.len());
     for (tensor, file) in map {
-        let file = file.as_str().ok_or_else(|| {
-            Error::Format(format!(
-                "{}: weight_map[`{tensor}`] is not a string",
-                path.display()
-            ))
-        })?;
+        let file = file
+            .as_str()
+            .ok_or_else(|| Error::Format(format!("{}: weight_map[`{tensor}`] is not a string", path.display())))?;
         // Shards must sit in the model directory: no absolute paths or `..`.
         let p = Path::new(file);
-        if file.is_empty()
-            || p.is_absolute()
-            || p.components()
-                .any(|c| !matches!(c, std::path::Component::Normal(_)))
-        {
-            return Err(Error::Format(format!(
-                "{}: shard name `{file}` is not a plain file name",
-                path.display()
-            )));
+        if file.is_empty() || p.is_absolute() || p.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(Error::Format(format!("{}: shard name `{file}` is not a plain file name", path.display())));
         }
         if !files.iter().any(|f| f == file) {
             files.push(file.to_string());
@@ -213,10 +181,7 @@ fn read_index(path: &Path) -> Result<(Vec<String>, HashMap<String, String>)> {
         weight_map.insert(tensor.clone(), file.to_string());
     }
     if files.is_empty() {
-        return Err(Error::Format(format!(
-            "{}: `weight_map` is empty",
-            path.display()
-        )));
+        return Err(Error::Format(format!("{}: `weight_map` is empty", path.display())));
     }
     Ok((files, weight_map))
 }
@@ -242,8 +207,8 @@ fn check_index(map: &HashMap<String, String>, tensors: &HashMap<String, HostTens
 /// `output.weight` is dropped; when explicitly false, `output.weight` must exist. When
 /// the key is absent, a stored `lm_head.weight` is kept and otherwise the head is tied.
 fn apply_tie(config_json: &str, tensors: &mut HashMap<String, HostTensor>) -> Result<()> {
-    let v: serde_json::Value = serde_json::from_str(config_json)
-        .map_err(|e| Error::Format(format!("config.json: {e}")))?;
+    let v: serde_json::Value =
+        serde_json::from_str(config_json).map_err(|e| Error::Format(format!("config.json: {e}")))?;
     match v.get("tie_word_embeddings").and_then(|t| t.as_bool()) {
         Some(true) => {
             tensors.remove("output.weight");
@@ -259,10 +224,7 @@ fn apply_tie(config_json: &str, tensors: &mut HashMap<String, HostTensor>) -> Re
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    }
+    Error::Io { path: path.display().to_string(), message: e.to_string() }
 }
 
 /// A whole file in memory: memory-mapped natively, read on wasm.
@@ -290,9 +252,7 @@ impl FileBytes {
         }
         #[cfg(target_arch = "wasm32")]
         {
-            std::fs::read(path)
-                .map(FileBytes::Owned)
-                .map_err(|e| io_err(path, e))
+            std::fs::read(path).map(FileBytes::Owned).map_err(|e| io_err(path, e))
         }
     }
 
@@ -325,9 +285,7 @@ mod tests {
             Dtype::I64 | Dtype::F64 => 8,
             _ => 1,
         };
-        (0..n * size)
-            .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
-            .collect()
+        (0..n * size).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect()
     }
 
     /// (HF name, dtype, HF shape) for a tiny llama with hidden 8, ffn 12, 2 layers.
@@ -354,10 +312,8 @@ mod tests {
 
     /// Serialize the given tensors into one safetensors file (data derived from the name).
     fn file(specs: &[(String, Dtype, Vec<usize>)]) -> Vec<u8> {
-        let datas: Vec<Vec<u8>> = specs
-            .iter()
-            .map(|(n, d, s)| bytes_of(*d, s.iter().product(), n.len() as u8))
-            .collect();
+        let datas: Vec<Vec<u8>> =
+            specs.iter().map(|(n, d, s)| bytes_of(*d, s.iter().product(), n.len() as u8)).collect();
         let views: Vec<(String, TensorView<'_>)> = specs
             .iter()
             .zip(&datas)
@@ -379,42 +335,15 @@ mod tests {
             ("model.embed_tokens.weight", Some("token_embd.weight")),
             ("model.norm.weight", Some("output_norm.weight")),
             ("lm_head.weight", Some("output.weight")),
-            (
-                "model.layers.0.input_layernorm.weight",
-                Some("blk.0.attn_norm.weight"),
-            ),
-            (
-                "model.layers.12.self_attn.q_proj.weight",
-                Some("blk.12.attn_q.weight"),
-            ),
-            (
-                "model.layers.3.self_attn.k_proj.weight",
-                Some("blk.3.attn_k.weight"),
-            ),
-            (
-                "model.layers.3.self_attn.v_proj.weight",
-                Some("blk.3.attn_v.weight"),
-            ),
-            (
-                "model.layers.3.self_attn.o_proj.weight",
-                Some("blk.3.attn_output.weight"),
-            ),
-            (
-                "model.layers.29.post_attention_layernorm.weight",
-                Some("blk.29.ffn_norm.weight"),
-            ),
-            (
-                "model.layers.1.mlp.gate_proj.weight",
-                Some("blk.1.ffn_gate.weight"),
-            ),
-            (
-                "model.layers.1.mlp.up_proj.weight",
-                Some("blk.1.ffn_up.weight"),
-            ),
-            (
-                "model.layers.1.mlp.down_proj.weight",
-                Some("blk.1.ffn_down.weight"),
-            ),
+            ("model.layers.0.input_layernorm.weight", Some("blk.0.attn_norm.weight")),
+            ("model.layers.12.self_attn.q_proj.weight", Some("blk.12.attn_q.weight")),
+            ("model.layers.3.self_attn.k_proj.weight", Some("blk.3.attn_k.weight")),
+            ("model.layers.3.self_attn.v_proj.weight", Some("blk.3.attn_v.weight")),
+            ("model.layers.3.self_attn.o_proj.weight", Some("blk.3.attn_output.weight")),
+            ("model.layers.29.post_attention_layernorm.weight", Some("blk.29.ffn_norm.weight")),
+            ("model.layers.1.mlp.gate_proj.weight", Some("blk.1.ffn_gate.weight")),
+            ("model.layers.1.mlp.up_proj.weight", Some("blk.1.ffn_up.weight")),
+            ("model.layers.1.mlp.down_proj.weight", Some("blk.1.ffn_down.weight")),
             ("model.layers.1.self_attn.rotary_emb.inv_freq", None),
             ("model.layers.x.mlp.up_proj.weight", None),
             ("model.layers.01.mlp.up_proj.weight", None),
@@ -429,11 +358,9 @@ mod tests {
 
     #[test]
     fn renames_reverses_dims_and_keeps_bytes() {
-        for (dtype, wt) in [
-            (Dtype::F16, WeightType::F16),
-            (Dtype::BF16, WeightType::BF16),
-            (Dtype::F32, WeightType::F32),
-        ] {
+        for (dtype, wt) in
+            [(Dtype::F16, WeightType::F16), (Dtype::BF16, WeightType::BF16), (Dtype::F32, WeightType::F32)]
+        {
             let specs = tiny_llama(dtype);
             let f = file(&specs);
             let t = tensors_from_safetensors(&[&f]).unwrap();
@@ -452,11 +379,7 @@ mod tests {
             assert_eq!((norm.dims.clone(), norm.ty), (vec![8], WeightType::F32));
             assert_eq!(t["blk.1.attn_norm.weight"].ty, WeightType::F32);
             // Bytes are copied unchanged (row-major [out][in] == ggml rows).
-            let want = bytes_of(
-                dtype,
-                32,
-                "model.layers.0.self_attn.k_proj.weight".len() as u8,
-            );
+            let want = bytes_of(dtype, 32, "model.layers.0.self_attn.k_proj.weight".len() as u8);
             assert_eq!(k.data, want);
             assert_eq!(k.data.len() as u64, wt.bytes_for(k.n_elems(), "k").unwrap());
         }
@@ -470,10 +393,7 @@ mod tests {
         let t = tensors_from_safetensors(&[&fb, &fa]).unwrap();
         assert_eq!(t.len(), 20);
         let err = tensors_from_safetensors(&[&fa, &fa]).unwrap_err();
-        assert!(
-            matches!(err, Error::Format(ref m) if m.contains("more than one file")),
-            "{err}"
-        );
+        assert!(matches!(err, Error::Format(ref m) if m.contains("more than one file")), "{err}");
     }
 
     #[test]
@@ -490,15 +410,8 @@ mod tests {
         }
         // An unsupported dtype on an ignored tensor is fine.
         let mut specs = tiny_llama(Dtype::F16);
-        specs.push((
-            "model.layers.0.self_attn.rotary_emb.position_ids".into(),
-            Dtype::I64,
-            vec![4],
-        ));
-        assert_eq!(
-            tensors_from_safetensors(&[&file(&specs)]).unwrap().len(),
-            20
-        );
+        specs.push(("model.layers.0.self_attn.rotary_emb.position_ids".into(), Dtype::I64, vec![4]));
+        assert_eq!(tensors_from_safetensors(&[&file(&specs)]).unwrap().len(), 20);
     }
 
     #[test]
@@ -529,16 +442,10 @@ mod tests {
         let f = file(&specs);
         // Tied: a stored lm_head is dropped.
         let (cfg, t) = load_hf_from_bytes(CONFIG, &[&f]).unwrap();
-        assert_eq!(
-            (cfg.n_layers, cfg.hidden, cfg.n_kv_heads, cfg.head_dim),
-            (2, 8, 1, 4)
-        );
+        assert_eq!((cfg.n_layers, cfg.hidden, cfg.n_kv_heads, cfg.head_dim), (2, 8, 1, 4));
         assert!(!t.contains_key("output.weight"));
         // Untied: kept, with ggml dims.
-        let untied = CONFIG.replace(
-            "\"tie_word_embeddings\": true",
-            "\"tie_word_embeddings\": false",
-        );
+        let untied = CONFIG.replace("\"tie_word_embeddings\": true", "\"tie_word_embeddings\": false");
         let (_, t) = load_hf_from_bytes(&untied, &[&f]).unwrap();
         assert_eq!(t["output.weight"].dims, vec![8, 10]);
         // Untied but missing: error.
@@ -547,14 +454,8 @@ mod tests {
         assert!(matches!(err, Error::MissingTensor(_)), "{err}");
         // Key absent: keep whatever is stored.
         let absent = CONFIG.replace(", \"tie_word_embeddings\": true", "");
-        assert!(load_hf_from_bytes(&absent, &[&f])
-            .unwrap()
-            .1
-            .contains_key("output.weight"));
-        assert!(!load_hf_from_bytes(&absent, &[&f2])
-            .unwrap()
-            .1
-            .contains_key("output.weight"));
+        assert!(load_hf_from_bytes(&absent, &[&f]).unwrap().1.contains_key("output.weight"));
+        assert!(!load_hf_from_bytes(&absent, &[&f2]).unwrap().1.contains_key("output.weight"));
     }
 
     #[test]
@@ -562,10 +463,7 @@ mod tests {
         let f = file(&tiny_llama(Dtype::F16));
         let cfg = CONFIG.replace("\"llama\"", "\"mistral\"");
         let err = load_hf_from_bytes(&cfg, &[&f]).unwrap_err();
-        assert!(
-            matches!(err, Error::UnknownArchitecture(ref a) if a == "mistral"),
-            "{err}"
-        );
+        assert!(matches!(err, Error::UnknownArchitecture(ref a) if a == "mistral"), "{err}");
     }
 
     #[test]
@@ -599,11 +497,7 @@ mod tests {
         let (_, t2) = load_hf_tensors(&d).unwrap();
         assert_eq!(t2.len(), 20);
         for (k, v) in &t {
-            assert_eq!(
-                (&t2[k].dims, t2[k].ty, &t2[k].data),
-                (&v.dims, v.ty, &v.data),
-                "{k}"
-            );
+            assert_eq!((&t2[k].dims, t2[k].ty, &t2[k].data), (&v.dims, v.ty, &v.data), "{k}");
         }
 
         // A missing shard is an Io error naming the file.
@@ -617,37 +511,19 @@ mod tests {
         // An index entry for a tensor no shard contains is a Format error; unknown
         // (ignored) names in the index are fine.
         std::fs::write(d.join("model-00002-of-00003.safetensors"), file(parts[1])).unwrap();
-        map.insert(
-            "extra.unused".into(),
-            serde_json::Value::String("model-00001-of-00003.safetensors".into()),
-        );
-        std::fs::write(
-            d.join(INDEX_FILE),
-            serde_json::json!({"weight_map": map}).to_string(),
-        )
-        .unwrap();
+        map.insert("extra.unused".into(), serde_json::Value::String("model-00001-of-00003.safetensors".into()));
+        std::fs::write(d.join(INDEX_FILE), serde_json::json!({"weight_map": map}).to_string()).unwrap();
         assert!(load_hf_tensors(&d).is_ok());
         map.insert(
             "model.layers.5.mlp.up_proj.weight".into(),
             serde_json::Value::String("model-00001-of-00003.safetensors".into()),
         );
-        std::fs::write(
-            d.join(INDEX_FILE),
-            serde_json::json!({"weight_map": map}).to_string(),
-        )
-        .unwrap();
+        std::fs::write(d.join(INDEX_FILE), serde_json::json!({"weight_map": map}).to_string()).unwrap();
         let err = load_hf_tensors(&d).unwrap_err();
-        assert!(
-            matches!(err, Error::Format(ref m) if m.contains("layers.5.mlp.up_proj")),
-            "{err}"
-        );
+        assert!(matches!(err, Error::Format(ref m) if m.contains("layers.5.mlp.up_proj")), "{err}");
 
         // Path escapes in the index are rejected.
-        std::fs::write(
-            d.join(INDEX_FILE),
-            r#"{"weight_map": {"a": "../x.safetensors"}}"#,
-        )
-        .unwrap();
+        std::fs::write(d.join(INDEX_FILE), r#"{"weight_map": {"a": "../x.safetensors"}}"#).unwrap();
         assert!(matches!(load_hf_tensors(&d).unwrap_err(), Error::Format(_)));
         std::fs::remove_dir_all(&d).unwrap();
     }
@@ -667,25 +543,14 @@ mod tests {
             e => panic!("wrong error {e}"),
         }
         // Corrupt weights.
-        std::fs::write(
-            d.join("model.safetensors"),
-            b"\x10\0\0\0\0\0\0\0{not json}      ",
-        )
-        .unwrap();
+        std::fs::write(d.join("model.safetensors"), b"\x10\0\0\0\0\0\0\0{not json}      ").unwrap();
         assert!(matches!(load_hf_tensors(&d).unwrap_err(), Error::Format(_)));
         // Empty weights file.
         std::fs::write(d.join("model.safetensors"), b"").unwrap();
         assert!(matches!(load_hf_tensors(&d).unwrap_err(), Error::Format(_)));
         // Unknown architecture beats broken weights.
-        std::fs::write(
-            d.join("config.json"),
-            CONFIG.replace("\"llama\"", "\"gpt2\""),
-        )
-        .unwrap();
-        assert!(matches!(
-            load_hf_tensors(&d).unwrap_err(),
-            Error::UnknownArchitecture(_)
-        ));
+        std::fs::write(d.join("config.json"), CONFIG.replace("\"llama\"", "\"gpt2\"")).unwrap();
+        assert!(matches!(load_hf_tensors(&d).unwrap_err(), Error::UnknownArchitecture(_)));
         // Bad JSON in config.
         std::fs::write(d.join("config.json"), "{").unwrap();
         assert!(matches!(load_hf_tensors(&d).unwrap_err(), Error::Format(_)));

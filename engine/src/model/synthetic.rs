@@ -63,7 +63,9 @@ pub fn llama_gguf(shape: &Shape, ty: WeightType, embd_ty: WeightType, seed: u64)
     let mut owned: Vec<(String, Vec<u64>, WeightType, Vec<u8>)> = Vec::new();
     let (d, data) = mat(s.vocab, s.hidden, embd_ty);
     owned.push(("token_embd.weight".into(), d, embd_ty, data));
-    let norm = |n: usize, r: &mut dyn FnMut() -> f32| -> Vec<u8> { quantize(WeightType::F32, &(0..n).map(|_| 1.0 + 0.1 * r()).collect::<Vec<_>>()) };
+    let norm = |n: usize, r: &mut dyn FnMut() -> f32| -> Vec<u8> {
+        quantize(WeightType::F32, &(0..n).map(|_| 1.0 + 0.1 * r()).collect::<Vec<_>>())
+    };
     let mut r2 = Rng(seed ^ 0xabcdef);
     owned.push(("output_norm.weight".into(), vec![s.hidden as u64], WeightType::F32, norm(s.hidden, &mut || r2.f32())));
     for i in 0..s.n_layers {
@@ -83,7 +85,8 @@ pub fn llama_gguf(shape: &Shape, ty: WeightType, embd_ty: WeightType, seed: u64)
             owned.push((n(name), d, ty, data));
         }
     }
-    let tokens: Vec<MetaValue> = (0..s.vocab).map(|i| MetaValue::Str(char::from_u32(0x100 + i as u32).unwrap().to_string())).collect();
+    let tokens: Vec<MetaValue> =
+        (0..s.vocab).map(|i| MetaValue::Str(char::from_u32(0x100 + i as u32).unwrap().to_string())).collect();
     let types: Vec<MetaValue> = (0..s.vocab).map(|_| MetaValue::I32(1)).collect();
     let meta = vec![
         ("general.architecture", MetaValue::Str("llama".into())),
@@ -103,9 +106,7 @@ pub fn llama_gguf(shape: &Shape, ty: WeightType, embd_ty: WeightType, seed: u64)
         ("tokenizer.ggml.bos_token_id", MetaValue::U32(0)),
         ("tokenizer.ggml.eos_token_id", MetaValue::U32(1)),
     ];
-    let tensors: Vec<WriteTensor> = owned
-        .iter()
-        .map(|(n, d, t, data)| WriteTensor { name: n, dims: d, ggml_type: t.ggml_id(), data })
-        .collect();
+    let tensors: Vec<WriteTensor> =
+        owned.iter().map(|(n, d, t, data)| WriteTensor { name: n, dims: d, ggml_type: t.ggml_id(), data }).collect();
     gguf::write(&meta, &tensors)
 }

@@ -23,10 +23,7 @@ impl WeightType {
             8 => WeightType::Q8_0,
             30 => WeightType::BF16,
             other => {
-                return Err(Error::UnsupportedTensorType {
-                    tensor: tensor.to_string(),
-                    ty: ggml_type_name(other),
-                })
+                return Err(Error::UnsupportedTensorType { tensor: tensor.to_string(), ty: ggml_type_name(other) })
             }
         })
     }
@@ -74,22 +71,16 @@ impl WeightType {
         }
     }
 
-    pub const ALL: [WeightType; 6] = [
-        WeightType::F32,
-        WeightType::F16,
-        WeightType::BF16,
-        WeightType::Q8_0,
-        WeightType::Q4_0,
-        WeightType::Q4_1,
-    ];
+    pub const ALL: [WeightType; 6] =
+        [WeightType::F32, WeightType::F16, WeightType::BF16, WeightType::Q8_0, WeightType::Q4_0, WeightType::Q4_1];
 }
 
 /// Human name of a ggml type id, for error messages.
 pub fn ggml_type_name(id: u32) -> String {
     const NAMES: [&str; 31] = [
-        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K",
-        "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL",
-        "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16", "I32", "I64", "F64", "IQ1_M", "BF16",
+        "F32", "F16", "Q4_0", "Q4_1", "Q4_2", "Q4_3", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
+        "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16",
+        "I32", "I64", "F64", "IQ1_M", "BF16",
     ];
     match NAMES.get(id as usize) {
         Some(n) => format!("{n} (ggml type {id})"),

@@ -26,14 +26,23 @@ const TOKEN_TYPE_USER_DEFINED: u64 = 4;
 
 /// End-of-generation tokens honoured by `is_stop` when present in the vocab.
 const END_TOKENS: &[&str] = &[
-    "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<|eom_id|>", "<|end_of_text|>",
-    "<end_of_turn>", "<|end|>", "<|return|>", "</s>", "<EOT>",
+    "<|im_end|>",
+    "<|endoftext|>",
+    "<|eot_id|>",
+    "<|eom_id|>",
+    "<|end_of_text|>",
+    "<end_of_turn>",
+    "<|end|>",
+    "<|return|>",
+    "</s>",
+    "<EOT>",
 ];
 
 /// llama.cpp's LLAMA3 split regex (HF `tokenizer.json` form).
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// llama.cpp's QWEN2 split regex (single digits).
-const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_REGEX: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 fn tk_err(what: &str) -> impl Fn(tokenizers::Error) -> Error + '_ {
     move |e| Error::Tokenizer(format!("{what}: {e}"))
@@ -126,11 +135,7 @@ impl Tokenizer {
         let types: Vec<u64> = match g.get("tokenizer.ggml.token_type").and_then(MetaValue::as_array) {
             Some(a) if a.len() == tokens.len() => a.iter().map(|v| v.as_u64().unwrap_or(1)).collect(),
             Some(a) => {
-                return Err(Error::Tokenizer(format!(
-                    "token_type has {} entries for {} tokens",
-                    a.len(),
-                    tokens.len()
-                )))
+                return Err(Error::Tokenizer(format!("token_type has {} entries for {} tokens", a.len(), tokens.len())))
             }
             None => vec![1; tokens.len()],
         };
@@ -277,10 +282,7 @@ impl Tokenizer {
     /// Render `messages` with the model's chat template (HF semantics:
     /// `trim_blocks`, `lstrip_blocks`, `raise_exception`, `bos_token`, `eos_token`).
     pub fn render_chat(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
-        let src = self
-            .template
-            .as_deref()
-            .ok_or_else(|| Error::Template("the model has no chat template".into()))?;
+        let src = self.template.as_deref().ok_or_else(|| Error::Template("the model has no chat template".into()))?;
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -381,9 +383,9 @@ impl StreamDecoder<'_> {
         if now.len() <= before.len() || (!force && now.ends_with('\u{FFFD}')) {
             return Ok(None);
         }
-        let new = now.strip_prefix(before.as_str()).ok_or_else(|| {
-            Error::Tokenizer(format!("stream decode: `{now}` does not extend `{before}`"))
-        })?;
+        let new = now
+            .strip_prefix(before.as_str())
+            .ok_or_else(|| Error::Tokenizer(format!("stream decode: `{now}` does not extend `{before}`")))?;
         let new = new.to_string();
         // Keep only the last emitted chunk as context for the next one.
         self.ids.drain(..self.prefix);

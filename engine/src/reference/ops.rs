@@ -74,9 +74,8 @@ pub fn round_f16(x: f32) -> f32 {
 /// attn_decode.wgsl (+ attn_merge): softmax(q·K^T · scale) V for one query head over
 /// `kv_len` rows of a cache laid out [capacity][hd] for its kv head.
 pub fn attention(q: &[f32], k: &[f32], v: &[f32], hd: usize, kv_len: usize, scale: f32) -> Vec<f32> {
-    let scores: Vec<f32> = (0..kv_len)
-        .map(|t| q.iter().zip(&k[t * hd..(t + 1) * hd]).map(|(a, b)| a * scale * b).sum())
-        .collect();
+    let scores: Vec<f32> =
+        (0..kv_len).map(|t| q.iter().zip(&k[t * hd..(t + 1) * hd]).map(|(a, b)| a * scale * b).sum()).collect();
     let m = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
     let p: Vec<f32> = scores.iter().map(|s| (s - m).exp()).collect();
     let l: f32 = p.iter().sum();

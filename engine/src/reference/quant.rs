@@ -14,7 +14,9 @@ pub fn dequantize(ty: WeightType, bytes: &[u8], n: usize) -> Vec<f32> {
         WeightType::F32 => {
             out.extend(bytes[..n * 4].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
         }
-        WeightType::F16 => out.extend(bytes[..n * 2].chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32())),
+        WeightType::F16 => {
+            out.extend(bytes[..n * 2].chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()))
+        }
         WeightType::BF16 => {
             out.extend(bytes[..n * 2].chunks_exact(2).map(|c| bf16::from_le_bytes([c[0], c[1]]).to_f32()))
         }

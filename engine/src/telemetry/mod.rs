@@ -53,7 +53,10 @@ pub async fn perplexity_windows(
     }
     let windows = tokens.len() / ctx;
     if windows == 0 {
-        return Err(Error::InvalidArgument(format!("text has {} tokens, fewer than one window of {ctx}", tokens.len())));
+        return Err(Error::InvalidArgument(format!(
+            "text has {} tokens, fewer than one window of {ctx}",
+            tokens.len()
+        )));
     }
     let mut session = Session::new(model, SessionOptions { capacity: ctx, ..opts }).await?;
     let vocab = model.config.vocab;
@@ -238,7 +241,15 @@ mod raw {
             }
             let vocab = u32::from_le_bytes(h[12..16].try_into().unwrap()) as usize;
             let rows = u64::from_le_bytes(h[16..24].try_into().unwrap());
-            Ok(KldTap { path: path.to_path_buf(), input, vocab, rows, row: vec![0.0; vocab], stats: KldStats::default(), error: None })
+            Ok(KldTap {
+                path: path.to_path_buf(),
+                input,
+                vocab,
+                rows,
+                row: vec![0.0; vocab],
+                stats: KldStats::default(),
+                error: None,
+            })
         }
 
         /// The statistics, or the first error met (baseline too short or mismatched).
@@ -256,18 +267,27 @@ mod raw {
                 return;
             }
             if self.stats.kld.len() as u64 >= self.rows || logits.len() != self.vocab {
-                self.error = Some(Error::Format(format!("{}: baseline has no row for position {position}", self.path.display())));
+                self.error = Some(Error::Format(format!(
+                    "{}: baseline has no row for position {position}",
+                    self.path.display()
+                )));
                 return;
             }
             let mut rec = [0u8; 8];
-            let r = self.input.read_exact(&mut rec).and_then(|_| self.input.read_exact(bytemuck::cast_slice_mut(&mut self.row)));
+            let r = self
+                .input
+                .read_exact(&mut rec)
+                .and_then(|_| self.input.read_exact(bytemuck::cast_slice_mut(&mut self.row)));
             if let Err(e) = r {
                 self.error = Some(io(&self.path, e));
                 return;
             }
-            let (pos, tok) = (u32::from_le_bytes(rec[..4].try_into().unwrap()), u32::from_le_bytes(rec[4..].try_into().unwrap()));
+            let (pos, tok) =
+                (u32::from_le_bytes(rec[..4].try_into().unwrap()), u32::from_le_bytes(rec[4..].try_into().unwrap()));
             if pos as usize != position || tok != next_token {
-                self.error = Some(Error::Format(format!("baseline row is position {pos}/token {tok}, candidate is {position}/{next_token}")));
+                self.error = Some(Error::Format(format!(
+                    "baseline row is position {pos}/token {tok}, candidate is {position}/{next_token}"
+                )));
                 return;
             }
             let base = std::mem::take(&mut self.row);
