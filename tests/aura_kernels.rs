@@ -12,18 +12,16 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 use std::time::Instant;
 
-use aura::gpu::registry::{PipelineKey, StepUniform};
+use aura::gpu::registry::StepUniform;
 use aura::gpu::Gpu;
 use aura::kernels::*;
 use aura::kv::{codebook, rotate, row_words, signs, unrotate, Codebook, KvKind, AURA_BITS};
 use aura::reference::aura::{attention_packed, decode_row, encode_row, store_gamma, unpack, PackedCache};
 use aura::reference::ops;
-use aura::Engine;
+use common::gpu::{base_seed, case_seed, engines, read, read_kv, run, upload, upload_kv};
 use common::Rng;
-use half::f16;
 
 /// Accepted error: normalized MSE (||got-want||^2 / ||want||^2) and max abs error.
 #[derive(Clone, Copy, Debug)]
@@ -78,11 +76,6 @@ const DEFAULT_SEED: u64 = 0xA0BA_2025;
 
 // ---------------------------------------------------------------- harness
 
-fn engines() -> &'static [(String, Engine)] {
-    static ENGINES: OnceLock<Vec<(String, Engine)>> = OnceLock::new();
-    ENGINES.get_or_init(common::variant_engines)
-}
-
 /// Runs `f` on every variant, one test at a time: wgpu's GL backend panics ("Could not
 /// lock adapter context") when a thread waits > 6 s for the context while another holds
 /// it for a cold llvmpipe compile (up to ~17 s here).
@@ -97,64 +90,12 @@ fn for_variants(kernel: &'static str, mut f: impl FnMut(&mut Report, &str, &Gpu)
     rep.finish();
 }
 
-fn base_seed() -> u64 {
-    std::env::var("AURA_KERNEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED)
-}
-
-/// Seed of one case: FNV-1a of (base seed, test, case index).
 fn seed(test: &str, case: usize) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for b in base_seed().to_le_bytes().into_iter().chain(test.bytes()).chain(case.to_le_bytes()) {
-        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-    }
-    h
-}
-
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC);
-
-fn upload<T: bytemuck::Pod>(gpu: &Gpu, v: &[T]) -> wgpu::Buffer {
-    gpu.buffer_init("test", bytemuck::cast_slice(v), STORAGE).expect("buffer_init")
-}
-
-/// γ / dense-mirror storage: f16 when the variant has f16, else f32.
-fn upload_kv(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
-    if gpu.variant.f16 {
-        upload(gpu, &v.iter().map(|x| f16::from_f32(*x)).collect::<Vec<_>>())
-    } else {
-        upload(gpu, v)
-    }
+    case_seed(DEFAULT_SEED, test, case)
 }
 
 fn kv_round(gpu: &Gpu, x: f32) -> f32 {
     store_gamma(x, gpu.variant.f16)
-}
-
-fn read<T: bytemuck::Pod>(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<T> {
-    let len = n * std::mem::size_of::<T>();
-    let mut b = pollster::block_on(gpu.read(buf, 0, len.div_ceil(4) as u64 * 4)).expect("readback");
-    b.truncate(len);
-    bytemuck::pod_collect_to_vec(&b)
-}
-
-fn read_kv(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    if gpu.variant.f16 {
-        read::<f16>(gpu, buf, n).iter().map(|x| x.to_f32()).collect()
-    } else {
-        read(gpu, buf, n)
-    }
-}
-
-fn run<P: bytemuck::Pod>(
-    gpu: &Gpu,
-    ctx: &str,
-    key: &PipelineKey,
-    params: P,
-    bufs: &[&wgpu::Buffer],
-    groups: [u32; 3],
-    step: StepUniform,
-) {
-    pollster::block_on(gpu.run_once(key, bytemuck::bytes_of(&params), bufs, groups, step))
-        .unwrap_or_else(|e| panic!("[{ctx}] dispatch failed: {e}"));
 }
 
 fn step(pos: usize, kv_len: usize, n_tokens: usize, n_blocks: usize) -> StepUniform {
@@ -224,7 +165,7 @@ impl Report {
             "{n} of {} {} checks failed (AURA_KERNEL_SEED={}):\n{shown}",
             self.checks,
             self.kernel,
-            base_seed()
+            base_seed(DEFAULT_SEED)
         );
     }
 }

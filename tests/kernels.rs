@@ -8,17 +8,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
-use aura::gpu::registry::{PipelineKey, StepUniform};
+use aura::gpu::registry::StepUniform;
 use aura::gpu::Gpu;
 use aura::kernels::*;
 use aura::model::config::RopeStyle;
 use aura::model::tensor::WeightType;
 use aura::reference::{ops, quant};
-use aura::Engine;
+use common::gpu::{base_seed, case_seed, engines, read, read_kv, run, upload, upload_kv};
 use common::Rng;
-use half::f16;
 
 /// Accepted error: normalized MSE (||got-want||^2 / ||want||^2) and max abs error.
 #[derive(Clone, Copy, Debug)]
@@ -60,11 +58,6 @@ const DEFAULT_SEED: u64 = 0xA0BA_2025;
 
 // ---------------------------------------------------------------- harness helpers
 
-fn engines() -> &'static [(String, Engine)] {
-    static ENGINES: OnceLock<Vec<(String, Engine)>> = OnceLock::new();
-    ENGINES.get_or_init(common::variant_engines)
-}
-
 /// Runs `f` on every variant engine, collecting one report for `kernel`.
 fn for_variants(kernel: &'static str, mut f: impl FnMut(&mut Report, &str, &Gpu)) {
     let _serial = common::gpu_lock();
@@ -73,38 +66,6 @@ fn for_variants(kernel: &'static str, mut f: impl FnMut(&mut Report, &str, &Gpu)
         f(&mut rep, label, &e.gpu);
     }
     rep.finish();
-}
-
-fn base_seed() -> u64 {
-    std::env::var("AURA_KERNEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_SEED)
-}
-
-/// Seed of one case: FNV-1a of (base seed, kernel, case index).
-fn seed(kernel: &str, case: usize) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
-    for b in base_seed().to_le_bytes().into_iter().chain(kernel.bytes()).chain(case.to_le_bytes()) {
-        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-    }
-    h
-}
-
-const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC);
-
-fn upload(gpu: &Gpu, bytes: &[u8]) -> wgpu::Buffer {
-    gpu.buffer_init("test", bytes, STORAGE).expect("buffer_init")
-}
-fn upload_f32(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
-    upload(gpu, bytemuck::cast_slice(v))
-}
-
-/// A KV cache holding `v`: f16 elements when the variant has f16, else f32.
-fn upload_kv(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
-    let halves = || v.iter().flat_map(|x| f16::from_f32(*x).to_le_bytes()).collect::<Vec<u8>>();
-    if gpu.variant.f16 {
-        upload(gpu, &halves())
-    } else {
-        upload_f32(gpu, v)
-    }
 }
 
 /// What the variant's KV cache holds for `v`.
@@ -116,34 +77,8 @@ fn kv_round(gpu: &Gpu, v: &[f32]) -> Vec<f32> {
     }
 }
 
-fn read_bytes(gpu: &Gpu, buf: &wgpu::Buffer, len: usize) -> Vec<u8> {
-    let mut b = pollster::block_on(gpu.read(buf, 0, len.div_ceil(4) as u64 * 4)).expect("readback");
-    b.truncate(len);
-    b
-}
-
-fn read_f32(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    bytemuck::pod_collect_to_vec(&read_bytes(gpu, buf, n * 4))
-}
-
-fn read_kv(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
-    if !gpu.variant.f16 {
-        return read_f32(gpu, buf, n);
-    }
-    read_bytes(gpu, buf, n * 2).chunks_exact(2).map(|c| f16::from_le_bytes([c[0], c[1]]).to_f32()).collect()
-}
-
-fn run<P: bytemuck::Pod>(
-    gpu: &Gpu,
-    ctx: &str,
-    key: &PipelineKey,
-    params: P,
-    bufs: &[&wgpu::Buffer],
-    groups: [u32; 3],
-    step: StepUniform,
-) {
-    pollster::block_on(gpu.run_once(key, bytemuck::bytes_of(&params), bufs, groups, step))
-        .unwrap_or_else(|e| panic!("[{ctx}] dispatch failed: {e}"));
+fn seed(kernel: &str, case: usize) -> u64 {
+    case_seed(DEFAULT_SEED, kernel, case)
 }
 
 /// Collects failures (so one run shows every broken variant/shape) and worst errors.
@@ -189,7 +124,7 @@ impl Report {
             println!("{} {what}: worst nmse {nmse:.2e}, worst max abs {abs:.2e}", self.kernel);
         }
         let (n, shown) = (self.failures.len(), self.failures[..self.failures.len().min(40)].join("\n"));
-        let seed = base_seed();
+        let seed = base_seed(DEFAULT_SEED);
         assert!(n == 0, "{n} of {} {} checks failed (AURA_KERNEL_SEED={seed}):\n{shown}", self.checks, self.kernel);
     }
 }
@@ -322,11 +257,11 @@ fn proj_case(
     let mut groups = grid(n, if m.fold { fold_max } else { gpu.caps.max_workgroups_per_dim });
     groups[2] = (m.n_tokens as u32).div_ceil(tt);
     let ctx = format!("{label} {kind:?} {} rows={rows} k={k} {m:?} groups={groups:?} seed={seed:#x}", ty.name());
-    let (wb, xb, yb) = (upload(gpu, &wq), upload_f32(gpu, &x), upload_f32(gpu, &y0));
+    let (wb, xb, yb) = (upload(gpu, &wq), upload(gpu, &x), upload(gpu, &y0));
     let params = MatvecParams { rows: rows as u32, accumulate: m.acc as u32, out_stride: stride as u32, _pad: 0 };
     let st = StepUniform { slot: m.slot, ..step(0, m.n_tokens) };
     run(gpu, &ctx, &key, params, &[&wb, &xb, &yb], groups, st);
-    let got = read_f32(gpu, &yb, y0.len());
+    let got = read::<f32>(gpu, &yb, y0.len());
     let mut want = y0.clone();
     let mut written = vec![false; y0.len()];
     for t in 0..m.n_tokens {
@@ -368,18 +303,14 @@ fn embed() {
                     "{label} {} hidden={hidden} rows={rows} tokens={mine:?} slot={slot} seed={seed:#x}",
                     ty.name()
                 );
-                let (tb, kb, ob) = (
-                    upload(gpu, &tq),
-                    upload(gpu, bytemuck::cast_slice(&tokens)),
-                    upload_f32(gpu, &vec![GARBAGE; nt * hidden]),
-                );
+                let (tb, kb, ob) = (upload(gpu, &tq), upload(gpu, &tokens), upload(gpu, &vec![GARBAGE; nt * hidden]));
                 let groups = [(hidden as u32 / 8).div_ceil(WG_ROWS), nt as u32, 1];
                 let params = EmbedParams { rows: rows as u32, _pad: [0; 3] };
                 let st = StepUniform { slot, ..step(0, nt) };
                 run(gpu, &ctx, &embed_key(gpu.variant, ty, hidden), params, &[&tb, &kb, &ob], groups, st);
                 let want: Vec<f32> =
                     mine.iter().flat_map(|&t| ops::embed(&table, hidden, t.min(rows as u32 - 1))).collect();
-                rep.check(ty.name(), &ctx, &read_f32(gpu, &ob, nt * hidden), &want, EMBED_TOL);
+                rep.check(ty.name(), &ctx, &read::<f32>(gpu, &ob, nt * hidden), &want, EMBED_TOL);
             }
         }
     });
@@ -397,11 +328,11 @@ fn rmsnorm() {
             let w: Vec<f32> = rng.vec(n, 0.5).iter().map(|v| 1.0 + v).collect();
             let eps = 1e-5;
             let ctx = format!("{label} n={n} n_tokens={nt} seed={seed:#x}");
-            let (xb, wb, ob) = (upload_f32(gpu, &x), upload_f32(gpu, &w), upload_f32(gpu, &vec![GARBAGE; nt * n]));
+            let (xb, wb, ob) = (upload(gpu, &x), upload(gpu, &w), upload(gpu, &vec![GARBAGE; nt * n]));
             let params = RmsNormParams { eps, _pad: [0; 3] };
             run(gpu, &ctx, &rmsnorm_key(gpu.variant, n), params, &[&xb, &wb, &ob], [nt as u32, 1, 1], step(0, nt));
             let want: Vec<f32> = x.chunks_exact(n).flat_map(|row| ops::rmsnorm(row, &w, eps)).collect();
-            rep.check("out", &ctx, &read_f32(gpu, &ob, nt * n), &want, RMSNORM_TOL);
+            rep.check("out", &ctx, &read::<f32>(gpu, &ob, nt * n), &want, RMSNORM_TOL);
         }
     });
 }
@@ -420,7 +351,7 @@ fn silu_mul() {
             // survive the extra threads of the last group.
             let out0 = vec![GARBAGE; len + 5];
             let ctx = format!("{label} n={n} n_tokens={nt} seed={seed:#x}");
-            let (gb, ub, ob) = (upload_f32(gpu, &g), upload_f32(gpu, &u), upload_f32(gpu, &out0));
+            let (gb, ub, ob) = (upload(gpu, &g), upload(gpu, &u), upload(gpu, &out0));
             let groups = [(n as u32).div_ceil(WG_WIDE), nt as u32, 1];
             run(
                 gpu,
@@ -431,7 +362,7 @@ fn silu_mul() {
                 groups,
                 step(0, nt),
             );
-            let got = read_f32(gpu, &ob, len + 5);
+            let got = read::<f32>(gpu, &ob, len + 5);
             rep.check("out", &ctx, &got[..len], &ops::silu_mul(&g, &u), SILU_TOL);
             rep.untouched("out", &format!("{ctx}, tail past n * n_tokens"), &got[len..], &out0[len..]);
         }
@@ -475,8 +406,8 @@ fn rope_case(
     let vc0 = kv_round(gpu, &rng.vec(nkv * cap * hd, GARBAGE));
     let table = ops::rope_table(cap, hd, theta);
     let ctx = format!("{label} hd={hd} heads={nh}/{nkv} {style:?} pos={pos} n_tokens={nt} cap={cap} theta={theta} write_cache={write} seed={seed:#x}");
-    let (qb, kb, vb) = (upload_f32(gpu, &q), upload_f32(gpu, &k), upload_f32(gpu, &v));
-    let (kcb, vcb, tb) = (upload_kv(gpu, &kc0), upload_kv(gpu, &vc0), upload_f32(gpu, bytemuck::cast_slice(&table)));
+    let (qb, kb, vb) = (upload(gpu, &q), upload(gpu, &k), upload(gpu, &v));
+    let (kcb, vcb, tb) = (upload_kv(gpu, &kc0), upload_kv(gpu, &vc0), upload(gpu, &table));
     let params = RopeKvParams {
         n_heads: nh as u32,
         n_kv_heads: nkv as u32,
@@ -494,8 +425,8 @@ fn rope_case(
         x
     };
     let (q_want, k_want) = (rotate(&q, nh), rotate(&k, nkv));
-    rep.check("q", &ctx, &read_f32(gpu, &qb, q.len()), &q_want, ROPE_TOL);
-    rep.check("k", &ctx, &read_f32(gpu, &kb, k.len()), &k_want, ROPE_TOL);
+    rep.check("q", &ctx, &read::<f32>(gpu, &qb, q.len()), &q_want, ROPE_TOL);
+    rep.check("k", &ctx, &read::<f32>(gpu, &kb, k.len()), &k_want, ROPE_TOL);
     // Cache [kv head][cap][hd]: rows pos..pos+nt of each kv head get token rows (none
     // without write_cache: kv_encode_aura writes an AURA-compressed cache instead).
     let in_chunk = |i: usize| write && (pos..pos + nt).contains(&(i / hd % cap));
@@ -598,11 +529,11 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
     let path = if block == 0 { "single".to_string() } else { format!("split{block} n_blocks={n_blocks}/{max_blocks}") };
     let ctx =
         format!("{label} {path} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} n_tokens={nt} cap={cap} seed={seed:#x}");
-    let (qb, kcb, vcb) = (upload_f32(gpu, &q), upload_kv(gpu, &kc), upload_kv(gpu, &vc));
-    let out = upload_f32(gpu, &vec![GARBAGE; nt * nh * hd]);
+    let (qb, kcb, vcb) = (upload(gpu, &q), upload_kv(gpu, &kc), upload_kv(gpu, &vc));
+    let out = upload(gpu, &vec![GARBAGE; nt * nh * hd]);
     // Stale partials: a merge reading past n_blocks picks these up.
-    let pml = upload_f32(gpu, &vec![GARBAGE; nt * nh * max_blocks * 2]);
-    let po = upload_f32(gpu, &vec![GARBAGE; nt * nh * max_blocks * hd]);
+    let pml = upload(gpu, &vec![GARBAGE; nt * nh * max_blocks * 2]);
+    let po = upload(gpu, &vec![GARBAGE; nt * nh * max_blocks * hd]);
     let params = AttnParams {
         n_heads: nh as u32,
         group: group as u32,
@@ -626,7 +557,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
         let mp = MergeParams { n_heads: nh as u32, max_blocks: max_blocks as u32, _pad: [0; 2] };
         run(gpu, &ctx, &merge_key(gpu.variant, hd), mp, &[&pml, &po, &out], [nh as u32, nt as u32, 1], st);
     }
-    let got = read_f32(gpu, &out, nt * nh * hd);
+    let got = read::<f32>(gpu, &out, nt * nh * hd);
     let kv = |c: &[f32], h: usize| -> Vec<f32> { c[(h / group) * cap * hd..][..cap * hd].to_vec() };
     let want: Vec<f32> = (0..nt * nh)
         .flat_map(|qh| {

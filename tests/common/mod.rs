@@ -1,5 +1,6 @@
 //! Shared test helpers: adapters for every variant, model paths, seeded data.
 #![allow(dead_code)]
+pub mod gpu;
 use aura::{Backend, Engine, Options};
 
 /// Backends the suite must exercise: AURA_TEST_BACKENDS (comma list), default

@@ -1,0 +1,76 @@
+//! Kernel-test harness shared by tests/kernels.rs and tests/aura_kernels.rs: one set of
+//! engines per binary, seeded cases, buffer upload/readback, single dispatches.
+#![allow(dead_code)]
+use std::sync::OnceLock;
+
+use aura::gpu::registry::{PipelineKey, StepUniform};
+use aura::gpu::Gpu;
+use aura::Engine;
+use half::f16;
+
+/// Every variant engine (see `variant_engines`), created once per test binary.
+pub fn engines() -> &'static [(String, Engine)] {
+    static ENGINES: OnceLock<Vec<(String, Engine)>> = OnceLock::new();
+    ENGINES.get_or_init(super::variant_engines)
+}
+
+/// AURA_KERNEL_SEED when set, else `default`.
+pub fn base_seed(default: u64) -> u64 {
+    std::env::var("AURA_KERNEL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+}
+
+/// Seed of one case: FNV-1a of (base seed, test name, case index).
+pub fn case_seed(default: u64, name: &str, case: usize) -> u64 {
+    let base = base_seed(default);
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for b in base.to_le_bytes().into_iter().chain(name.bytes()).chain(case.to_le_bytes()) {
+        h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+    }
+    h
+}
+
+pub const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE.union(wgpu::BufferUsages::COPY_SRC);
+
+pub fn upload<T: bytemuck::Pod>(gpu: &Gpu, v: &[T]) -> wgpu::Buffer {
+    gpu.buffer_init("test", bytemuck::cast_slice(v), STORAGE).expect("buffer_init")
+}
+
+/// KV-typed storage (cache, γ, mirror): f16 elements when the variant has f16, else f32.
+pub fn upload_kv(gpu: &Gpu, v: &[f32]) -> wgpu::Buffer {
+    if gpu.variant.f16 {
+        upload(gpu, &v.iter().map(|x| f16::from_f32(*x)).collect::<Vec<_>>())
+    } else {
+        upload(gpu, v)
+    }
+}
+
+/// The first `n` elements of `buf`.
+pub fn read<T: bytemuck::Pod>(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<T> {
+    let len = n * std::mem::size_of::<T>();
+    let mut b = pollster::block_on(gpu.read(buf, 0, len.div_ceil(4) as u64 * 4)).expect("readback");
+    b.truncate(len);
+    bytemuck::pod_collect_to_vec(&b)
+}
+
+/// The first `n` KV-typed elements of `buf`, as f32.
+pub fn read_kv(gpu: &Gpu, buf: &wgpu::Buffer, n: usize) -> Vec<f32> {
+    if gpu.variant.f16 {
+        read::<f16>(gpu, buf, n).iter().map(|x| x.to_f32()).collect()
+    } else {
+        read(gpu, buf, n)
+    }
+}
+
+/// One dispatch of `key`; panics with `ctx` on a GPU error.
+pub fn run<P: bytemuck::Pod>(
+    gpu: &Gpu,
+    ctx: &str,
+    key: &PipelineKey,
+    params: P,
+    bufs: &[&wgpu::Buffer],
+    groups: [u32; 3],
+    step: StepUniform,
+) {
+    pollster::block_on(gpu.run_once(key, bytemuck::bytes_of(&params), bufs, groups, step))
+        .unwrap_or_else(|e| panic!("[{ctx}] dispatch failed: {e}"));
+}
