@@ -29,7 +29,7 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> pml: array<vec2<f32>>;
 
 const NJ: u32 = HD / WG;
-var<workgroup> qs: array<f32, G * HD>;
+var<workgroup> fw: array<f32, G * HD>;
 var<workgroup> ps: array<f32, G * WG>;
 var<workgroup> cbk: array<f32, 1u << KB>;
 var<workgroup> cbv: array<f32, 1u << VB>;
@@ -70,7 +70,7 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
     }
     let qh0 = t * p.n_heads + kvh * G;
     for (var i = lid; i < G * HD; i = i + WG) {
-        qs[i] = q[qh0 * HD + i] * consts[i % HD];
+        fw[i] = q[qh0 * HD + i] * consts[i % HD];
     }
     for (var i = lid; i < (1u << KB); i = i + WG) {
         cbk[i] = consts[p.ck_off + i];
@@ -80,18 +80,7 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
     }
     workgroupBarrier();
     // Rotate the G queries: Walsh-Hadamard butterflies, then 1/sqrt(d) and the softmax scale.
-    for (var h = 1u; h < HD; h = h * 2u) {
-        for (var q2 = lid; q2 < G * HD / 2u; q2 = q2 + WG) {
-            let g = q2 / (HD / 2u);
-            let r = q2 % (HD / 2u);
-            let j = g * HD + (r / h) * 2u * h + (r % h);
-            let a = qs[j];
-            let b = qs[j + h];
-            qs[j] = a + b;
-            qs[j + h] = a - b;
-        }
-        workgroupBarrier();
-    }
+    fwht_rows(lid, G);
     let qscale = p.scale / sqrt(f32(HD));
     var m: array<f32, G>;
     var l: array<f32, G>;
@@ -112,7 +101,7 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
             for (var i = 0u; i < HD; i = i + 1u) {
                 let c = cbk[k_idx(w0, i)];
                 for (var g = 0u; g < G; g = g + 1u) {
-                    d[g] = d[g] + qs[g * HD + i] * c;
+                    d[g] = d[g] + fw[g * HD + i] * c;
                 }
             }
             let gk = f32(gammas[base + tok]) * qscale;

@@ -12,27 +12,18 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> att: array<f32>;
 @group(0) @binding(2) var<storage, read> consts: array<f32>;
 
-var<workgroup> xs: array<f32, HD>;
+var<workgroup> fw: array<f32, HD>;
 
 @compute @workgroup_size(WG)
 fn attn_unrotate(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let row = (wid.y * p.n_heads + wid.x) * HD;
     for (var i = lid; i < HD; i = i + WG) {
-        xs[i] = att[row + i];
+        fw[i] = att[row + i];
     }
     workgroupBarrier();
-    for (var h = 1u; h < HD; h = h * 2u) {
-        for (var q = lid; q < HD / 2u; q = q + WG) {
-            let j = (q / h) * 2u * h + (q % h);
-            let a = xs[j];
-            let b = xs[j + h];
-            xs[j] = a + b;
-            xs[j + h] = a - b;
-        }
-        workgroupBarrier();
-    }
+    fwht_rows(lid, 1u);
     let r = 1.0 / sqrt(f32(HD));
     for (var i = lid; i < HD; i = i + WG) {
-        att[row + i] = xs[i] * r * consts[p.s_off + i];
+        att[row + i] = fw[i] * r * consts[p.s_off + i];
     }
 }

@@ -18,7 +18,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read> consts: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dense: array<kv_t>;
 
-var<workgroup> xs: array<f32, HD>;
+var<workgroup> fw: array<f32, HD>;
 
 @compute @workgroup_size(WG)
 fn kv_dequant_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -34,21 +34,12 @@ fn kv_dequant_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup
         if (off + p.bits > 32u) {
             v = v | (words[w + 1u] << (32u - off));
         }
-        xs[i] = g * consts[p.c_off + (v & mask)];
+        fw[i] = g * consts[p.c_off + (v & mask)];
     }
     workgroupBarrier();
-    for (var h = 1u; h < HD; h = h * 2u) {
-        for (var q = lid; q < HD / 2u; q = q + WG) {
-            let j = (q / h) * 2u * h + (q % h);
-            let a = xs[j];
-            let b = xs[j + h];
-            xs[j] = a + b;
-            xs[j + h] = a - b;
-        }
-        workgroupBarrier();
-    }
+    fwht_rows(lid, 1u);
     let r = 1.0 / sqrt(f32(HD));
     for (var i = lid; i < HD; i = i + WG) {
-        dense[row * HD + i] = kv_t(xs[i] * r * consts[p.s_off + i]);
+        dense[row * HD + i] = kv_t(fw[i] * r * consts[p.s_off + i]);
     }
 }

@@ -29,7 +29,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> gammas: array<kv_t>;
 @group(0) @binding(4) var<storage, read> consts: array<f32>;
 
-var<workgroup> xs: array<f32, HD>;
+var<workgroup> fw: array<f32, HD>;
 var<workgroup> packed: array<atomic<u32>, HD>;
 
 @compute @workgroup_size(WG)
@@ -42,27 +42,18 @@ fn kv_encode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
     for (var i = lid; i < HD; i = i + WG) {
         let v = src[row + i];
         ss = ss + v * v;
-        xs[i] = v * consts[p.s_off + i];
+        fw[i] = v * consts[p.s_off + i];
         atomicStore(&packed[i], 0u);
     }
     let norm = sqrt(wg_sum(ss, lid));
-    // Walsh-Hadamard butterflies in workgroup memory (wg_sum's barrier published xs).
-    for (var h = 1u; h < HD; h = h * 2u) {
-        for (var q = lid; q < HD / 2u; q = q + WG) {
-            let j = (q / h) * 2u * h + (q % h);
-            let a = xs[j];
-            let b = xs[j + h];
-            xs[j] = a + b;
-            xs[j + h] = a - b;
-        }
-        workgroupBarrier();
-    }
+    // Walsh-Hadamard butterflies in workgroup memory (wg_sum's barrier published fw).
+    fwht_rows(lid, 1u);
     let nb = (1u << p.bits) - 1u;
     var cc = 0.0;
     for (var i = lid; i < HD; i = i + WG) {
         var u = 0.0;
         if (norm > 0.0) {
-            u = xs[i] / norm;
+            u = fw[i] / norm;
         }
         // Count boundaries strictly below u (binary search over the sorted boundaries).
         var lo = 0u;

@@ -112,6 +112,11 @@ impl Kernel {
         }
     }
 
+    /// Whether the kernel uses the shared Walsh-Hadamard snippet (on its array `fw`).
+    pub fn uses_fwht(self) -> bool {
+        matches!(self, Kernel::KvEncodeAura | Kernel::KvDequantAura | Kernel::AttnDecodeAura | Kernel::AttnUnrotate)
+    }
+
     /// Whether the kernel reads a weight matrix through the quant snippet.
     pub fn takes_weights(self) -> bool {
         matches!(self, Kernel::Embed | Kernel::Matvec | Kernel::Matmul)
@@ -196,6 +201,9 @@ pub fn compose(key: &PipelineKey) -> String {
     } else {
         include_str!("../../../wgsl/common/reduce_workgroup.wgsl")
     });
+    if key.kernel.uses_fwht() {
+        s.push_str(include_str!("../../../wgsl/common/fwht.wgsl"));
+    }
     if let Some(w) = key.weight {
         s.push_str(include_str!("../../../wgsl/common/quant_common.wgsl"));
         s.push_str(match w {
