@@ -66,6 +66,7 @@ async fn run(cli: Cli) -> aura::Result<()> {
             .map_err(|e| aura::Error::Io { path: "stdin".into(), message: e.to_string() })?
             == 0
         {
+            println!();
             break;
         }
         let line = line.trim();
