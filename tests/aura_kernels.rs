@@ -322,7 +322,9 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
             s_off: s.s_off,
             c_off: s.c_off,
             b_off: s.b_off,
-            _pad: [0; 3],
+            mu_off: 0,
+            has_mu: 0,
+            _pad: 0,
         };
         run(
             gpu,

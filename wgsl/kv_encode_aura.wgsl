@@ -18,9 +18,11 @@ struct Params {
     s_off: u32,
     c_off: u32,
     b_off: u32,
+    // key centering: subtract consts[mu_off + kvh * HD + i] first (K only; exact,
+    // since every score then shifts by the same q . mu)
+    mu_off: u32,
+    has_mu: u32,
     _p0: u32,
-    _p1: u32,
-    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -40,7 +42,10 @@ fn kv_encode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
     let row = (t * p.n_kv_heads + kvh) * HD;
     var ss = 0.0;
     for (var i = lid; i < HD; i = i + WG) {
-        let v = src[row + i];
+        var v = src[row + i];
+        if (p.has_mu != 0u) {
+            v = v - consts[p.mu_off + kvh * HD + i];
+        }
         ss = ss + v * v;
         fw[i] = v * consts[p.s_off + i];
         atomicStore(&packed[i], 0u);

@@ -48,6 +48,8 @@ pub struct ModelInner {
     pub tokenizer: Tokenizer,
     pub weights: GpuWeights,
     pub gpu: Gpu,
+    /// Mean post-RoPE key per (layer, kv head), calibrated once on first use by AURA sessions.
+    pub key_means: std::sync::Mutex<Option<Arc<Vec<f32>>>>,
 }
 
 /// A model whose weights live on the GPU. Cheap to clone.
@@ -70,6 +72,7 @@ impl Model {
             tokenizer: host.tokenizer,
             weights,
             gpu: engine.gpu.clone(),
+            key_means: std::sync::Mutex::new(None),
         })))
     }
 

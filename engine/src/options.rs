@@ -97,6 +97,10 @@ pub struct Options {
     pub kv: crate::kv::scheme::KvScheme,
     /// Opt-in: raise K to 8 bits when the GQA group is >= 6 (never applied by default).
     pub auto_asymmetric_k: bool,
+    /// AURA key centering (default on): subtract each (layer, KV head)'s mean key,
+    /// calibrated once per model, before encoding. Exact: every attention score shifts
+    /// by the same q . mu, which softmax ignores; the quantizer covers a smaller norm.
+    pub aura_key_centering: bool,
     /// Use `msl/<stem>.metal` overrides on Metal when present.
     pub msl_overrides: bool,
     /// GPU timestamps between the stages of every step (needs timestamp queries
@@ -113,6 +117,7 @@ impl Default for Options {
             attention: AttentionPath::Auto,
             kv: crate::kv::scheme::KvScheme::F16,
             auto_asymmetric_k: false,
+            aura_key_centering: true,
             msl_overrides: true,
             profile: false,
         }

@@ -157,6 +157,8 @@ impl Session {
         if mirror && !scheme.is_compressed() {
             return Err(Error::InvalidArgument("the dequant-mirror path needs a compressed (aura) KV scheme".into()));
         }
+        let key_means =
+            if scheme.is_compressed() && gpu.options.aura_key_centering { Some(key_means(model).await?) } else { None };
         let rope = rope_table(cap, c.head_dim, c.rope_theta);
         let rope_buf = gpu.buffer_init("rope_cos_sin", bytemuck::cast_slice(&rope), st)?;
         let shared = Shared {
@@ -174,6 +176,7 @@ impl Session {
             pml: &pml,
             po: &po,
             rope_table: &rope_buf,
+            key_means: key_means.as_ref().map(|m| m.as_slice()),
         };
         let embed = {
             let p = gpu.pipeline(&embed_key(v, w.embd.ty, h)).await?;
@@ -510,4 +513,56 @@ async fn rms_d(
     let bind = gpu
         .bind(&p, &[params.as_entire_binding(), x.as_entire_binding(), w.as_entire_binding(), out.as_entire_binding()]);
     Ok(Dispatch { pipeline: p, bind, groups: [1, 1, 1], per_token: PerToken::Axis(0) })
+}
+
+/// Public-domain calibration text for the key means (Lincoln, 1863).
+const CALIBRATION_TEXT: &str =
+    "Four score and seven years ago our fathers brought forth on this continent, a new nation, \
+conceived in Liberty, and dedicated to the proposition that all men are created equal. Now we are engaged in a great \
+civil war, testing whether that nation, or any nation so conceived and so dedicated, can long endure. We are met on a \
+great battle-field of that war. We have come to dedicate a portion of that field, as a final resting place for those \
+who here gave their lives that that nation might live. It is altogether fitting and proper that we should do this. \
+But, in a larger sense, we can not dedicate -- we can not consecrate -- we can not hallow -- this ground.";
+
+/// Tokens of the calibration text used (at most).
+const CALIBRATION_TOKENS: usize = 128;
+
+/// Mean post-RoPE key per (layer, kv head) [n_layers][n_kv][hd], from a dense session
+/// over the calibration text; computed once per model and cached.
+async fn key_means(model: &Model) -> Result<std::sync::Arc<Vec<f32>>> {
+    if let Some(m) = model.key_means.lock().unwrap().as_ref() {
+        return Ok(m.clone());
+    }
+    let c = &model.config;
+    let mut ids = model.tokenizer.encode(CALIBRATION_TEXT, false)?;
+    ids.truncate(CALIBRATION_TOKENS);
+    let n = ids.len();
+    let opts = SessionOptions { capacity: n, attention: Some(AttentionPath::Auto), kv: Some(KvScheme::F16) };
+    let mut s = Box::pin(Session::new(model, opts)).await?;
+    s.forward(&ids, None).await?;
+    let gpu = &model.gpu;
+    let hd = c.head_dim;
+    let mut means = Vec::with_capacity(c.n_layers * c.n_kv_heads * hd);
+    for l in &s.layers {
+        let buf = l
+            .attn
+            .dense_k_cache()
+            .ok_or_else(|| Error::Gpu { kernel: "key_means".into(), message: "no dense cache".into() })?;
+        let elem = if gpu.variant.f16 { 2 } else { 4 };
+        let bytes = gpu.read(buf, 0, (c.n_kv_heads * n * hd * elem) as u64).await?;
+        let k: Vec<f32> = if gpu.variant.f16 {
+            bytemuck::cast_slice::<u8, half::f16>(&bytes).iter().map(|x| x.to_f32()).collect()
+        } else {
+            bytemuck::cast_slice::<u8, f32>(&bytes).to_vec()
+        };
+        // The session's capacity is n, so head h's rows are k[h*n*hd..(h+1)*n*hd].
+        for h in 0..c.n_kv_heads {
+            for i in 0..hd {
+                means.push((0..n).map(|p| k[(h * n + p) * hd + i]).sum::<f32>() / n as f32);
+            }
+        }
+    }
+    let m = std::sync::Arc::new(means);
+    *model.key_means.lock().unwrap() = Some(m.clone());
+    Ok(m)
 }

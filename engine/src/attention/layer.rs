@@ -26,6 +26,8 @@ pub struct Shared<'a> {
     pub pml: &'a wgpu::Buffer,
     pub po: &'a wgpu::Buffer,
     pub rope_table: &'a wgpu::Buffer,
+    /// Key means [n_layers][n_kv][hd] subtracted before encoding (AURA key centering).
+    pub key_means: Option<&'a [f32]>,
 }
 
 /// Dense attention over a dense (or mirror) cache.
@@ -44,6 +46,8 @@ enum Body {
 pub struct LayerAttention {
     rope_kv: Dispatch,
     body: Body,
+    /// The dense K cache [n_kv][capacity][hd] (dense scheme or mirror).
+    dense_k: Option<wgpu::Buffer>,
 }
 
 impl LayerAttention {
@@ -139,7 +143,8 @@ impl LayerAttention {
         };
         let (kb, vb) = match s.scheme {
             KvScheme::F16 => {
-                return Ok(LayerAttention { rope_kv, body: Body::Dense(dense_ops(kcb, vcb, merge)?) });
+                let body = Body::Dense(dense_ops(kcb, vcb, merge)?);
+                return Ok(LayerAttention { rope_kv, body, dense_k: kc });
             }
             KvScheme::Aura { k_bits, v_bits } => (k_bits as u32, v_bits as u32),
         };
@@ -158,6 +163,12 @@ impl LayerAttention {
         consts.extend(&cbv.centroids);
         let bv_off = consts.len() as u32;
         consts.extend(&cbv.boundaries);
+        let mu_off = consts.len() as u32;
+        let per_layer = c.n_kv_heads * hd;
+        if let Some(mu) = s.key_means {
+            consts.extend(&mu[layer * per_layer..(layer + 1) * per_layer]);
+        }
+        let has_mu = s.key_means.is_some() as u32;
         let consts = gpu.buffer_init("aura_consts", bytemuck::cast_slice(&consts), st)?;
         // Packed rows: K [n_kv][cap][rwk] then V [n_kv][cap][rwv]; gammas K [n_kv][cap] then V.
         let (rwk, rwv) = (row_words(hd, kb), row_words(hd, vb));
@@ -187,7 +198,10 @@ impl LayerAttention {
                     s_off,
                     c_off,
                     b_off,
-                    _pad: [0; 3],
+                    mu_off,
+                    // Keys only (the K encoder is the one with s_off 0).
+                    has_mu: has_mu * (s_off == 0) as u32,
+                    _pad: 0,
                 },
             )?;
             let res = [
@@ -237,10 +251,8 @@ impl LayerAttention {
             };
             let dequant =
                 [deq(kcb, kb, rwk, 0, 0, 0, ck_off)?, deq(vcb, vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off)?];
-            return Ok(LayerAttention {
-                rope_kv,
-                body: Body::Mirror { encode, dequant, dense: dense_ops(kcb, vcb, merge)? },
-            });
+            let body = Body::Mirror { encode, dequant, dense: dense_ops(kcb, vcb, merge)? };
+            return Ok(LayerAttention { rope_kv, body, dense_k: kc });
         }
         let g = c.group();
         let ap = AttnAuraParams {
@@ -277,7 +289,12 @@ impl LayerAttention {
             [nh, 1, 1],
             PerToken::Axis(1),
         );
-        Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, split, merge, unrotate } })
+        Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, split, merge, unrotate }, dense_k: None })
+    }
+
+    /// The dense K cache, when the layer has one.
+    pub fn dense_k_cache(&self) -> Option<&wgpu::Buffer> {
+        self.dense_k.as_ref()
     }
 
     /// RoPE + cache write, then attention into `att`, for a step of `n` tokens.

@@ -61,7 +61,11 @@ pub struct KvEncodeParams {
     pub s_off: u32,
     pub c_off: u32,
     pub b_off: u32,
-    pub _pad: [u32; 3],
+    /// f32 offset in `consts` of this layer's key means [n_kv][hd] (K only).
+    pub mu_off: u32,
+    /// 1: subtract the key mean before encoding (softmax ignores the uniform shift).
+    pub has_mu: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
