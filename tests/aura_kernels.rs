@@ -306,8 +306,14 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
             .collect()
     };
     let xs = [src(&mut rng), src(&mut rng)];
+    // Odd seeds exercise key centering: K rows are encoded as x - mu[head].
+    let center = seed & 1 == 1;
+    let mu = if center { rng.vec(n_kv * hd, 1.0) } else { Vec::new() };
+    let mu_off = l.consts.len() as u32;
+    let consts = [l.consts.as_slice(), &mu].concat();
+    let centered = |name: &str| center && name == "K";
     let (words0, gam0) = garbage_cache(gpu, &mut rng, rows, &l);
-    let (wb, gb, cb) = (upload(gpu, &words0), upload_kv(gpu, &gam0), upload(gpu, &l.consts));
+    let (wb, gb, cb) = (upload(gpu, &words0), upload_kv(gpu, &gam0), upload(gpu, &consts));
     let sides = l.sides(rows);
     for (s, x) in sides.iter().zip(&xs) {
         let (word_off, gamma_off, src) = (s.word_off as u32, s.gamma_off as u32, upload(gpu, x));
@@ -322,8 +328,8 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
             s_off: s.s_off,
             c_off: s.c_off,
             b_off: s.b_off,
-            mu_off: 0,
-            has_mu: 0,
+            mu_off,
+            has_mu: centered(s.name) as u32,
             _pad: 0,
         };
         run(
@@ -342,17 +348,14 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
         for (t, h) in (0..nt).flat_map(|t| (0..n_kv).map(move |h| (t, h))) {
             let slot = h * cap + pos + t;
             let (w, g) = (s.word_off + slot * s.rw, s.gamma_off + slot);
-            let rctx = format!("{ctx} {} token={t} head={h}", s.name);
-            check_encoded(
-                rep,
-                fl,
-                &rctx,
-                &x[(t * n_kv + h) * hd..][..hd],
-                s,
-                &got_w[w..w + s.rw],
-                got_g[g],
-                gpu.variant.f16,
-            );
+            let rctx = format!("{ctx} {} token={t} head={h} centered={}", s.name, centered(s.name));
+            let row = &x[(t * n_kv + h) * hd..][..hd];
+            let row: Vec<f32> = if centered(s.name) {
+                row.iter().zip(&mu[h * hd..][..hd]).map(|(a, b)| a - b).collect()
+            } else {
+                row.to_vec()
+            };
+            check_encoded(rep, fl, &rctx, &row, s, &got_w[w..w + s.rw], got_g[g], gpu.variant.f16);
             want_w[w..w + s.rw].copy_from_slice(&got_w[w..w + s.rw]);
             want_g[g] = got_g[g];
         }
