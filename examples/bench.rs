@@ -46,11 +46,7 @@ struct Cli {
 }
 
 fn main() {
-    env_logger::init();
-    if let Err(e) = pollster::block_on(run(Cli::parse())) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    common::run_main(run(Cli::parse()));
 }
 
 async fn run(cli: Cli) -> aura::Result<()> {

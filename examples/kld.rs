@@ -38,16 +38,11 @@ struct Cli {
 }
 
 fn main() {
-    env_logger::init();
-    if let Err(e) = pollster::block_on(run(Cli::parse())) {
-        eprintln!("error: {e}");
-        std::process::exit(1);
-    }
+    common::run_main(run(Cli::parse()));
 }
 
 async fn run(cli: Cli) -> aura::Result<()> {
-    let text = std::fs::read_to_string(&cli.text)
-        .map_err(|e| aura::Error::Io { path: cli.text.display().to_string(), message: e.to_string() })?;
+    let text = common::read_text(&cli.text)?;
     // --kv is the list of candidate schemes here (default: every preset).
     let schemes: Vec<String> =
         cli.model.kv.as_deref().unwrap_or(DEFAULT_SCHEMES).split(',').map(|s| s.trim().to_string()).collect();

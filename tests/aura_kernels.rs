@@ -20,7 +20,7 @@ use aura::kernels::*;
 use aura::kv::{codebook, rotate, row_words, signs, unrotate, Codebook, KvKind, AURA_BITS};
 use aura::reference::aura::{attention_packed, decode_row, encode_row, store_gamma, unpack, PackedCache};
 use aura::reference::ops;
-use common::gpu::{base_seed, case_seed, engines, read, read_kv, run, upload, upload_kv};
+use common::gpu::{assert_rows_distinct, base_seed, case_seed, engines, read, read_kv, run, upload, upload_kv};
 use common::Rng;
 
 /// Accepted error: normalized MSE (||got-want||^2 / ||want||^2) and max abs error.
@@ -487,11 +487,7 @@ fn attn_heads_are_distinct() {
         for (i, block) in [0u32, 64, 256].into_iter().enumerate() {
             let c = AttnCase { kb: 4, vb: 2, block, hd: 64, group: 4, n_kv: 3, kv_len: 300, nt: 2, cap: 700 };
             let want = attn_case(rep, label, gpu, &c, seed("attn-heads", i));
-            let heads: Vec<&[f32]> = want.chunks_exact(c.hd).collect();
-            for (a, b) in (0..heads.len()).flat_map(|a| (a + 1..heads.len()).map(move |b| (a, b))) {
-                let (_, d) = ops::compare(heads[a], heads[b]);
-                assert!(d > 1e-2, "{label} {c:?}: reference outputs {a} and {b} coincide; a mix-up would go unseen");
-            }
+            assert_rows_distinct(&format!("{label} {c:?}"), &want, c.hd);
         }
     });
 }

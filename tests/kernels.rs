@@ -15,7 +15,7 @@ use aura::kernels::*;
 use aura::model::config::RopeStyle;
 use aura::model::tensor::WeightType;
 use aura::reference::{ops, quant};
-use common::gpu::{base_seed, case_seed, engines, read, read_kv, run, upload, upload_kv};
+use common::gpu::{assert_rows_distinct, base_seed, case_seed, engines, read, read_kv, run, upload, upload_kv};
 use common::Rng;
 
 /// Accepted error: normalized MSE (||got-want||^2 / ||want||^2) and max abs error.
@@ -499,11 +499,7 @@ fn attention_heads_are_distinct() {
         for (i, (block, n_tokens)) in [(0u32, 1usize), (64, 1), (256, 1), (64, 4)].into_iter().enumerate() {
             let s = AttnShape { block, hd: 64, group: 3, n_kv: 3, kv_len: 300, n_tokens, cap: 700 };
             let want = attn_case(rep, label, gpu, &s, seed("attention-heads", i));
-            let heads: Vec<&[f32]> = want.chunks_exact(s.hd).collect();
-            for (a, b) in (0..heads.len()).flat_map(|a| (a + 1..heads.len()).map(move |b| (a, b))) {
-                let (_, d) = ops::compare(heads[a], heads[b]);
-                assert!(d > 1e-2, "{label} {s:?}: reference outputs {a} and {b} coincide; a mix-up would go unseen");
-            }
+            assert_rows_distinct(&format!("{label} {s:?}"), &want, s.hd);
         }
     });
 }

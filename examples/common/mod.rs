@@ -180,3 +180,18 @@ pub fn fmt_bytes(b: u64) -> String {
         format!("{:.1} KiB", b as f64 / 1024.0)
     }
 }
+
+/// Shared `main` of the examples: logging, run the async body, exit 1 with the error.
+pub fn run_main<F: std::future::Future<Output = aura::Result<()>>>(body: F) {
+    env_logger::init();
+    if let Err(e) = pollster::block_on(body) {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Read a text file, as an `aura::Error` naming the path.
+pub fn read_text(path: &Path) -> aura::Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| aura::Error::Io { path: path.display().to_string(), message: e.to_string() })
+}

@@ -74,3 +74,13 @@ pub fn run<P: bytemuck::Pod>(
     pollster::block_on(gpu.run_once(key, bytemuck::bytes_of(&params), bufs, groups, step))
         .unwrap_or_else(|e| panic!("[{ctx}] dispatch failed: {e}"));
 }
+
+/// Every `hd`-long output row of a reference result differs from every other, so a
+/// kernel that mixed up heads or tokens could not pass by accident.
+pub fn assert_rows_distinct(ctx: &str, want: &[f32], hd: usize) {
+    let rows: Vec<&[f32]> = want.chunks_exact(hd).collect();
+    for (a, b) in (0..rows.len()).flat_map(|a| (a + 1..rows.len()).map(move |b| (a, b))) {
+        let (_, d) = aura::reference::ops::compare(rows[a], rows[b]);
+        assert!(d > 1e-2, "{ctx}: reference outputs {a} and {b} coincide; a mix-up would go unseen");
+    }
+}
