@@ -181,24 +181,14 @@ impl Session {
         let embed = {
             let p = gpu.pipeline(&embed_key(v, w.embd.ty, h)).await?;
             let params = uniform(gpu, EmbedParams { rows: w.embd.rows as u32, _pad: [0; 3] })?;
-            let res = [
-                params.as_entire_binding(),
-                w.embd.buf.as_entire_binding(),
-                tokens.as_entire_binding(),
-                x.as_entire_binding(),
-            ];
+            let res = [&params, &w.embd.buf, &tokens, &x];
             Dispatch::new(gpu, &p, &res, [((h / 8) as u32).div_ceil(WG_ROWS), 1, 1], PerToken::Axis(1))
         };
         let silu_p = gpu.pipeline(&silu_mul_key(v)).await?;
         let mut layers = Vec::with_capacity(c.n_layers);
         for (li, l) in w.layers.iter().enumerate() {
             let silu_params = uniform(gpu, SiluMulParams { n: ffn as u32, _pad: [0; 3] })?;
-            let silu_res = [
-                silu_params.as_entire_binding(),
-                g.as_entire_binding(),
-                u.as_entire_binding(),
-                act.as_entire_binding(),
-            ];
+            let silu_res = [&silu_params, &g, &u, &act];
             layers.push(LayerOps {
                 attn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.attn_norm, &xn).await?,
                 qkv: [
@@ -479,7 +469,7 @@ impl Session {
 async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc: bool) -> Result<Proj> {
     let params =
         uniform(gpu, MatvecParams { rows: m.rows as u32, accumulate: acc as u32, out_stride: m.rows as u32, _pad: 0 })?;
-    let res = [params.as_entire_binding(), m.buf.as_entire_binding(), x.as_entire_binding(), y.as_entire_binding()];
+    let res = [&params, &m.buf, &x, &y];
     let maxg = gpu.caps.max_workgroups_per_dim;
     let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, 1)).await?;
     let decode = Dispatch {
@@ -510,8 +500,7 @@ async fn rms_d(
 ) -> Result<Dispatch> {
     let p = gpu.pipeline(&rmsnorm_key(gpu.variant, n)).await?;
     let params = uniform(gpu, RmsNormParams { eps, _pad: [0; 3] })?;
-    let bind = gpu
-        .bind(&p, &[params.as_entire_binding(), x.as_entire_binding(), w.as_entire_binding(), out.as_entire_binding()]);
+    let bind = gpu.bind(&p, &[&params, &x, &w, &out]);
     Ok(Dispatch { pipeline: p, bind, groups: [1, 1, 1], per_token: PerToken::Axis(0) })
 }
 

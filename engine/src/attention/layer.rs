@@ -82,33 +82,15 @@ impl LayerAttention {
         let rope_kv = Dispatch::new(
             gpu,
             &rope_p,
-            &[
-                rope_params.as_entire_binding(),
-                s.q.as_entire_binding(),
-                s.k.as_entire_binding(),
-                s.v.as_entire_binding(),
-                kcb.as_entire_binding(),
-                vcb.as_entire_binding(),
-                s.rope_table.as_entire_binding(),
-            ],
+            &[&rope_params, &s.q, &s.k, &s.v, &kcb, &vcb, &s.rope_table],
             [nh + nkv, 1, 1],
             PerToken::Axis(1),
         );
         let scale = 1.0 / (hd as f32).sqrt();
         let merge_p = gpu.pipeline(&merge_key(v, hd)).await?;
         let merge_params = uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, _pad: [0; 2] })?;
-        let merge = Dispatch::new(
-            gpu,
-            &merge_p,
-            &[
-                merge_params.as_entire_binding(),
-                s.pml.as_entire_binding(),
-                s.po.as_entire_binding(),
-                s.att.as_entire_binding(),
-            ],
-            [nh, 1, 1],
-            PerToken::Axis(1),
-        );
+        let merge =
+            Dispatch::new(gpu, &merge_p, &[&merge_params, &s.pml, &s.po, &s.att], [nh, 1, 1], PerToken::Axis(1));
         let (single_p, split_p) = if dense_cache {
             (Some(gpu.pipeline(&attn_key(v, hd, 0)).await?), Some(gpu.pipeline(&attn_key(v, hd, s.split_block)).await?))
         } else {
@@ -124,15 +106,7 @@ impl LayerAttention {
                 _pad: [0; 3],
             };
             let params = uniform(gpu, ap)?;
-            let res = [
-                params.as_entire_binding(),
-                s.q.as_entire_binding(),
-                kc.as_entire_binding(),
-                vc.as_entire_binding(),
-                s.att.as_entire_binding(),
-                s.pml.as_entire_binding(),
-                s.po.as_entire_binding(),
-            ];
+            let res = [&params, &s.q, &kc, &vc, &s.att, &s.pml, &s.po];
             let (single_p, split_p) =
                 (single_p.as_ref().expect("dense pipelines"), split_p.as_ref().expect("dense pipelines"));
             Ok(DenseOps {
@@ -204,13 +178,7 @@ impl LayerAttention {
                     _pad: 0,
                 },
             )?;
-            let res = [
-                params.as_entire_binding(),
-                src.as_entire_binding(),
-                words.as_entire_binding(),
-                gammas.as_entire_binding(),
-                consts.as_entire_binding(),
-            ];
+            let res = [&params, &src, &words, &gammas, &consts];
             Ok(Dispatch::new(gpu, &enc_p, &res, [nkv, 1, 1], PerToken::Axis(1)))
         };
         let encode = [
@@ -240,13 +208,7 @@ impl LayerAttention {
                         c_off,
                     },
                 )?;
-                let res = [
-                    params.as_entire_binding(),
-                    words.as_entire_binding(),
-                    gammas.as_entire_binding(),
-                    consts.as_entire_binding(),
-                    dense.as_entire_binding(),
-                ];
+                let res = [&params, &words, &gammas, &consts, &dense];
                 Ok(Dispatch::new(gpu, &deq_p, &res, [nkv, 1, 1], PerToken::Axis(1)))
             };
             let dequant =
@@ -267,28 +229,14 @@ impl LayerAttention {
         };
         let aura = |dst: &wgpu::Buffer, p: &std::sync::Arc<crate::gpu::registry::Pipeline>| -> Result<Dispatch> {
             let params = uniform(gpu, ap)?;
-            let res = [
-                params.as_entire_binding(),
-                s.q.as_entire_binding(),
-                words.as_entire_binding(),
-                gammas.as_entire_binding(),
-                consts.as_entire_binding(),
-                dst.as_entire_binding(),
-                s.pml.as_entire_binding(),
-            ];
+            let res = [&params, &s.q, &words, &gammas, &consts, &dst, &s.pml];
             Ok(Dispatch::new(gpu, p, &res, [nkv, 1, 1], PerToken::Axis(2)))
         };
         let single = aura(s.att, &gpu.pipeline(&attn_aura_key(v, hd, g, 0, kb, vb)).await?)?;
         let split = aura(s.po, &gpu.pipeline(&attn_aura_key(v, hd, g, s.split_block, kb, vb)).await?)?;
         let un_p = gpu.pipeline(&unrotate_key(v, hd)).await?;
         let un_params = uniform(gpu, UnrotateParams { n_heads: nh, s_off: hd as u32, _pad: [0; 2] })?;
-        let unrotate = Dispatch::new(
-            gpu,
-            &un_p,
-            &[un_params.as_entire_binding(), s.att.as_entire_binding(), consts.as_entire_binding()],
-            [nh, 1, 1],
-            PerToken::Axis(1),
-        );
+        let unrotate = Dispatch::new(gpu, &un_p, &[&un_params, &s.att, &consts], [nh, 1, 1], PerToken::Axis(1));
         Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, split, merge, unrotate }, dense_k: None })
     }
 

@@ -28,7 +28,7 @@ impl Dispatch {
     pub fn new(
         gpu: &Gpu,
         pipeline: &Arc<Pipeline>,
-        res: &[wgpu::BindingResource<'_>],
+        res: &[&wgpu::Buffer],
         groups: [u32; 3],
         per_token: PerToken,
     ) -> Dispatch {

@@ -310,12 +310,12 @@ impl Gpu {
         Ok(p)
     }
 
-    /// Bind group for group 0 of a pipeline, buffers in binding order.
-    pub fn bind(&self, p: &Pipeline, buffers: &[wgpu::BindingResource<'_>]) -> wgpu::BindGroup {
+    /// Bind group for group 0 of a pipeline: whole buffers in binding order.
+    pub fn bind(&self, p: &Pipeline, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, r)| wgpu::BindGroupEntry { binding: i as u32, resource: r.clone() })
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&p.label),
@@ -343,8 +343,8 @@ impl Gpu {
         step_bytes[..STEP_BYTES as usize].copy_from_slice(bytemuck::bytes_of(&step));
         let step_buf = self.buffer_init("step", &step_bytes, wgpu::BufferUsages::UNIFORM)?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut res = vec![params.as_entire_binding()];
-        res.extend(buffers.iter().map(|b| b.as_entire_binding()));
+        let mut res = vec![&params];
+        res.extend(buffers.iter().copied());
         let bind = self.bind(&p, &res);
         let step_bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("step"),
