@@ -65,7 +65,8 @@ impl LayerAttention {
         } else {
             (None, None)
         };
-        let dummy = gpu.buffer("unused", 4, st)?;
+        // Two placeholders: WebGPU forbids binding one buffer to two writable bindings.
+        let (dummy_k, dummy_v) = (gpu.buffer("unused_k", 4, st)?, gpu.buffer("unused_v", 4, st)?);
         let rope_p = gpu.pipeline(&rope_kv_key(v, hd)).await?;
         let rope_params = uniform(
             gpu,
@@ -78,7 +79,7 @@ impl LayerAttention {
                 _pad: [0; 3],
             },
         )?;
-        let (kcb, vcb) = (kc.as_ref().unwrap_or(&dummy), vc.as_ref().unwrap_or(&dummy));
+        let (kcb, vcb) = (kc.as_ref().unwrap_or(&dummy_k), vc.as_ref().unwrap_or(&dummy_v));
         let rope_kv = Dispatch::new(
             gpu,
             &rope_p,
