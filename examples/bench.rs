@@ -1,9 +1,14 @@
-//! Decode throughput over a grid of context depth x KV scheme x attention path.
-//! Depth is reached with `Session::assume_filled` (cache contents don't affect speed).
+//! Decode and prompt-processing throughput over a grid of context depth x KV scheme x
+//! attention path. Depth is reached with `Session::assume_filled` (cache contents don't
+//! affect speed). Decode is timed two ways: `host` (a step, read the logits back, argmax
+//! on the host: one round trip per token, as llama-bench's tg does) and `gpu` (argmax on
+//! the GPU, steps queued 8 per submission, ids read back a chunk behind).
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use aura::gpu::dispatch::DISPATCHES;
 use aura::kv::scheme::KvScheme;
 use aura::model::synthetic::{llama_gguf, Shape};
 use aura::model::tensor::WeightType;
@@ -11,31 +16,38 @@ use aura::{AttentionPath, Engine, HostModel, Model, Session, SessionOptions};
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(about = "Decode tokens/s over depth x KV scheme x attention path (median of --runs)")]
+#[command(about = "Decode and prompt-processing tokens/s over depth x KV scheme x attention path (median of --runs)")]
 struct Cli {
     /// Context depths (tokens already in the cache).
-    #[arg(long, default_value = "0,4096,16384", value_delimiter = ',')]
+    #[arg(long, default_value = "0,1024,4096,16384", value_delimiter = ',')]
     depths: Vec<usize>,
     /// KV schemes.
-    #[arg(long, default_value = "f16,aura8v4,aura4v4,aura4v2", value_delimiter = ',')]
+    #[arg(long, default_value = "f16,aura8v4,aura4v4,aura4v2,aura3v3", value_delimiter = ',')]
     schemes: Vec<String>,
-    /// Attention paths: auto, single, two-pass[:BLOCK], mirror.
-    #[arg(long, default_value = "single,two-pass", value_delimiter = ',')]
+    /// Attention paths: auto, single, two-pass[:BLOCK] (BLOCK a multiple of 64), mirror.
+    #[arg(long, default_value = "auto", value_delimiter = ',')]
     paths: Vec<String>,
+    /// Decode loops to time: host, gpu (comma list).
+    #[arg(long, default_value = "host,gpu", value_delimiter = ',')]
+    loops: Vec<String>,
     /// Decode steps timed per run.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 128)]
     tokens: usize,
     /// Runs per cell (median reported), after one warm-up run.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Prompt lengths for prompt-processing (prefill) throughput; empty to skip.
+    #[arg(long, default_value = "512", value_delimiter = ',')]
+    prefill: Vec<usize>,
     /// Random weights with a real model's shapes instead of --model: smollm2-135m, llama-1b, llama-8b.
     #[arg(long)]
     synthetic: Option<String>,
-    /// Also time each cell with a PerplexityTap consuming every step's logits, to show
-    /// what a tap costs (the forward itself has no tap hook, so no tap = no cost).
+    /// Also time each cell with a PerplexityTap consuming every step's logits (host loop),
+    /// to show what a tap costs (the forward has no tap hook, so no tap = no cost).
     #[arg(long)]
     tap: bool,
-    /// GPU timestamps per stage of a decode step (embed, norm+qkv, attention, o-proj, ffn, head).
+    /// GPU timestamps per stage of a decode step (embed, norm+qkv, attention, o-proj, ffn,
+    /// head): GPU ms per step, µs per dispatch, and the share of the wall time that is GPU time.
     #[arg(long)]
     profile: bool,
     /// Write results as JSON here.
@@ -49,29 +61,75 @@ fn main() {
     common::run_main(run(Cli::parse()));
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 async fn run(cli: Cli) -> aura::Result<()> {
+    if cli.runs == 0 || cli.tokens == 0 {
+        return Err(aura::Error::InvalidArgument("--runs and --tokens must be at least 1".into()));
+    }
+    for l in &cli.loops {
+        if l != "host" && l != "gpu" {
+            return Err(aura::Error::InvalidArgument(format!("--loops takes host and/or gpu, not `{l}`")));
+        }
+    }
     let engine = Engine::new(aura::Options { profile: cli.profile, ..cli.model.options()? }).await?;
     eprintln!("adapter: {}", engine.describe());
-    let model = match cli.synthetic.as_deref() {
+    let max_depth = cli.depths.iter().max().copied().unwrap_or(0);
+    let max_prefill = cli.prefill.iter().max().copied().unwrap_or(0);
+    let (model, label) = match cli.synthetic.as_deref() {
         Some(name) => {
-            let shape = match name {
+            let mut shape = match name {
                 "smollm2-135m" => Shape::smollm2_135m(),
                 "llama-1b" => Shape::llama_1b(),
                 "llama-8b" => Shape::llama_8b(),
                 o => return Err(aura::Error::InvalidArgument(format!("unknown synthetic config `{o}`"))),
             };
-            let mut shape = shape;
-            shape.context = shape.context.max(cli.depths.iter().max().copied().unwrap_or(0) + cli.tokens + 16);
-            Model::new(
-                &engine,
-                HostModel::from_gguf_bytes(&llama_gguf(&shape, WeightType::Q4_1, WeightType::Q8_0, 1))?,
-            )?
+            shape.context = shape.context.max(max_depth.max(max_prefill) + cli.tokens + 16);
+            let bytes = llama_gguf(&shape, WeightType::Q4_1, WeightType::Q8_0, 1);
+            (Model::new(&engine, HostModel::from_gguf_bytes(&bytes)?)?, format!("synthetic {name} (Q4_1, random)"))
         }
-        None => Model::load(&engine, &cli.model.model_path()?)?,
+        None => {
+            let p = cli.model.model_path()?;
+            (Model::load(&engine, &p)?, p.display().to_string())
+        }
     };
+    println!("model: {label}\nadapter: {}\n", engine.describe());
     let mut rows = Vec::new();
-    println!("| depth | kv | path | plan at depth | decode tok/s | KV B/token |");
-    println!("|---:|---|---|---|---:|---:|");
+    let mut prefill_rows = Vec::new();
+    if !cli.prefill.is_empty() {
+        println!("| prompt tokens | kv | prefill tok/s |");
+        println!("|---:|---|---:|");
+        for &n in &cli.prefill {
+            for scheme in &cli.schemes {
+                let kv = KvScheme::parse(scheme)?;
+                let mut s =
+                    Session::new(&model, SessionOptions { capacity: n + 8, attention: None, kv: Some(kv) }).await?;
+                let ids: Vec<u32> = (0..n).map(|i| (i * 7919 % 30000 + 100) as u32).collect();
+                let mut times = Vec::new();
+                for run in 0..=cli.runs {
+                    s.reset();
+                    let t = Instant::now();
+                    s.prefill(&ids).await?;
+                    if run > 0 {
+                        times.push(t.elapsed().as_secs_f64());
+                    }
+                }
+                s.take_profile();
+                let tps = n as f64 / median(times);
+                println!("| {n} | {scheme} | {tps:.0} |");
+                eprintln!("done: prefill {n} {scheme}: {tps:.0} tok/s");
+                prefill_rows.push(serde_json::json!({"prompt_tokens": n, "kv": scheme, "tok_s": tps}));
+            }
+        }
+        println!();
+    }
+    let host_col = cli.loops.iter().any(|l| l == "host");
+    let gpu_col = cli.loops.iter().any(|l| l == "gpu");
+    println!("| depth | kv | path | plan at depth | host loop tok/s | GPU-sampling loop tok/s | dispatches/token | KV B/token |");
+    println!("|---:|---|---|---|---:|---:|---:|---:|");
     for &depth in &cli.depths {
         for scheme in &cli.schemes {
             let kv = KvScheme::parse(scheme)?;
@@ -84,20 +142,44 @@ async fn run(cli: Cli) -> aura::Result<()> {
                 let mut s =
                     Session::new(&model, SessionOptions { capacity, attention: Some(path_v), kv: Some(kv) }).await?;
                 let plan = s.plan_for(depth + 1);
-                let mut times = Vec::new();
-                for run in 0..=cli.runs {
-                    s.assume_filled(depth)?;
-                    let mut tok = 1u32;
-                    let t = Instant::now();
-                    for _ in 0..cli.tokens {
-                        let l = s.step(tok).await?;
-                        tok = aura::sample::argmax(&l);
+                // Host loop: one submission and one logits read-back per token.
+                let (mut host_tps, mut dispatches) = (None, 0.0);
+                if host_col {
+                    let mut times = Vec::new();
+                    for run in 0..=cli.runs {
+                        s.assume_filled(depth)?;
+                        let mut tok = 1u32;
+                        let d0 = DISPATCHES.load(Ordering::Relaxed);
+                        let t = Instant::now();
+                        for _ in 0..cli.tokens {
+                            let l = s.step(tok).await?;
+                            tok = aura::sample::argmax(&l);
+                        }
+                        if run > 0 {
+                            times.push(t.elapsed().as_secs_f64());
+                        }
+                        dispatches = (DISPATCHES.load(Ordering::Relaxed) - d0) as f64 / cli.tokens as f64;
                     }
-                    if run > 0 {
-                        times.push(t.elapsed().as_secs_f64());
-                    }
+                    host_tps = Some(cli.tokens as f64 / median(times));
                 }
-                times.sort_by(f64::total_cmp);
+                let profile = s.take_profile();
+                // GPU-sampling loop: queued steps, ids read back a chunk behind.
+                let mut gpu_tps = None;
+                if gpu_col {
+                    let mut times = Vec::new();
+                    for run in 0..=cli.runs {
+                        s.assume_filled(depth)?;
+                        let d0 = DISPATCHES.load(Ordering::Relaxed);
+                        let t = Instant::now();
+                        let out = s.decode_greedy(1, cli.tokens, &mut |_| false).await?;
+                        if run > 0 {
+                            times.push(t.elapsed().as_secs_f64());
+                        }
+                        assert_eq!(out.len(), cli.tokens);
+                        dispatches = (DISPATCHES.load(Ordering::Relaxed) - d0) as f64 / cli.tokens as f64;
+                    }
+                    gpu_tps = Some(cli.tokens as f64 / median(times));
+                }
                 let mut tap_tps = None;
                 if cli.tap {
                     use aura::telemetry::LogitsTap;
@@ -116,28 +198,45 @@ async fn run(cli: Cli) -> aura::Result<()> {
                             tt.push(t.elapsed().as_secs_f64());
                         }
                     }
-                    tt.sort_by(f64::total_cmp);
-                    tap_tps = Some(cli.tokens as f64 / tt[tt.len() / 2]);
+                    tap_tps = Some(cli.tokens as f64 / median(tt));
                 }
-                let profile = s.take_profile();
-                let tps = cli.tokens as f64 / times[times.len() / 2];
-                println!("| {depth} | {scheme} | {path} | {plan:?} | {tps:.1} | {} |", s.kv_bytes_per_token());
-                if let Some(t) = tap_tps {
-                    println!("|   | with PerplexityTap | | | {t:.1} ({:+.1}%) | |", 100.0 * (t / tps - 1.0));
+                let f = |x: Option<f64>| x.map_or("—".to_string(), |v| format!("{v:.1}"));
+                println!(
+                    "| {depth} | {scheme} | {path} | {plan:?} | {} | {} | {dispatches:.0} | {} |",
+                    f(host_tps),
+                    f(gpu_tps),
+                    s.kv_bytes_per_token()
+                );
+                if let (Some(t), Some(h)) = (tap_tps, host_tps) {
+                    println!(
+                        "|   | with PerplexityTap (host loop) | | | {t:.1} ({:+.1}%) | | | |",
+                        100.0 * (t / h - 1.0)
+                    );
                 }
                 if let Some(p) = &profile {
                     let total: f64 = p.iter().map(|x| x.1).sum();
                     let parts: Vec<String> =
                         p.iter().map(|(n, ms)| format!("{n} {:.3} ms ({:.0}%)", ms, 100.0 * ms / total)).collect();
-                    println!("|   | profile | GPU {:.3} ms/step: {} |", total, parts.join(", "));
+                    let wall_ms = host_tps.map_or(0.0, |t| 1000.0 / t);
+                    println!(
+                        "|   | profile | GPU {:.3} ms/step = {:.2} µs/dispatch; {:.0}% of the host loop's {:.3} ms/token: {} | | | | |",
+                        total,
+                        1000.0 * total / dispatches.max(1.0),
+                        100.0 * total / wall_ms.max(1e-9),
+                        wall_ms,
+                        parts.join(", ")
+                    );
                 }
-                eprintln!("done: depth {depth} {scheme} {path}: {tps:.1} tok/s");
-                rows.push(serde_json::json!({"depth": depth, "kv": scheme, "path": path, "plan": format!("{plan:?}"), "tok_s": tps, "kv_bytes_per_token": s.kv_bytes_per_token(), "profile_ms": profile}));
+                eprintln!("done: depth {depth} {scheme} {path}: host {} / gpu {} tok/s", f(host_tps), f(gpu_tps));
+                rows.push(serde_json::json!({"depth": depth, "kv": scheme, "path": path, "plan": format!("{plan:?}"),
+                    "host_loop_tok_s": host_tps, "gpu_loop_tok_s": gpu_tps, "dispatches_per_token": dispatches,
+                    "kv_bytes_per_token": s.kv_bytes_per_token(), "profile_ms": profile, "tap_tok_s": tap_tps}));
             }
         }
     }
     if let Some(p) = cli.json {
-        let doc = serde_json::json!({"adapter": engine.describe(), "rows": rows});
+        let doc =
+            serde_json::json!({"adapter": engine.describe(), "model": label, "decode": rows, "prefill": prefill_rows});
         std::fs::write(&p, serde_json::to_string_pretty(&doc).unwrap())
             .map_err(|e| aura::Error::Io { path: p.display().to_string(), message: e.to_string() })?;
     }

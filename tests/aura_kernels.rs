@@ -18,7 +18,7 @@ use aura::gpu::registry::StepUniform;
 use aura::gpu::Gpu;
 use aura::kernels::*;
 use aura::kv::{codebook, rotate, row_words, signs, unrotate, Codebook, KvKind, AURA_BITS};
-use aura::reference::aura::{attention_packed, decode_row, encode_row, store_gamma, unpack, PackedCache};
+use aura::reference::aura::{attention_packed, decode_row, encode_row, store_gamma, unpack, KeyCentering, PackedCache};
 use aura::reference::ops;
 use common::gpu::{assert_rows_distinct, base_seed, case_seed, engines, read, read_kv, run, upload, upload_kv};
 use common::Rng;
@@ -306,12 +306,16 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
             .collect()
     };
     let xs = [src(&mut rng), src(&mut rng)];
-    // Odd seeds exercise key centering: K rows are encoded as x - mu[head].
+    // Odd seeds exercise key centering: K rows are encoded as x - R_pos mu[head] (pre-RoPE
+    // mean, RoPE pairs adjacent or halves by seed).
     let center = seed & 1 == 1;
+    let halves = seed & 2 == 2;
     let mu = if center { rng.vec(n_kv * hd, 1.0) } else { Vec::new() };
     let mu_off = l.consts.len() as u32;
     let consts = [l.consts.as_slice(), &mu].concat();
     let centered = |name: &str| center && name == "K";
+    let table = ops::rope_table(cap, hd, 10000.0);
+    let tb = upload(gpu, &table.concat());
     let (words0, gam0) = garbage_cache(gpu, &mut rng, rows, &l);
     let (wb, gb, cb) = (upload(gpu, &words0), upload_kv(gpu, &gam0), upload(gpu, &consts));
     let sides = l.sides(rows);
@@ -330,14 +334,14 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
             b_off: s.b_off,
             mu_off,
             has_mu: centered(s.name) as u32,
-            _pad: 0,
+            halves: halves as u32,
         };
         run(
             gpu,
             &ctx,
             &kv_encode_key(gpu.variant, hd),
             p,
-            &[&src, &wb, &gb, &cb],
+            &[&src, &wb, &gb, &cb, &tb],
             [n_kv as u32, nt as u32, 1],
             step(pos, pos + 1, nt, 0),
         );
@@ -351,7 +355,8 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
             let rctx = format!("{ctx} {} token={t} head={h} centered={}", s.name, centered(s.name));
             let row = &x[(t * n_kv + h) * hd..][..hd];
             let row: Vec<f32> = if centered(s.name) {
-                row.iter().zip(&mu[h * hd..][..hd]).map(|(a, b)| a - b).collect()
+                let kc = KeyCentering { mu: &mu[h * hd..][..hd], table: &table, halves };
+                row.iter().zip(kc.rotated(pos + t)).map(|(a, b)| a - b).collect()
             } else {
                 row.to_vec()
             };
@@ -520,10 +525,17 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let (max_blocks, n_blocks) =
         if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), last.div_ceil(block as usize)) };
     let path = if block == 0 { "single".to_string() } else { format!("split{block}") };
-    let ctx = format!("{label} {path} n_blocks={n_blocks}/{max_blocks} K{kb}/V{vb} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} T={nt} cap={cap} seed={seed:#x}");
+    let ctx = format!("{label} {path} n_blocks={n_blocks}/{max_blocks} K{kb}/V{vb} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} T={nt} cap={cap} seed={seed:#x} centered={}", seed & 1 == 1);
     let words = [kc.words.as_slice(), &vc.words].concat();
     let gammas = [kc.gamma.as_slice(), &vc.gamma].concat();
-    let (qb, wb, gb, cb) = (upload(gpu, &q), upload(gpu, &words), upload_kv(gpu, &gammas), upload(gpu, &l.consts));
+    // Odd seeds: key centering (pre-RoPE means per KV head; RoPE pairs by seed).
+    let (center, halves) = (seed & 1 == 1, seed & 2 == 2);
+    let mu = if center { rng.vec(n_kv * hd, 2.0) } else { Vec::new() };
+    let mu_off = l.consts.len() as u32;
+    let consts = [l.consts.as_slice(), &mu].concat();
+    let table = ops::rope_table(cap, hd, 10000.0);
+    let tb = upload(gpu, &table.concat());
+    let (qb, wb, gb, cb) = (upload(gpu, &q), upload(gpu, &words), upload_kv(gpu, &gammas), upload(gpu, &consts));
     let att = upload(gpu, &vec![GARBAGE; nt * nh * hd]);
     // Stale partials: a merge reading past n_blocks picks these up.
     let pml = upload(gpu, &vec![GARBAGE; nt * nh * max_blocks * 2]);
@@ -538,14 +550,18 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
         v_gamma_off: rows as u32,
         ck_off: ck,
         cv_off: cv,
+        mu_off,
+        has_mu: center as u32,
+        halves: halves as u32,
+        _pad: 0,
     };
     let st = step(kv_len - 1, kv_len, nt, n_blocks);
     let (v, (nh32, nt32)) = (gpu.variant, (nh as u32, nt as u32));
     let key = attn_aura_key(v, hd, group, block, kb, vb);
     if block == 0 {
-        run(gpu, &ctx, &key, p, &[&qb, &wb, &gb, &cb, &att, &pml], [n_kv as u32, 1, nt32], st);
+        run(gpu, &ctx, &key, p, &[&qb, &wb, &gb, &cb, &att, &pml, &tb], [n_kv as u32, 1, nt32], st);
     } else {
-        run(gpu, &ctx, &key, p, &[&qb, &wb, &gb, &cb, &po, &pml], [n_kv as u32, n_blocks as u32, nt32], st);
+        run(gpu, &ctx, &key, p, &[&qb, &wb, &gb, &cb, &po, &pml, &tb], [n_kv as u32, n_blocks as u32, nt32], st);
         let mp = MergeParams { n_heads: nh32, max_blocks: max_blocks as u32, _pad: [0; 2] };
         run(gpu, &ctx, &merge_key(v, hd), mp, &[&pml, &po, &att], [nh32, nt32, 1], st);
     }
@@ -554,6 +570,8 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let got: Vec<f32> = read(gpu, &att, nt * nh * hd);
     let want: Vec<f32> = (0..nt * nh)
         .flat_map(|r| {
+            let kvh = (r % nh) / group;
+            let kcent = center.then(|| KeyCentering { mu: &mu[kvh * hd..][..hd], table: &table, halves });
             attention_packed(
                 &q[r * hd..][..hd],
                 kc,
@@ -565,6 +583,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
                 l.cbk,
                 l.cbv,
                 scale,
+                kcent.as_ref(),
             )
         })
         .collect();
@@ -600,23 +619,48 @@ fn dequant_case(rep: &mut Report, label: &str, gpu: &Gpu, (kb, vb, hd): (u32, u3
     let (n_kv, nt, pos) = (1 + rng.below(3), 1 + rng.below(3), rng.below(50));
     let cap = pos + nt + 1 + rng.below(20);
     let rows = n_kv * cap;
-    let ctx = format!("{label} dequant K{kb}/V{vb} hd={hd} n_kv={n_kv} T={nt} pos={pos} cap={cap} seed={seed:#x}");
+    let ctx = format!(
+        "{label} dequant K{kb}/V{vb} hd={hd} n_kv={n_kv} T={nt} pos={pos} cap={cap} seed={seed:#x} centered={}",
+        seed & 1 == 1
+    );
     let (words, _) = garbage_cache(gpu, &mut rng, rows, &l);
     let gam: Vec<f32> = (0..2 * rows).map(|_| kv_round(gpu, 0.3 + 0.25 * rng.f32())).collect();
-    let (wb, gb, cb) = (upload(gpu, &words), upload_kv(gpu, &gam), upload(gpu, &l.consts));
+    // Odd seeds: K rows get R_pos mu added back (key centering; RoPE pairs by seed).
+    let (center, halves) = (seed & 1 == 1, seed & 2 == 2);
+    let mu = if center { rng.vec(n_kv * hd, 1.0) } else { Vec::new() };
+    let mu_off = l.consts.len() as u32;
+    let consts = [l.consts.as_slice(), &mu].concat();
+    let table = ops::rope_table(cap, hd, 10000.0);
+    let (wb, gb, cb, tb) =
+        (upload(gpu, &words), upload_kv(gpu, &gam), upload(gpu, &consts), upload(gpu, &table.concat()));
     let tol = if gpu.variant.f16 { DEQUANT_F16_TOL } else { DEQUANT_TOL };
     for s in l.sides(rows) {
         let dense0: Vec<f32> = (0..rows * hd).map(|_| kv_round(gpu, GARBAGE * rng.f32())).collect();
         let db = upload_kv(gpu, &dense0);
         let (n_kv_heads, capacity, bits, row_words) = (n_kv as u32, cap as u32, s.cb.bits, s.rw as u32);
         let (word_off, gamma_off, s_off, c_off) = (s.word_off as u32, s.gamma_off as u32, s.s_off, s.c_off);
-        let p = KvDequantParams { n_kv_heads, capacity, bits, row_words, word_off, gamma_off, s_off, c_off };
+        let has_mu = (center && s.name == "K") as u32;
+        let halves = halves as u32;
+        let p = KvDequantParams {
+            n_kv_heads,
+            capacity,
+            bits,
+            row_words,
+            word_off,
+            gamma_off,
+            s_off,
+            c_off,
+            mu_off,
+            has_mu,
+            halves,
+            _pad: 0,
+        };
         run(
             gpu,
             &ctx,
             &kv_dequant_key(gpu.variant, hd),
             p,
-            &[&wb, &gb, &cb, &db],
+            &[&wb, &gb, &cb, &db, &tb],
             [n_kv as u32, nt as u32, 1],
             step(pos, pos + 1, nt, 0),
         );
@@ -625,8 +669,12 @@ fn dequant_case(rep: &mut Report, label: &str, gpu: &Gpu, (kb, vb, hd): (u32, u3
         for (t, h) in (0..nt).flat_map(|t| (0..n_kv).map(move |h| (t, h))) {
             let slot = h * cap + pos + t;
             let w = &words[s.word_off + slot * s.rw..][..s.rw];
-            let want: Vec<f32> =
-                decode_row(w, gam[s.gamma_off + slot], s.signs, s.cb, hd).iter().map(|&x| kv_round(gpu, x)).collect();
+            let mut row = decode_row(w, gam[s.gamma_off + slot], s.signs, s.cb, hd);
+            if has_mu == 1 {
+                let kc = KeyCentering { mu: &mu[h * hd..][..hd], table: &table, halves: halves == 1 };
+                row.iter_mut().zip(kc.rotated(pos + t)).for_each(|(x, m)| *x += m);
+            }
+            let want: Vec<f32> = row.iter().map(|&x| kv_round(gpu, x)).collect();
             let r = slot * hd..(slot + 1) * hd;
             rep.check(
                 &format!("{} hd={hd}", s.name),

@@ -43,6 +43,9 @@ const ROPE_F16_CACHE_TOL: Tol = Tol { nmse: 1e-9, abs: 2e-3 };
 /// [4e-12, 4e-7] online softmax vs the reference's two-pass softmax, over the same
 /// (f16-rounded when the variant stores f16) cache.
 const ATTN_TOL: Tol = Tol { nmse: 1e-10, abs: 1e-5 };
+/// matvec_glu: [1e-12, 3.3e-3]; act = silu(g) * u is a product of two projections and
+/// reaches ~500 at K = 1536, so the abs error scales with it (relative ~1e-5).
+const GLU_TOL: Tol = Tol { nmse: 1e-10, abs: 2e-2 };
 /// [2e-13, 2e-6] outputs up to 16; exp() may be ~20 ulp off at |g| = 8.
 const SILU_TOL: Tol = Tol { nmse: 1e-10, abs: 1e-4 };
 
@@ -244,8 +247,10 @@ fn proj_case(
     seed: u64,
 ) {
     let mut rng = Rng(seed);
-    let wq = quant::quantize(ty, &rng.vec(rows * k, 1.0));
-    let w = quant::dequantize(ty, &wq, rows * k);
+    // The matrix sits after `base` other rows of the buffer (stacked matrices: row_base).
+    let base = [0, 3, 8][rng.below(3)];
+    let wq = quant::quantize(ty, &rng.vec((base + rows) * k, 1.0));
+    let w = quant::dequantize(ty, &wq, (base + rows) * k)[base * k..].to_vec();
     let x = rng.vec(m.n_tokens * k, 1.0);
     let stride = rows + m.stride_pad;
     let y0 = rng.vec((m.slot as usize + m.n_tokens) * stride + 3, 4.0);
@@ -256,9 +261,13 @@ fn proj_case(
     let n = (rows as u32).div_ceil(rows_per_group);
     let mut groups = grid(n, if m.fold { fold_max } else { gpu.caps.max_workgroups_per_dim });
     groups[2] = (m.n_tokens as u32).div_ceil(tt);
-    let ctx = format!("{label} {kind:?} {} rows={rows} k={k} {m:?} groups={groups:?} seed={seed:#x}", ty.name());
+    let ctx = format!(
+        "{label} {kind:?} {} rows={rows} row_base={base} k={k} {m:?} groups={groups:?} seed={seed:#x}",
+        ty.name()
+    );
     let (wb, xb, yb) = (upload(gpu, &wq), upload(gpu, &x), upload(gpu, &y0));
-    let params = MatvecParams { rows: rows as u32, accumulate: m.acc as u32, out_stride: stride as u32, _pad: 0 };
+    let params =
+        MatvecParams { rows: rows as u32, accumulate: m.acc as u32, out_stride: stride as u32, row_base: base as u32 };
     let st = StepUniform { slot: m.slot, ..step(0, m.n_tokens) };
     run(gpu, &ctx, &key, params, &[&wb, &xb, &yb], groups, st);
     let got = read::<f32>(gpu, &yb, y0.len());
@@ -275,6 +284,186 @@ fn proj_case(
     let (want_w, want_rest) = partition(&want, |i| written[i]);
     rep.check(ty.name(), &ctx, &got_w, &want_w, MATVEC_TOL);
     rep.untouched(ty.name(), &format!("{ctx}, y outside the written rows"), &got_rest, &want_rest);
+}
+
+// ---------------------------------------------------------------- matvec_norm, matvec_glu
+
+/// Stacked row counts of the fused decode projections: (y0, y1, y2) rows for matvec_norm
+/// (q | k | v as the engine stacks them; boundaries inside a workgroup's 4 rows; y1 = y2 = 0
+/// is the LM head).
+const NORM_SPLITS: [(usize, usize, usize); 4] = [(576, 192, 192), (7, 5, 9), (67, 0, 0), (2, 8, 1)];
+const GLU_FFN: [usize; 3] = [1, 37, 1536];
+
+/// The norm weight, x rows [slots][k] and the step (slot, token count): the kernels read
+/// token t at slot + t; the other slots hold other tokens.
+fn fused_inputs(rng: &mut Rng, k: usize) -> (Vec<f32>, Vec<f32>, u32, usize) {
+    let (slot, nt) = (rng.below(3) as u32, 1 + rng.below(2));
+    let nw: Vec<f32> = (0..k).map(|_| 0.5 + rng.f32()).collect();
+    let x = rng.vec((slot as usize + nt + 1) * k, 2.0);
+    (nw, x, slot, nt)
+}
+
+#[test]
+fn matvec_norm() {
+    for_variants("matvec_norm", |rep, label, gpu| {
+        for (ti, &ty) in WeightType::ALL.iter().enumerate() {
+            for (ki, &k) in MV_K.iter().enumerate() {
+                let case = ti * MV_K.len() + ki;
+                let (n0, n1, n2) = NORM_SPLITS[case % NORM_SPLITS.len()];
+                let seed = seed("matvec_norm", case);
+                let mut rng = Rng(seed);
+                let rows = n0 + n1 + n2;
+                let wq = quant::quantize(ty, &rng.vec(rows * k, 1.0));
+                let w = quant::dequantize(ty, &wq, rows * k);
+                let (nw, x, slot, nt) = fused_inputs(&mut rng, k);
+                let eps = 1e-5;
+                let strides = [n0 + 1, n1.max(1) + 2, n2.max(1)];
+                let ys: Vec<Vec<f32>> =
+                    strides.iter().map(|s| rng.vec((slot as usize + nt) * s + 3, GARBAGE)).collect();
+                let ctx = format!("{label} {} rows={n0}+{n1}+{n2} k={k} slot={slot} T={nt} seed={seed:#x}", ty.name());
+                let bufs: Vec<_> = ys.iter().map(|y| upload(gpu, y)).collect();
+                let (wb, xb, nb) = (upload(gpu, &wq), upload(gpu, &x), upload(gpu, &nw));
+                let p = MatvecNormParams {
+                    rows: rows as u32,
+                    n0: n0 as u32,
+                    n1: (n0 + n1) as u32,
+                    eps,
+                    stride0: strides[0] as u32,
+                    stride1: strides[1] as u32,
+                    stride2: strides[2] as u32,
+                    _pad: 0,
+                };
+                let mut groups =
+                    grid((rows as u32).div_ceil(MATVEC_ROWS), if case.is_multiple_of(3) { 3 } else { 65535 });
+                groups[2] = nt as u32;
+                let st = StepUniform { slot, ..step(0, nt) };
+                let key = matvec_norm_key(gpu.variant, ty, k);
+                run(gpu, &ctx, &key, p, &[&wb, &xb, &nb, &bufs[0], &bufs[1], &bufs[2]], groups, st);
+                let mut want = ys.clone();
+                let mut written: Vec<Vec<bool>> = ys.iter().map(|y| vec![false; y.len()]).collect();
+                for t in 0..nt {
+                    let tok = slot as usize + t;
+                    let y = ops::matvec_norm(&w, &x[tok * k..][..k], &nw, eps);
+                    for (r, v) in y.into_iter().enumerate() {
+                        let (o, r) = if r < n0 {
+                            (0, r)
+                        } else if r < n0 + n1 {
+                            (1, r - n0)
+                        } else {
+                            (2, r - n0 - n1)
+                        };
+                        want[o][tok * strides[o] + r] = v;
+                        written[o][tok * strides[o] + r] = true;
+                    }
+                }
+                for o in 0..3 {
+                    let got = read::<f32>(gpu, &bufs[o], ys[o].len());
+                    let (got_w, got_rest) = partition(&got, |i| written[o][i]);
+                    let (want_w, want_rest) = partition(&want[o], |i| written[o][i]);
+                    rep.check(ty.name(), &format!("{ctx} y{o}"), &got_w, &want_w, MATVEC_TOL);
+                    rep.untouched(ty.name(), &format!("{ctx} y{o} outside the written rows"), &got_rest, &want_rest);
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn matvec_glu() {
+    for_variants("matvec_glu", |rep, label, gpu| {
+        for (ti, &ty) in WeightType::ALL.iter().enumerate() {
+            for (ki, &k) in MV_K.iter().enumerate() {
+                let case = ti * MV_K.len() + ki;
+                let ffn = GLU_FFN[case % GLU_FFN.len()];
+                let seed = seed("matvec_glu", case);
+                let mut rng = Rng(seed);
+                let wq = quant::quantize(ty, &rng.vec(2 * ffn * k, 1.0));
+                let w = quant::dequantize(ty, &wq, 2 * ffn * k);
+                let (nw, x, slot, nt) = fused_inputs(&mut rng, k);
+                let eps = 1e-6;
+                let y0 = rng.vec((slot as usize + nt) * ffn + 3, GARBAGE);
+                let ctx = format!("{label} {} ffn={ffn} k={k} slot={slot} T={nt} seed={seed:#x}", ty.name());
+                let (wb, xb, nb, yb) = (upload(gpu, &wq), upload(gpu, &x), upload(gpu, &nw), upload(gpu, &y0));
+                let p = MatvecGluParams { ffn: ffn as u32, eps, _pad: [0; 2] };
+                let mut groups =
+                    grid((ffn as u32).div_ceil(MATVEC_ROWS), if case.is_multiple_of(3) { 3 } else { 65535 });
+                groups[2] = nt as u32;
+                let st = StepUniform { slot, ..step(0, nt) };
+                run(gpu, &ctx, &matvec_glu_key(gpu.variant, ty, k), p, &[&wb, &xb, &nb, &yb], groups, st);
+                let got = read::<f32>(gpu, &yb, y0.len());
+                let mut want = y0.clone();
+                let mut written = vec![false; y0.len()];
+                for t in 0..nt {
+                    let tok = slot as usize + t;
+                    for (r, v) in ops::matvec_glu(&w, &x[tok * k..][..k], &nw, eps).into_iter().enumerate() {
+                        want[tok * ffn + r] = v;
+                        written[tok * ffn + r] = true;
+                    }
+                }
+                let (got_w, got_rest) = partition(&got, |i| written[i]);
+                let (want_w, want_rest) = partition(&want, |i| written[i]);
+                rep.check(ty.name(), &ctx, &got_w, &want_w, GLU_TOL);
+                rep.untouched(ty.name(), &format!("{ctx}, act outside the written rows"), &got_rest, &want_rest);
+            }
+        }
+    });
+}
+
+// ---------------------------------------------------------------- argmax
+
+/// GPU greedy sampling: the last logits row of the step -> tokens[slot] and ids[pos + T - 1],
+/// with ties (first index wins), NaNs (never win), an all -inf row (0) and a vocab that is
+/// not a multiple of the workgroup; nothing else written.
+#[test]
+fn argmax() {
+    for_variants("argmax", |rep, label, gpu| {
+        for (case, vocab) in [1usize, 7, 256, 1000, 49152, 50001].into_iter().enumerate() {
+            for kind in 0..4 {
+                let seed = seed("argmax", case * 4 + kind);
+                let mut rng = Rng(seed);
+                let (slot, nt, pos) = (rng.below(3) as u32, 1 + rng.below(3), rng.below(20));
+                let rows = slot as usize + nt;
+                let mut logits = rng.vec(rows * vocab, 8.0);
+                let last = &mut logits[(rows - 1) * vocab..];
+                match kind {
+                    // A tie for the maximum: the lower index wins.
+                    1 if vocab > 2 => {
+                        let (a, b) = (rng.below(vocab / 2), vocab / 2 + rng.below(vocab - vocab / 2));
+                        last[a] = 100.0;
+                        last[b] = 100.0;
+                    }
+                    // NaNs everywhere but one value.
+                    2 => {
+                        last.iter_mut().for_each(|x| *x = f32::NAN);
+                        last[rng.below(vocab)] = -5.0;
+                    }
+                    // Nothing above -inf.
+                    3 => last.iter_mut().for_each(|x| *x = f32::NEG_INFINITY),
+                    _ => {}
+                }
+                let want_id = ops::argmax(&logits[(rows - 1) * vocab..]);
+                let ctx = format!("{label} vocab={vocab} kind={kind} slot={slot} T={nt} pos={pos} seed={seed:#x}");
+                let tokens0: Vec<u32> = (0..4).map(|_| rng.next_u64() as u32).collect();
+                let ids0: Vec<u32> = (0..pos + nt + 3).map(|_| rng.next_u64() as u32).collect();
+                let (lb, tb, ib) = (upload(gpu, &logits), upload(gpu, &tokens0), upload(gpu, &ids0));
+                let p = ArgmaxParams { vocab: vocab as u32, _pad: [0; 3] };
+                let st = StepUniform { slot, ..step(pos, nt) };
+                run(gpu, &ctx, &argmax_key(gpu.variant), p, &[&lb, &tb, &ib], [1, 1, 1], st);
+                let (got_t, got_i) = (read::<u32>(gpu, &tb, 4), read::<u32>(gpu, &ib, ids0.len()));
+                let (mut want_t, mut want_i) = (tokens0.clone(), ids0.clone());
+                want_t[slot as usize] = want_id;
+                want_i[pos + nt - 1] = want_id;
+                rep.checks += 1;
+                if got_t != want_t || got_i != want_i {
+                    rep.failures.push(format!(
+                        "argmax [{ctx}]: want id {want_id}; tokens {got_t:?} vs {want_t:?}; ids {:?} vs {:?}",
+                        &got_i[pos..pos + nt],
+                        &want_i[pos..pos + nt]
+                    ));
+                }
+            }
+        }
+    });
 }
 
 // ---------------------------------------------------------------- embed

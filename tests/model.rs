@@ -105,6 +105,59 @@ fn greedy_matches_cpu_reference_on_every_backend_and_path() {
         let r = &refs[0];
         let (t, l) = run_gpu(&model, r, AttentionPath::TwoPass { block: 64 }, 1000);
         check(&format!("{b:?} two-pass:64"), r, &t, &l, tol);
+        // Decode with the norms as their own dispatches (Options::fused off).
+        let unfused = common::engine(Options { backend: Some(b), fused: false, ..Options::default() });
+        let model = Model::load(&unfused, &path).unwrap();
+        let (t, l) = run_gpu(&model, r, AttentionPath::SinglePass, r.prompt.len() + STEPS);
+        check(&format!("{b:?} unfused single-pass"), r, &t, &l, tol);
+    }
+}
+
+/// GPU greedy sampling with queued steps (`decode_greedy`) gives the host loop's tokens
+/// (`step` + argmax), stops where asked with the session at the right position, and the
+/// session goes on correctly afterwards.
+#[test]
+fn gpu_greedy_equals_host_greedy() {
+    for b in common::test_backends() {
+        let engine = common::engine(Options { backend: Some(b), ..Options::default() });
+        let model = Model::load(&engine, &common::model_path()).unwrap();
+        let tok = &model.tokenizer;
+        let text = tok.render_chat(&[ChatMessage::new("user", "Write a poem about the sea.")], true).unwrap();
+        let ids = tok.encode(&text, true).unwrap();
+        pollster::block_on(async {
+            let opts = || SessionOptions { capacity: 256, attention: None, kv: None };
+            let mut host = Session::new(&model, opts()).await.unwrap();
+            let mut logits = host.prefill(&ids).await.unwrap();
+            let first = aura::sample::argmax(&logits);
+            let mut want = Vec::new();
+            let mut t = first;
+            for _ in 0..40 {
+                logits = host.step(t).await.unwrap();
+                t = aura::sample::argmax(&logits);
+                want.push(t);
+            }
+            let mut gpu = Session::new(&model, opts()).await.unwrap();
+            gpu.prefill(&ids).await.unwrap();
+            let mut seen = Vec::new();
+            let mut watch = |id| {
+                seen.push(id);
+                false
+            };
+            let got = gpu.decode_greedy(first, 40, &mut watch).await.unwrap();
+            assert_eq!(got, want, "{b:?}: GPU greedy vs host greedy");
+            assert_eq!(seen, want, "{b:?}: on_token saw every id in order");
+            assert_eq!(gpu.position(), ids.len() + 40, "{b:?}: position after 40 tokens");
+            // Stop on the 13th token (mid-chunk, with a chunk queued behind it): the session
+            // holds first + 12 ids, and stepping the 13th gives the host's 14th.
+            gpu.rewind(ids.len()).unwrap();
+            let stop_at = want[12];
+            let k = want.iter().position(|&x| x == stop_at).unwrap();
+            let got = gpu.decode_greedy(first, 40, &mut |id| id == stop_at).await.unwrap();
+            assert_eq!(got, want[..=k], "{b:?}: stopped run");
+            assert_eq!(gpu.position(), ids.len() + k + 1, "{b:?}: position after a stop");
+            let l = gpu.step(stop_at).await.unwrap();
+            assert_eq!(aura::sample::argmax(&l), want[k + 1], "{b:?}: the session goes on after a stop");
+        });
     }
 }
 

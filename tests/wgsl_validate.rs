@@ -59,7 +59,10 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
             }
             out.push(matmul_key(v, ty, k, PREFILL_TOKEN_TILE));
         }
+        out.push(matvec_norm_key(v, ty, HIDDEN));
+        out.push(matvec_glu_key(v, ty, HIDDEN));
     }
+    out.push(argmax_key(v));
     out.push(rmsnorm_key(v, HIDDEN));
     out.push(silu_mul_key(v));
     for hd in HEAD_DIMS {

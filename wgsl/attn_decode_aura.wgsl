@@ -7,7 +7,7 @@
 // writes (max, sum, o~) partials in attn_merge's layout (dst = partial o).
 // K rows are at the start of `words`/`gammas`, V rows at v_word_off/v_gamma_off; `consts`
 // holds K signs at 0, then V signs, then the codebooks. consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, KB, VB,
-// RWK, RWV (row words)
+// RWK, RWV (row words). cs: the RoPE (cos, sin) table [capacity][HD/2] (key centering).
 struct Params {
     n_heads: u32,
     capacity: u32,
@@ -18,6 +18,11 @@ struct Params {
     // f32 offsets of the K and V centroids in `consts`
     ck_off: u32,
     cv_off: u32,
+    // key centering: K rows hold R_pos (k - mu); score += scale * q . R_pos mu
+    mu_off: u32,
+    has_mu: u32,
+    halves: u32,
+    _p0: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -27,6 +32,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read> consts: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(6) var<storage, read_write> pml: array<vec2<f32>>;
+@group(0) @binding(7) var<storage, read> cs: array<vec2<f32>>;
 
 const NJ: u32 = HD / WG;
 var<workgroup> fw: array<f32, G * HD>;
@@ -107,6 +113,26 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
             let gk = f32(gammas[base + tok]) * qscale;
             for (var g = 0u; g < G; g = g + 1u) {
                 s[g] = d[g] * gk;
+            }
+            if (p.has_mu != 0u) {
+                // q . R_tok mu over the RoPE pairs (a, b): cos (qa ma + qb mb) + sin (qb ma - qa mb).
+                let mu0 = p.mu_off + kvh * HD;
+                for (var j = 0u; j < HD / 2u; j = j + 1u) {
+                    let c = cs[tok * (HD / 2u) + j];
+                    var ia = 2u * j;
+                    var ib = 2u * j + 1u;
+                    if (p.halves != 0u) {
+                        ia = j;
+                        ib = j + HD / 2u;
+                    }
+                    let ma = consts[mu0 + ia];
+                    let mb = consts[mu0 + ib];
+                    for (var g = 0u; g < G; g = g + 1u) {
+                        let qa = q[(qh0 + g) * HD + ia];
+                        let qb = q[(qh0 + g) * HD + ib];
+                        s[g] = s[g] + p.scale * (c.x * (qa * ma + qb * mb) + c.y * (qb * ma - qa * mb));
+                    }
+                }
             }
         }
         for (var g = 0u; g < G; g = g + 1u) {

@@ -6,7 +6,7 @@
 // Writes this kind's region of the layer's `words` ([n_kv][capacity][row_words] from
 // word_off) and `gammas` ([n_kv][capacity] from gamma_off) at pos = step.pos + t.
 // `consts` holds the layer's signs and the codebooks (see kv/layout in session.rs).
-// consts: WG (power of two), HD
+// cs: the RoPE (cos, sin) table [capacity][HD/2]. consts: WG (power of two), HD
 struct Params {
     n_kv_heads: u32,
     capacity: u32,
@@ -18,11 +18,11 @@ struct Params {
     s_off: u32,
     c_off: u32,
     b_off: u32,
-    // key centering: subtract consts[mu_off + kvh * HD + i] first (K only; exact,
-    // since every score then shifts by the same q . mu)
+    // key centering (K only): encode x - R_pos mu with mu = consts[mu_off + kvh * HD ..]
+    // the pre-RoPE mean key; attention adds q . R_pos mu back (exact)
     mu_off: u32,
     has_mu: u32,
-    _p0: u32,
+    halves: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -30,6 +30,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> words: array<u32>;
 @group(0) @binding(3) var<storage, read_write> gammas: array<kv_t>;
 @group(0) @binding(4) var<storage, read> consts: array<f32>;
+@group(0) @binding(5) var<storage, read> cs: array<vec2<f32>>;
 
 var<workgroup> fw: array<f32, HD>;
 var<workgroup> packed: array<atomic<u32>, HD>;
@@ -44,7 +45,7 @@ fn kv_encode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
     for (var i = lid; i < HD; i = i + WG) {
         var v = src[row + i];
         if (p.has_mu != 0u) {
-            v = v - consts[p.mu_off + kvh * HD + i];
+            v = v - rope_mean(p.mu_off + kvh * HD, i, cs[pos * (HD / 2u) + rope_pair(i, p.halves)], p.halves);
         }
         ss = ss + v * v;
         fw[i] = v * consts[p.s_off + i];

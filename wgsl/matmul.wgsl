@@ -6,7 +6,8 @@ struct Params {
     rows: u32,
     accumulate: u32,
     out_stride: u32,
-    _p0: u32,
+    // first row of this matrix in the weight buffer (stacked matrices)
+    row_base: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -23,7 +24,7 @@ fn matmul(
     let row = (wid.x + wid.y * nwg.x) * WG + lid;
     let t0 = wid.z * TT;
     let last_t = step.n_tokens - 1u;
-    let rb = min(row, p.rows - 1u) * ROW_BYTES;
+    let rb = (p.row_base + min(row, p.rows - 1u)) * ROW_BYTES;
     var acc: array<f32, TT>;
     for (var u = 0u; u < K / 8u; u = u + 1u) {
         let w = load8(rb, u);

@@ -7,7 +7,8 @@ struct Params {
     rows: u32,
     accumulate: u32,
     out_stride: u32,
-    _p0: u32,
+    // first row of this matrix in the weight buffer (stacked matrices)
+    row_base: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -26,10 +27,10 @@ fn matvec(
     let last = p.rows - 1u;
     let last_t = step.n_tokens - 1u;
     // Rows and tokens past the end are clamped for the loads and skipped at the write.
-    let b0 = min(row0, last) * ROW_BYTES;
-    let b1 = min(row0 + 1u, last) * ROW_BYTES;
-    let b2 = min(row0 + 2u, last) * ROW_BYTES;
-    let b3 = min(row0 + 3u, last) * ROW_BYTES;
+    let b0 = (p.row_base + min(row0, last)) * ROW_BYTES;
+    let b1 = (p.row_base + min(row0 + 1u, last)) * ROW_BYTES;
+    let b2 = (p.row_base + min(row0 + 2u, last)) * ROW_BYTES;
+    let b3 = (p.row_base + min(row0 + 3u, last)) * ROW_BYTES;
     var acc: array<vec4<f32>, TT>;
     for (var u = lid; u < K / 8u; u = u + WG) {
         let w0 = load8(b0, u);

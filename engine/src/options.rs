@@ -101,6 +101,10 @@ pub struct Options {
     /// calibrated once per model, before encoding. Exact: every attention score shifts
     /// by the same q . mu, which softmax ignores; the quantizer covers a smaller norm.
     pub aura_key_centering: bool,
+    /// Decode steps fold the RMSNorms into the projections that follow them (norm + q|k|v,
+    /// norm + gate|up + SwiGLU, final norm + LM head: 3 dispatches instead of 9 per layer
+    /// pair) when the stacked matrices share a type. Off: separate dispatches.
+    pub fused: bool,
     /// Use `msl/<stem>.metal` overrides on Metal when present.
     pub msl_overrides: bool,
     /// GPU timestamps between the stages of every step (needs timestamp queries
@@ -118,6 +122,7 @@ impl Default for Options {
             kv: crate::kv::scheme::KvScheme::F16,
             auto_asymmetric_k: false,
             aura_key_centering: true,
+            fused: true,
             msl_overrides: true,
             profile: false,
         }

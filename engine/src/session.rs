@@ -33,6 +33,9 @@ impl Default for SessionOptions {
     }
 }
 
+/// Greedy decode steps queued per submission (`Session::decode_greedy`).
+pub const GREEDY_CHUNK: usize = 8;
+
 /// The matvec dispatches of one layer, for decode (1 token) and prefill (token tiles).
 struct Proj {
     decode: Dispatch,
@@ -59,6 +62,9 @@ struct LayerOps {
     silu: Dispatch,
     /// down (+= x)
     down: Proj,
+    /// Decode (1-token steps) with the norms folded into the projections: one dispatch
+    /// for norm + q|k|v and one for norm + gate|up + SwiGLU (None: separate dispatches).
+    fused: Option<[Dispatch; 2]>,
 }
 
 /// Names of the timed stages of a step, in stamp order (per-layer stages summed).
@@ -92,6 +98,14 @@ pub struct Session {
     layers: Vec<LayerOps>,
     final_norm: Dispatch,
     lm_head: Proj,
+    /// Final norm folded into the LM head for 1-token steps (with `Options::fused`).
+    fused_head: Option<Dispatch>,
+    /// GPU greedy sampling: argmax of the step's logits into `tokens[slot]` and `ids[pos]`.
+    argmax: Dispatch,
+    /// Token chosen after each position, [capacity] u32 (written by `argmax`).
+    ids: wgpu::Buffer,
+    /// Read-back buffers for `decode_greedy`'s chunks of ids (two, used alternately).
+    ids_staging: [wgpu::Buffer; 2],
     kv_bytes_per_token: u64,
 }
 
@@ -139,8 +153,9 @@ impl Session {
         let pml = f32s("attn_partial_ml", t * c.n_heads * max_blocks * 2)?;
         let po = f32s("attn_partial_o", t * c.n_heads * max_blocks * c.head_dim)?;
         let tokens = gpu.buffer("tokens", (t * 4) as u64, st)?;
-        let steps =
-            gpu.buffer("steps", (gpu.caps.uniform_align as u64).max(STEP_BYTES), wgpu::BufferUsages::UNIFORM)?;
+        // One step uniform per queued greedy step (dynamic offsets); forward() uses slot 0.
+        let step_stride = (gpu.caps.uniform_align as u64).max(STEP_BYTES);
+        let steps = gpu.buffer("steps", step_stride * GREEDY_CHUNK as u64, wgpu::BufferUsages::UNIFORM)?;
         let step_bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("step"),
             layout: gpu.registry.step_layout(&gpu.device),
@@ -186,7 +201,17 @@ impl Session {
         };
         let silu_p = gpu.pipeline(&silu_mul_key(v)).await?;
         let mut layers = Vec::with_capacity(c.n_layers);
+        // Placeholders for matvec_norm's unused outputs (distinct: WebGPU forbids aliasing
+        // writable bindings).
+        let spare = [f32s("spare_y1", 1)?, f32s("spare_y2", 1)?];
         for (li, l) in w.layers.iter().enumerate() {
+            let fused = match (&l.qkv, &l.gate_up, gpu.options.fused) {
+                (Some(qkv), Some(gu), true) => Some([
+                    matvec_norm(gpu, qkv, c.rms_eps, &x, &l.attn_norm, [(&q, qd), (&k, kvd), (&vv, kvd)]).await?,
+                    matvec_glu(gpu, gu, c.rms_eps, &x, &l.ffn_norm, &act).await?,
+                ]),
+                _ => None,
+            };
             let silu_params = uniform(gpu, SiluMulParams { n: ffn as u32, _pad: [0; 3] })?;
             let silu_res = [&silu_params, &g, &u, &act];
             layers.push(LayerOps {
@@ -203,8 +228,29 @@ impl Session {
                 up: proj(gpu, &l.up, &xn, &u, false).await?,
                 silu: Dispatch::new(gpu, &silu_p, &silu_res, [(ffn as u32).div_ceil(WG_WIDE), 1, 1], PerToken::Axis(1)),
                 down: proj(gpu, &l.down, &act, &x, true).await?,
+                fused,
             });
         }
+        let ids = gpu.buffer("ids", (cap * 4) as u64, st)?;
+        let argmax = {
+            let p = gpu.pipeline(&argmax_key(v)).await?;
+            let params = uniform(gpu, ArgmaxParams { vocab: vocab as u32, _pad: [0; 3] })?;
+            Dispatch::new(gpu, &p, &[&params, &logits, &tokens, &ids], [1, 1, 1], PerToken::Axis(2))
+        };
+        let ids_staging = [0, 1].map(|_| {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("ids_staging"),
+                size: (GREEDY_CHUNK * 4) as u64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        });
+        let fused_head = if gpu.options.fused {
+            let outs = [(&logits, vocab), (&spare[0], 0), (&spare[1], 0)];
+            Some(matvec_norm(gpu, w.lm_head(), c.rms_eps, &x, &w.out_norm, outs).await?)
+        } else {
+            None
+        };
         let final_norm = rms_d(gpu, c.rms_eps, h, &x, &w.out_norm, &xn).await?;
         let lm_head = proj(gpu, w.lm_head(), &xn, &logits, false).await?;
         let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
@@ -259,6 +305,10 @@ impl Session {
             layers,
             final_norm,
             lm_head,
+            fused_head,
+            argmax,
+            ids,
+            ids_staging,
             kv_bytes_per_token: scheme.bytes_per_token(c.n_layers, c.n_kv_heads, c.head_dim, v.f16)
                 + if mirror { KvScheme::F16.bytes_per_token(c.n_layers, c.n_kv_heads, c.head_dim, v.f16) } else { 0 },
         })
@@ -354,14 +404,7 @@ impl Session {
             let pos = self.pos as u32;
             // The plan is fixed for the step by its last token's kv_len.
             let plan = self.plan_for(self.pos + chunk.len());
-            let n_blocks = match plan {
-                DecodePlan::Dense { split: Some(sp) }
-                | DecodePlan::DequantMirror { split: Some(sp) }
-                | DecodePlan::CompressedTwoPass(sp) => sp.n_blocks,
-                DecodePlan::Dense { split: None }
-                | DecodePlan::DequantMirror { split: None }
-                | DecodePlan::CompressedSinglePass => 0,
-            };
+            let n_blocks = plan.n_blocks();
             let su = StepUniform { pos, kv_len: pos + 1, slot: 0, n_blocks, n_tokens: n, _pad: [0; 3] };
             gpu.queue.write_buffer(&self.steps, 0, bytemuck::bytes_of(&su));
             gpu.queue.write_buffer(&self.tokens, 0, bytemuck::cast_slice(chunk));
@@ -380,33 +423,7 @@ impl Session {
                         q += 1;
                     }
                 };
-                stamp(pass);
-                // Embedding rows for the step's tokens.
-                self.embed.run(pass, n);
-                stamp(pass);
-                for l in &self.layers {
-                    // Attention block: norm, q/k/v, RoPE + cache write, attention, o-proj += x.
-                    l.attn_norm.run(pass, n);
-                    l.qkv.iter().for_each(|p| p.run(pass, n));
-                    stamp(pass);
-                    l.attn.run(pass, plan, n);
-                    stamp(pass);
-                    l.wo.run(pass, n);
-                    stamp(pass);
-                    // Feed-forward block: norm, gate/up, SwiGLU, down += x.
-                    l.ffn_norm.run(pass, n);
-                    l.gate.run(pass, n);
-                    l.up.run(pass, n);
-                    l.silu.run(pass, n);
-                    l.down.run(pass, n);
-                    stamp(pass);
-                }
-                // Final norm and LM head, only when this step's logits are wanted.
-                if n_rows > 0 {
-                    self.final_norm.run(pass, n);
-                    self.lm_head.run(pass, n);
-                }
-                stamp(pass);
+                self.encode_step(pass, plan, n, n_rows > 0, &mut stamp);
             }
             if let Some(p) = &self.profiler {
                 enc.resolve_query_set(&p.queries, 0..p.count, &p.resolve, 0);
@@ -451,6 +468,151 @@ impl Session {
         Ok(out)
     }
 
+    /// Record one step's dispatches (embedding, every layer, and the head when `head`),
+    /// calling `stamp` at the profiler's stage boundaries.
+    fn encode_step(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        plan: DecodePlan,
+        n: u32,
+        head: bool,
+        stamp: &mut dyn FnMut(&mut wgpu::ComputePass<'_>),
+    ) {
+        stamp(pass);
+        // Embedding rows for the step's tokens.
+        self.embed.run(pass, n);
+        stamp(pass);
+        for l in &self.layers {
+            let fused = l.fused.as_ref().filter(|_| n == 1);
+            // Attention block: norm, q/k/v, RoPE + cache write, attention, o-proj += x.
+            if let Some([qkv, _]) = fused {
+                qkv.run(pass, n);
+            } else {
+                l.attn_norm.run(pass, n);
+                l.qkv.iter().for_each(|p| p.run(pass, n));
+            }
+            stamp(pass);
+            l.attn.run(pass, plan, n);
+            stamp(pass);
+            l.wo.run(pass, n);
+            stamp(pass);
+            // Feed-forward block: norm, gate/up, SwiGLU, down += x.
+            if let Some([_, glu]) = fused {
+                glu.run(pass, n);
+            } else {
+                l.ffn_norm.run(pass, n);
+                l.gate.run(pass, n);
+                l.up.run(pass, n);
+                l.silu.run(pass, n);
+            }
+            l.down.run(pass, n);
+            stamp(pass);
+        }
+        // Final norm and LM head, only when this step's logits are wanted.
+        if head {
+            match self.fused_head.as_ref().filter(|_| n == 1) {
+                Some(head) => head.run(pass, n),
+                None => {
+                    self.final_norm.run(pass, n);
+                    self.lm_head.run(pass, n);
+                }
+            }
+        }
+        stamp(pass);
+    }
+
+    /// Greedy decoding with the sampling on the GPU: feeds `first` at the current position,
+    /// then each token the GPU picks (argmax of the logits, written straight into the next
+    /// step's input), without reading logits back. Steps are queued `GREEDY_CHUNK` to a
+    /// submission and the chosen ids are read back a chunk behind, so the GPU never waits
+    /// for the host. `on_token` sees each id as its chunk is read back (for streaming) and
+    /// returns true to stop after it (that id is returned but not fed). Returns up to
+    /// `max_tokens` ids. Afterwards the session holds `first` and every returned id but the
+    /// last; steps queued past a stop are rewound. Equal to `step` + `sample::argmax`
+    /// token by token (up to argmax ties).
+    pub async fn decode_greedy(
+        &mut self,
+        first: u32,
+        max_tokens: usize,
+        on_token: &mut dyn FnMut(u32) -> bool,
+    ) -> Result<Vec<u32>> {
+        let vocab = self.model.config.vocab;
+        if first as usize >= vocab {
+            return Err(Error::InvalidArgument(format!("token id {first} is outside the vocabulary of {vocab}")));
+        }
+        if self.pos + max_tokens > self.capacity {
+            return Err(Error::ContextOverflow { needed: self.pos + max_tokens, capacity: self.capacity });
+        }
+        let gpu = self.model.gpu.clone();
+        let start = self.pos;
+        let stride = (gpu.caps.uniform_align as u64).max(STEP_BYTES);
+        gpu.queue.write_buffer(&self.tokens, 0, bytemuck::bytes_of(&first));
+        let mut out: Vec<u32> = Vec::with_capacity(max_tokens);
+        let (mut issued, mut chunk) = (0usize, 0usize);
+        let mut pending = std::collections::VecDeque::new();
+        let mut stopped = false;
+        loop {
+            if issued < max_tokens && !stopped {
+                let c = (max_tokens - issued).min(GREEDY_CHUNK);
+                let sus: Vec<StepUniform> = (0..c)
+                    .map(|i| {
+                        let pos = (start + issued + i) as u32;
+                        let n_blocks = self.plan_for(pos as usize + 1).n_blocks();
+                        StepUniform { pos, kv_len: pos + 1, slot: 0, n_blocks, n_tokens: 1, _pad: [0; 3] }
+                    })
+                    .collect();
+                for (i, su) in sus.iter().enumerate() {
+                    gpu.queue.write_buffer(&self.steps, i as u64 * stride, bytemuck::bytes_of(su));
+                }
+                let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
+                let mut enc =
+                    gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("greedy") });
+                {
+                    let pass = &mut enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("greedy"),
+                        timestamp_writes: None,
+                    });
+                    for (i, su) in sus.iter().enumerate() {
+                        pass.set_bind_group(1, &self.step_bg, &[(i as u64 * stride) as u32]);
+                        self.encode_step(pass, self.plan_for(su.kv_len as usize), 1, true, &mut |_| {});
+                        self.argmax.run(pass, 1);
+                    }
+                }
+                let staging = &self.ids_staging[chunk % 2];
+                enc.copy_buffer_to_buffer(&self.ids, ((start + issued) * 4) as u64, staging, 0, (c * 4) as u64);
+                gpu.queue.submit([enc.finish()]);
+                if let Some(e) = scope.pop().await {
+                    return Err(Error::Gpu { kernel: "greedy".into(), message: e.to_string() });
+                }
+                pending.push_back((chunk % 2, c));
+                issued += c;
+                chunk += 1;
+                // Keep one chunk queued behind the one being read.
+                if pending.len() < 2 && issued < max_tokens {
+                    continue;
+                }
+            }
+            let Some((which, c)) = pending.pop_front() else { break };
+            let bytes = gpu.map_read_range(&self.ids_staging[which], (c * 4) as u64).await?;
+            for &id in bytemuck::cast_slice::<u8, u32>(&bytes) {
+                if stopped {
+                    break;
+                }
+                out.push(id);
+                stopped = on_token(id);
+            }
+            if stopped && !pending.is_empty() {
+                // A chunk queued past the stop: let it finish (its staging buffer may be
+                // mapped next call), then forget it.
+                let (which, c) = pending.pop_front().unwrap();
+                gpu.map_read_range(&self.ids_staging[which], (c * 4) as u64).await?;
+            }
+        }
+        // Fed: first and every returned id but the last.
+        self.pos = start + out.len();
+        Ok(out)
+    }
+
     /// Feed a prompt; returns the logits of its last token.
     pub async fn prefill(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         if tokens.is_empty() {
@@ -467,9 +629,16 @@ impl Session {
 
 /// y[t] (+)= W x[t]: 4 rows per workgroup (grid x/y), tokens along z.
 async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc: bool) -> Result<Proj> {
-    let params =
-        uniform(gpu, MatvecParams { rows: m.rows as u32, accumulate: acc as u32, out_stride: m.rows as u32, _pad: 0 })?;
-    let res = [&params, &m.buf, &x, &y];
+    let params = uniform(
+        gpu,
+        MatvecParams {
+            rows: m.rows as u32,
+            accumulate: acc as u32,
+            out_stride: m.rows as u32,
+            row_base: m.row_base as u32,
+        },
+    )?;
+    let res = [&params, &m.buf, x, y];
     let maxg = gpu.caps.max_workgroups_per_dim;
     let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, 1)).await?;
     let decode = Dispatch {
@@ -489,6 +658,50 @@ async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc:
     Ok(Proj { decode, prefill })
 }
 
+/// Decode: outs = split(W rmsnorm(x, nw)) over a stacked matrix, 4 rows per workgroup.
+/// Each output is (buffer, rows), taking the stacked rows in order.
+async fn matvec_norm(
+    gpu: &Gpu,
+    m: &GpuMatrix,
+    eps: f32,
+    x: &wgpu::Buffer,
+    nw: &wgpu::Buffer,
+    outs: [(&wgpu::Buffer, usize); 3],
+) -> Result<Dispatch> {
+    let (n0, n1) = (outs[0].1, outs[0].1 + outs[1].1);
+    debug_assert_eq!(n1 + outs[2].1, m.rows, "fused projection outputs must cover the stacked rows");
+    let params = MatvecNormParams {
+        rows: m.rows as u32,
+        n0: n0 as u32,
+        n1: n1 as u32,
+        eps,
+        stride0: outs[0].1 as u32,
+        stride1: outs[1].1 as u32,
+        stride2: outs[2].1 as u32,
+        _pad: 0,
+    };
+    let p = gpu.pipeline(&matvec_norm_key(gpu.variant, m.ty, m.cols)).await?;
+    let res = [&uniform(gpu, params)?, &m.buf, x, nw, outs[0].0, outs[1].0, outs[2].0];
+    let groups = grid((m.rows as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
+    Ok(Dispatch::new(gpu, &p, &res, groups, PerToken::Tiles(2, 1)))
+}
+
+/// Decode: act = silu(Wg xn) * (Wu xn), xn = rmsnorm(x, nw), W = gate | up stacked.
+async fn matvec_glu(
+    gpu: &Gpu,
+    m: &GpuMatrix,
+    eps: f32,
+    x: &wgpu::Buffer,
+    nw: &wgpu::Buffer,
+    act: &wgpu::Buffer,
+) -> Result<Dispatch> {
+    let ffn = m.rows / 2;
+    let p = gpu.pipeline(&matvec_glu_key(gpu.variant, m.ty, m.cols)).await?;
+    let params = uniform(gpu, MatvecGluParams { ffn: ffn as u32, eps, _pad: [0; 2] })?;
+    let groups = grid((ffn as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
+    Ok(Dispatch::new(gpu, &p, &[&params, &m.buf, x, nw, act], groups, PerToken::Tiles(2, 1)))
+}
+
 /// out[t] = rmsnorm(x[t]) * w: one workgroup per token row.
 async fn rms_d(
     gpu: &Gpu,
@@ -500,7 +713,7 @@ async fn rms_d(
 ) -> Result<Dispatch> {
     let p = gpu.pipeline(&rmsnorm_key(gpu.variant, n)).await?;
     let params = uniform(gpu, RmsNormParams { eps, _pad: [0; 3] })?;
-    let bind = gpu.bind(&p, &[&params, &x, &w, &out]);
+    let bind = gpu.bind(&p, &[&params, x, w, out]);
     Ok(Dispatch { pipeline: p, bind, groups: [1, 1, 1], per_token: PerToken::Axis(0) })
 }
 
@@ -516,7 +729,7 @@ But, in a larger sense, we can not dedicate -- we can not consecrate -- we can n
 /// Tokens of the calibration text used (at most).
 const CALIBRATION_TOKENS: usize = 128;
 
-/// Mean post-RoPE key per (layer, kv head) [n_layers][n_kv][hd], from a dense session
+/// Mean pre-RoPE key per (layer, kv head) [n_layers][n_kv][hd], from a dense session
 /// over the calibration text; computed once per model and cached.
 async fn key_means(model: &Model) -> Result<std::sync::Arc<Vec<f32>>> {
     if let Some(m) = model.key_means.lock().unwrap().as_ref() {
@@ -532,6 +745,7 @@ async fn key_means(model: &Model) -> Result<std::sync::Arc<Vec<f32>>> {
     let gpu = &model.gpu;
     let hd = c.head_dim;
     let mut means = Vec::with_capacity(c.n_layers * c.n_kv_heads * hd);
+    let table = rope_table(n, hd, c.rope_theta);
     for l in &s.layers {
         let buf = l
             .attn
@@ -544,11 +758,24 @@ async fn key_means(model: &Model) -> Result<std::sync::Arc<Vec<f32>>> {
         } else {
             bytemuck::cast_slice::<u8, f32>(&bytes).to_vec()
         };
-        // The session's capacity is n, so head h's rows are k[h*n*hd..(h+1)*n*hd].
+        // The session's capacity is n, so head h's rows are k[h*n*hd..(h+1)*n*hd]. Rows are
+        // post-RoPE: rotate each back by -pos (same table) and average the pre-RoPE keys.
         for h in 0..c.n_kv_heads {
-            for i in 0..hd {
-                means.push((0..n).map(|p| k[(h * n + p) * hd + i]).sum::<f32>() / n as f32);
+            let mut sum = vec![0f64; hd];
+            for p in 0..n {
+                let row = &k[(h * n + p) * hd..][..hd];
+                for (j, cs) in table[p * hd / 2..][..hd / 2].iter().enumerate() {
+                    let (ia, ib) = match c.rope_style {
+                        crate::model::config::RopeStyle::Adjacent => (2 * j, 2 * j + 1),
+                        crate::model::config::RopeStyle::Halves => (j, j + hd / 2),
+                    };
+                    let (a, b) = (row[ia] as f64, row[ib] as f64);
+                    let (co, si) = (cs[0] as f64, cs[1] as f64);
+                    sum[ia] += a * co + b * si;
+                    sum[ib] += b * co - a * si;
+                }
             }
+            means.extend(sum.iter().map(|x| (x / n as f64) as f32));
         }
     }
     let m = std::sync::Arc::new(means);

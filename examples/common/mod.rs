@@ -25,6 +25,10 @@ pub struct ModelArgs {
     /// Force subgroup reductions: on or off (default: on when the adapter has them).
     #[arg(long, value_name = "on|off")]
     pub subgroups: Option<String>,
+    /// Fold the RMSNorms into the decode projections (norm + q|k|v, norm + gate|up + SwiGLU,
+    /// final norm + LM head): on (default) or off (separate dispatches).
+    #[arg(long, value_name = "on|off")]
+    pub fused: Option<String>,
     /// Attention path: auto, single, two-pass, two-pass:BLOCK or mirror (dequant A/B path).
     #[arg(long, default_value = "auto")]
     pub attention: String,
@@ -88,6 +92,7 @@ impl ModelArgs {
             attention: AttentionPath::parse(&self.attention)?,
             kv: aura::kv::scheme::KvScheme::parse(self.kv.as_deref().unwrap_or("f16"))?,
             auto_asymmetric_k: self.auto_asymmetric_k,
+            fused: on_off("fused", &self.fused)?.unwrap_or(true),
             ..Options::default()
         })
     }

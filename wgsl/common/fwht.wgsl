@@ -15,3 +15,30 @@ fn fwht_rows(lid: u32, rows: u32) {
         workgroupBarrier();
     }
 }
+
+// Key centering happens before RoPE (AURA format): the cache holds R_pos (k - mu) and a
+// score adds back q . R_pos mu. rope_mean(mu0, i, c, halves) is element i of R_pos mu,
+// with mu at consts[mu0..mu0 + HD] and c = the (cos, sin) of i's RoPE pair at pos
+// (pair index rope_pair(i, halves)); adjacent pairs (2j, 2j+1) or halves (j, j + HD/2).
+fn rope_pair(i: u32, halves: u32) -> u32 {
+    if (halves != 0u) {
+        return i % (HD / 2u);
+    }
+    return i / 2u;
+}
+
+fn rope_mean(mu0: u32, i: u32, c: vec2<f32>, halves: u32) -> f32 {
+    let j = rope_pair(i, halves);
+    var ia = 2u * j;
+    var ib = 2u * j + 1u;
+    if (halves != 0u) {
+        ia = j;
+        ib = j + HD / 2u;
+    }
+    let a = consts[mu0 + ia];
+    let b = consts[mu0 + ib];
+    if (i == ia) {
+        return a * c.x - b * c.y;
+    }
+    return a * c.y + b * c.x;
+}

@@ -83,15 +83,14 @@ impl LayerAttention {
         let rope_kv = Dispatch::new(
             gpu,
             &rope_p,
-            &[&rope_params, &s.q, &s.k, &s.v, &kcb, &vcb, &s.rope_table],
+            &[&rope_params, s.q, s.k, s.v, kcb, vcb, s.rope_table],
             [nh + nkv, 1, 1],
             PerToken::Axis(1),
         );
         let scale = 1.0 / (hd as f32).sqrt();
         let merge_p = gpu.pipeline(&merge_key(v, hd)).await?;
         let merge_params = uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, _pad: [0; 2] })?;
-        let merge =
-            Dispatch::new(gpu, &merge_p, &[&merge_params, &s.pml, &s.po, &s.att], [nh, 1, 1], PerToken::Axis(1));
+        let merge = Dispatch::new(gpu, &merge_p, &[&merge_params, s.pml, s.po, s.att], [nh, 1, 1], PerToken::Axis(1));
         let (single_p, split_p) = if dense_cache {
             (Some(gpu.pipeline(&attn_key(v, hd, 0)).await?), Some(gpu.pipeline(&attn_key(v, hd, s.split_block)).await?))
         } else {
@@ -107,12 +106,12 @@ impl LayerAttention {
                 _pad: [0; 3],
             };
             let params = uniform(gpu, ap)?;
-            let res = [&params, &s.q, &kc, &vc, &s.att, &s.pml, &s.po];
+            let res = [&params, s.q, kc, vc, s.att, s.pml, s.po];
             let (single_p, split_p) =
                 (single_p.as_ref().expect("dense pipelines"), split_p.as_ref().expect("dense pipelines"));
             Ok(DenseOps {
-                single: Dispatch::new(gpu, &single_p, &res, [nh, 1, 1], PerToken::Axis(2)),
-                split: Dispatch::new(gpu, &split_p, &res, [nh, 1, 1], PerToken::Axis(2)),
+                single: Dispatch::new(gpu, single_p, &res, [nh, 1, 1], PerToken::Axis(2)),
+                split: Dispatch::new(gpu, split_p, &res, [nh, 1, 1], PerToken::Axis(2)),
                 merge,
             })
         };
@@ -144,6 +143,7 @@ impl LayerAttention {
             consts.extend(&mu[layer * per_layer..(layer + 1) * per_layer]);
         }
         let has_mu = s.key_means.is_some() as u32;
+        let halves = (c.rope_style == RopeStyle::Halves) as u32;
         let consts = gpu.buffer_init("aura_consts", bytemuck::cast_slice(&consts), st)?;
         // Packed rows: K [n_kv][cap][rwk] then V [n_kv][cap][rwv]; gammas K [n_kv][cap] then V.
         let (rwk, rwv) = (row_words(hd, kb), row_words(hd, vb));
@@ -176,10 +176,10 @@ impl LayerAttention {
                     mu_off,
                     // Keys only (the K encoder is the one with s_off 0).
                     has_mu: has_mu * (s_off == 0) as u32,
-                    _pad: 0,
+                    halves,
                 },
             )?;
-            let res = [&params, &src, &words, &gammas, &consts];
+            let res = [&params, src, &words, &gammas, &consts, s.rope_table];
             Ok(Dispatch::new(gpu, &enc_p, &res, [nkv, 1, 1], PerToken::Axis(1)))
         };
         let encode = [
@@ -207,9 +207,13 @@ impl LayerAttention {
                         gamma_off,
                         s_off,
                         c_off,
+                        mu_off,
+                        has_mu: has_mu * (s_off == 0) as u32,
+                        halves,
+                        _pad: 0,
                     },
                 )?;
-                let res = [&params, &words, &gammas, &consts, &dense];
+                let res = [&params, &words, &gammas, &consts, dense, s.rope_table];
                 Ok(Dispatch::new(gpu, &deq_p, &res, [nkv, 1, 1], PerToken::Axis(1)))
             };
             let dequant =
@@ -227,17 +231,21 @@ impl LayerAttention {
             v_gamma_off,
             ck_off,
             cv_off,
+            mu_off,
+            has_mu,
+            halves,
+            _pad: 0,
         };
         let aura = |dst: &wgpu::Buffer, p: &std::sync::Arc<crate::gpu::registry::Pipeline>| -> Result<Dispatch> {
             let params = uniform(gpu, ap)?;
-            let res = [&params, &s.q, &words, &gammas, &consts, &dst, &s.pml];
+            let res = [&params, s.q, &words, &gammas, &consts, dst, s.pml, s.rope_table];
             Ok(Dispatch::new(gpu, p, &res, [nkv, 1, 1], PerToken::Axis(2)))
         };
         let single = aura(s.att, &gpu.pipeline(&attn_aura_key(v, hd, g, 0, kb, vb)).await?)?;
         let split = aura(s.po, &gpu.pipeline(&attn_aura_key(v, hd, g, s.split_block, kb, vb)).await?)?;
         let un_p = gpu.pipeline(&unrotate_key(v, hd)).await?;
         let un_params = uniform(gpu, UnrotateParams { n_heads: nh, s_off: hd as u32, _pad: [0; 2] })?;
-        let unrotate = Dispatch::new(gpu, &un_p, &[&un_params, &s.att, &consts], [nh, 1, 1], PerToken::Axis(1));
+        let unrotate = Dispatch::new(gpu, &un_p, &[&un_params, s.att, &consts], [nh, 1, 1], PerToken::Axis(1));
         Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, split, merge, unrotate }, dense_k: None })
     }
 

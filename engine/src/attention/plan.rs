@@ -52,6 +52,20 @@ pub enum DecodePlan {
     DequantMirror { split: Option<Split> },
 }
 
+impl DecodePlan {
+    /// Split-K blocks of the plan (0 for single-pass), as the step uniform carries them.
+    pub fn n_blocks(self) -> u32 {
+        match self {
+            DecodePlan::Dense { split: Some(sp) }
+            | DecodePlan::DequantMirror { split: Some(sp) }
+            | DecodePlan::CompressedTwoPass(sp) => sp.n_blocks,
+            DecodePlan::Dense { split: None }
+            | DecodePlan::DequantMirror { split: None }
+            | DecodePlan::CompressedSinglePass => 0,
+        }
+    }
+}
+
 /// Choose the attention path for one step whose last token sees `kv_len` rows.
 /// `block` is the split size the session's pipelines were built for.
 pub fn plan(

@@ -8,6 +8,10 @@ use super::registry::Pipeline;
 use super::Gpu;
 use crate::error::Result;
 
+/// Dispatches recorded by this process (all sessions): benchmarks read the change over a
+/// step to report dispatches per token.
+pub static DISPATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// How a dispatch's grid grows with the number of tokens T in the step.
 #[derive(Clone, Copy, Debug)]
 pub enum PerToken {
@@ -53,6 +57,7 @@ impl Dispatch {
         pass.set_pipeline(&self.pipeline.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
         pass.dispatch_workgroups(g[0], g[1], g[2]);
+        DISPATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -22,6 +22,9 @@ pub enum Kernel {
     KvDequantAura,
     AttnDecodeAura,
     AttnUnrotate,
+    MatvecNorm,
+    MatvecGlu,
+    Argmax,
 }
 
 /// Binding kinds of group 0, in binding order.
@@ -35,7 +38,10 @@ pub enum Bind {
 use Bind::*;
 
 impl Kernel {
-    pub const ALL: [Kernel; 12] = [
+    pub const ALL: [Kernel; 15] = [
+        Kernel::Argmax,
+        Kernel::MatvecNorm,
+        Kernel::MatvecGlu,
         Kernel::KvEncodeAura,
         Kernel::KvDequantAura,
         Kernel::AttnDecodeAura,
@@ -64,6 +70,9 @@ impl Kernel {
             Kernel::KvDequantAura => "kv_dequant_aura",
             Kernel::AttnDecodeAura => "attn_decode_aura",
             Kernel::AttnUnrotate => "attn_unrotate",
+            Kernel::MatvecNorm => "matvec_norm",
+            Kernel::MatvecGlu => "matvec_glu",
+            Kernel::Argmax => "argmax",
         }
     }
 
@@ -81,6 +90,9 @@ impl Kernel {
             Kernel::KvDequantAura => include_str!("../../../wgsl/kv_dequant_aura.wgsl"),
             Kernel::AttnDecodeAura => include_str!("../../../wgsl/attn_decode_aura.wgsl"),
             Kernel::AttnUnrotate => include_str!("../../../wgsl/attn_unrotate.wgsl"),
+            Kernel::MatvecNorm => include_str!("../../../wgsl/matvec_norm.wgsl"),
+            Kernel::MatvecGlu => include_str!("../../../wgsl/matvec_glu.wgsl"),
+            Kernel::Argmax => include_str!("../../../wgsl/argmax.wgsl"),
         }
     }
 
@@ -101,14 +113,20 @@ impl Kernel {
             Kernel::AttnMerge => &[Uniform, Read, Read, ReadWrite],
             // params, gate, up, out
             Kernel::SiluMul => &[Uniform, Read, Read, ReadWrite],
-            // params, src (k or v), words, gammas, consts (signs + codebooks)
-            Kernel::KvEncodeAura => &[Uniform, Read, ReadWrite, ReadWrite, Read],
-            // params, words, gammas, consts, dense mirror
-            Kernel::KvDequantAura => &[Uniform, Read, Read, Read, ReadWrite],
-            // params, q, words, gammas, consts, dst (out or partial o), partial_ml
-            Kernel::AttnDecodeAura => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite],
+            // params, src (k or v), words, gammas, consts (signs + codebooks + key means), RoPE table
+            Kernel::KvEncodeAura => &[Uniform, Read, ReadWrite, ReadWrite, Read, Read],
+            // params, words, gammas, consts, dense mirror, RoPE table
+            Kernel::KvDequantAura => &[Uniform, Read, Read, Read, ReadWrite, Read],
+            // params, q, words, gammas, consts, dst (out or partial o), partial_ml, RoPE table
+            Kernel::AttnDecodeAura => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
             // params, att, consts
             Kernel::AttnUnrotate => &[Uniform, ReadWrite, Read],
+            // params, stacked weights, x, norm weight, y0, y1, y2
+            Kernel::MatvecNorm => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            // params, stacked gate|up weights, x, norm weight, act
+            Kernel::MatvecGlu => &[Uniform, Read, Read, Read, ReadWrite],
+            // params, logits, tokens, ids
+            Kernel::Argmax => &[Uniform, Read, ReadWrite, ReadWrite],
         }
     }
 
@@ -119,7 +137,7 @@ impl Kernel {
 
     /// Whether the kernel reads a weight matrix through the quant snippet.
     pub fn takes_weights(self) -> bool {
-        matches!(self, Kernel::Embed | Kernel::Matvec | Kernel::Matmul)
+        matches!(self, Kernel::Embed | Kernel::Matvec | Kernel::Matmul | Kernel::MatvecNorm | Kernel::MatvecGlu)
     }
 }
 

@@ -34,7 +34,34 @@ pub struct MatvecParams {
     pub rows: u32,
     pub accumulate: u32,
     pub out_stride: u32,
+    /// First row of the matrix in the weight buffer (stacked matrices).
+    pub row_base: u32,
+}
+
+/// `matvec_norm`: y = W rmsnorm(x) over stacked rows, split into up to three outputs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MatvecNormParams {
+    /// Rows of the stacked matrix.
+    pub rows: u32,
+    /// Rows [0, n0) go to y0, [n0, n1) to y1, [n1, rows) to y2 (multiples of 4).
+    pub n0: u32,
+    pub n1: u32,
+    pub eps: f32,
+    /// Row strides (per token) of y0, y1, y2.
+    pub stride0: u32,
+    pub stride1: u32,
+    pub stride2: u32,
     pub _pad: u32,
+}
+
+/// `matvec_glu`: act = silu(Wg xn) * (Wu xn) with xn = rmsnorm(x); W = gate rows | up rows.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MatvecGluParams {
+    pub ffn: u32,
+    pub eps: f32,
+    pub _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -61,11 +88,12 @@ pub struct KvEncodeParams {
     pub s_off: u32,
     pub c_off: u32,
     pub b_off: u32,
-    /// f32 offset in `consts` of this layer's key means [n_kv][hd] (K only).
+    /// f32 offset in `consts` of this layer's pre-RoPE key means [n_kv][hd] (K only).
     pub mu_off: u32,
-    /// 1: subtract the key mean before encoding (softmax ignores the uniform shift).
+    /// 1: encode x - R_pos mu (key centering; attention adds q . R_pos mu back).
     pub has_mu: u32,
-    pub _pad: u32,
+    /// RoPE pairs are (i, i + hd/2) (HF) instead of (2i, 2i+1) (GGUF).
+    pub halves: u32,
 }
 
 #[repr(C)]
@@ -79,6 +107,11 @@ pub struct KvDequantParams {
     pub gamma_off: u32,
     pub s_off: u32,
     pub c_off: u32,
+    /// Key centering (K only): add R_pos mu back; see `KvEncodeParams`.
+    pub mu_off: u32,
+    pub has_mu: u32,
+    pub halves: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
@@ -92,6 +125,11 @@ pub struct AttnAuraParams {
     pub v_gamma_off: u32,
     pub ck_off: u32,
     pub cv_off: u32,
+    /// Key centering: every score adds scale * q . R_pos mu; see `KvEncodeParams`.
+    pub mu_off: u32,
+    pub has_mu: u32,
+    pub halves: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
@@ -164,6 +202,38 @@ pub fn matvec_key(v: Variant, ty: WeightType, k: usize, tt: u32) -> PipelineKey 
         variant: v,
         consts: vec![("WG", WG_ROWS), ("K", k as u32), ("ROW_BYTES", row_bytes(ty, k)), ("TT", tt)],
     }
+}
+
+/// Decode projection with the RMSNorm folded in (stacked rows, split outputs).
+pub fn matvec_norm_key(v: Variant, ty: WeightType, k: usize) -> PipelineKey {
+    PipelineKey {
+        kernel: Kernel::MatvecNorm,
+        weight: Some(ty),
+        variant: v,
+        consts: vec![("WG", WG_ROWS), ("K", k as u32), ("ROW_BYTES", row_bytes(ty, k))],
+    }
+}
+
+/// Decode gate/up + SwiGLU with the RMSNorm folded in.
+pub fn matvec_glu_key(v: Variant, ty: WeightType, k: usize) -> PipelineKey {
+    PipelineKey {
+        kernel: Kernel::MatvecGlu,
+        weight: Some(ty),
+        variant: v,
+        consts: vec![("WG", WG_ROWS), ("K", k as u32), ("ROW_BYTES", row_bytes(ty, k))],
+    }
+}
+
+/// GPU greedy sampling (one workgroup).
+pub fn argmax_key(v: Variant) -> PipelineKey {
+    PipelineKey { kernel: Kernel::Argmax, weight: None, variant: v, consts: vec![("WG", WG_WIDE)] }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct ArgmaxParams {
+    pub vocab: u32,
+    pub _pad: [u32; 3],
 }
 
 /// Workgroup grid for `n` workgroups, folded into y when x would exceed the limit.

@@ -116,9 +116,9 @@ impl Config {
             && self.hidden > 0
             && self.n_heads > 0
             && self.n_kv_heads > 0
-            && self.n_heads % self.n_kv_heads == 0
+            && self.n_heads.is_multiple_of(self.n_kv_heads)
             && self.head_dim > 0
-            && self.head_dim % 2 == 0
+            && self.head_dim.is_multiple_of(2)
             && self.head_dim <= 256
             && self.ffn > 0
             && self.vocab > 0;

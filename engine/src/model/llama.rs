@@ -21,12 +21,22 @@ pub fn tensor_names(c: &Config, has_output: bool) -> Vec<String> {
     v
 }
 
-/// A weight matrix on the GPU: `rows` rows of `cols` elements stored as `ty`.
+/// A weight matrix on the GPU: `rows` rows of `cols` elements stored as `ty`, starting at
+/// row `row_base` of `buf` (matrices of one type may be stacked in one buffer).
+#[derive(Clone)]
 pub struct GpuMatrix {
     pub buf: wgpu::Buffer,
     pub ty: WeightType,
+    pub row_base: usize,
     pub rows: usize,
     pub cols: usize,
+}
+
+impl GpuMatrix {
+    /// Bytes of this matrix's rows.
+    pub fn bytes(&self) -> u64 {
+        self.rows as u64 * (self.cols / self.ty.block_elems() * self.ty.block_bytes()) as u64
+    }
 }
 
 pub struct GpuLayer {
@@ -48,6 +58,11 @@ pub struct GpuLayer {
     pub up: GpuMatrix,
     /// [hidden][ffn]
     pub down: GpuMatrix,
+    /// wq | wk | wv stacked in one buffer (when they share a type): the fused decode
+    /// projection reads it in one dispatch.
+    pub qkv: Option<GpuMatrix>,
+    /// gate | up stacked (when they share a type), for the fused decode SwiGLU input.
+    pub gate_up: Option<GpuMatrix>,
 }
 
 pub struct GpuWeights {
@@ -69,7 +84,26 @@ impl GpuWeights {
         let usage = wgpu::BufferUsages::STORAGE;
         let mat = |name: &str| -> Result<GpuMatrix> {
             let t = m.tensor(name)?;
-            Ok(GpuMatrix { buf: gpu.buffer_init(name, &t.data, usage)?, ty: t.ty, rows: t.rows(), cols: t.cols() })
+            let buf = gpu.buffer_init(name, &t.data, usage)?;
+            Ok(GpuMatrix { buf, ty: t.ty, row_base: 0, rows: t.rows(), cols: t.cols() })
+        };
+        // Matrices of one type and width stacked row-wise in one buffer: the stack and a view
+        // of each part. Different types (or widths) stay separate buffers and no stack.
+        let stack = |label: &str, names: &[String]| -> Result<(Option<GpuMatrix>, Vec<GpuMatrix>)> {
+            let ts = names.iter().map(|n| m.tensor(n)).collect::<Result<Vec<_>>>()?;
+            if ts.iter().any(|t| t.ty != ts[0].ty || t.cols() != ts[0].cols()) {
+                return Ok((None, names.iter().map(|n| mat(n)).collect::<Result<_>>()?));
+            }
+            let bytes: Vec<u8> = ts.iter().flat_map(|t| t.data.iter().copied()).collect();
+            let buf = gpu.buffer_init(label, &bytes, usage)?;
+            let (ty, cols) = (ts[0].ty, ts[0].cols());
+            let mut views = Vec::new();
+            let mut row_base = 0;
+            for t in &ts {
+                views.push(GpuMatrix { buf: buf.clone(), ty, row_base, rows: t.rows(), cols });
+                row_base += t.rows();
+            }
+            Ok((Some(GpuMatrix { buf, ty, row_base: 0, rows: row_base, cols }), views))
         };
         // Norm weights are tiny: always f32 on the GPU.
         let norm = |name: &str| -> Result<wgpu::Buffer> {
@@ -79,16 +113,22 @@ impl GpuWeights {
         let mut layers = Vec::with_capacity(m.config.n_layers);
         for i in 0..m.config.n_layers {
             let n = |s: &str| format!("blk.{i}.{s}.weight");
+            let (qkv, mut v) = stack(&format!("blk.{i}.attn_qkv"), &[n("attn_q"), n("attn_k"), n("attn_v")])?;
+            let (wv, wk, wq) = (v.pop().unwrap(), v.pop().unwrap(), v.pop().unwrap());
+            let (gate_up, mut v) = stack(&format!("blk.{i}.ffn_gate_up"), &[n("ffn_gate"), n("ffn_up")])?;
+            let (up, gate) = (v.pop().unwrap(), v.pop().unwrap());
             layers.push(GpuLayer {
                 attn_norm: norm(&n("attn_norm"))?,
-                wq: mat(&n("attn_q"))?,
-                wk: mat(&n("attn_k"))?,
-                wv: mat(&n("attn_v"))?,
+                wq,
+                wk,
+                wv,
                 wo: mat(&n("attn_output"))?,
                 ffn_norm: norm(&n("ffn_norm"))?,
-                gate: mat(&n("ffn_gate"))?,
-                up: mat(&n("ffn_up"))?,
+                gate,
+                up,
                 down: mat(&n("ffn_down"))?,
+                qkv,
+                gate_up,
             });
         }
         Ok(GpuWeights {
@@ -101,13 +141,13 @@ impl GpuWeights {
 
     /// Bytes of weights on the GPU.
     pub fn bytes(&self) -> u64 {
-        let mut b = self.embd.buf.size() + self.out_norm.size();
+        let mut b = self.embd.bytes() + self.out_norm.size();
         if let Some(o) = &self.output {
-            b += o.buf.size();
+            b += o.bytes();
         }
         for l in &self.layers {
             for m in [&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down] {
-                b += m.buf.size();
+                b += m.bytes();
             }
             b += l.attn_norm.size() + l.ffn_norm.size();
         }

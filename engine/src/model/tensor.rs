@@ -50,7 +50,7 @@ impl WeightType {
     /// Bytes taken by `n` elements; errors when `n` is not a whole number of blocks.
     pub fn bytes_for(self, n: u64, tensor: &str) -> Result<u64> {
         let be = self.block_elems() as u64;
-        if n % be != 0 {
+        if !n.is_multiple_of(be) {
             return Err(Error::Format(format!(
                 "tensor `{tensor}`: {n} elements is not a multiple of the {self:?} block size {be}"
             )));

@@ -166,10 +166,36 @@ impl PackedCache {
     }
 }
 
+/// Key centering in the AURA format: a pre-RoPE mean key `mu` (one per layer and KV head)
+/// is taken out before encoding, so a K row at position `pos` stores R_pos (k - mu) and a
+/// score adds `q . R_pos mu` back — exact, whatever the position. `table` is the RoPE
+/// (cos, sin) table `[positions][d/2]` the GPU uses; `halves` picks HF's (j, j + d/2)
+/// pairs instead of GGUF's (2j, 2j + 1).
+pub struct KeyCentering<'a> {
+    pub mu: &'a [f32],
+    pub table: &'a [[f32; 2]],
+    pub halves: bool,
+}
+
+impl KeyCentering<'_> {
+    /// R_pos mu, in f32 as the kernels compute it.
+    pub fn rotated(&self, pos: usize) -> Vec<f32> {
+        let d = self.mu.len();
+        let mut out = vec![0f32; d];
+        for (j, &[c, s]) in self.table[pos * d / 2..][..d / 2].iter().enumerate() {
+            let (ia, ib) = if self.halves { (j, j + d / 2) } else { (2 * j, 2 * j + 1) };
+            let (a, b) = (self.mu[ia], self.mu[ib]);
+            out[ia] = a * c - b * s;
+            out[ib] = a * s + b * c;
+        }
+        out
+    }
+}
+
 /// Decode attention of one query head over `kv_len` packed rows of `kv_head`, the way the
 /// compressed kernels do it:
-/// q̃ = rotate(q, sK) · scale; score_t = γK_t · Σ_i q̃_i · cK[idxK_t,i];
-/// p = softmax(scores) (max-subtracted); õ = Σ_t p_t · γV_t · cV[idxV_t]; o = unrotate(õ, sV).
+/// q̃ = rotate(q, sK) · scale; score_t = γK_t · Σ_i q̃_i · cK[idxK_t,i] (+ scale · q · R_t μ
+/// with key centering); p = softmax(scores) (max-subtracted); õ = Σ_t p_t · γV_t · cV[idxV_t]; o = unrotate(õ, sV).
 /// Reads only rows < kv_len. Returns zeros when kv_len is 0.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_packed(
@@ -183,6 +209,7 @@ pub fn attention_packed(
     cbk: &Codebook,
     cbv: &Codebook,
     scale: f32,
+    centering: Option<&KeyCentering>,
 ) -> Vec<f32> {
     let d = q.len();
     assert!(k.d == d && v.d == d, "attention_packed: head dims q {d}, K {}, V {}", k.d, v.d);
@@ -196,7 +223,9 @@ pub fn attention_packed(
         .map(|t| {
             let (words, gamma) = k.row(kv_head, t);
             let dot: f32 = unpack(words, k.bits, d).iter().zip(&qr).map(|(&i, q)| q * cbk.centroids[i as usize]).sum();
-            gamma * dot
+            let shift =
+                centering.map_or(0.0, |kc| kc.rotated(t).iter().zip(q).map(|(m, q)| m * q).sum::<f32>() * scale);
+            gamma * dot + shift
         })
         .collect();
     let m = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);

@@ -94,6 +94,31 @@ pub fn silu_mul(g: &[f32], u: &[f32]) -> Vec<f32> {
     g.iter().zip(u).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect()
 }
 
+/// argmax.wgsl: the first index of the largest value (NaN never wins; 0 when nothing
+/// exceeds -3.4e38).
+pub fn argmax(x: &[f32]) -> u32 {
+    let (mut best, mut idx) = (-3.4e38f32, 0u32);
+    for (i, &v) in x.iter().enumerate() {
+        if v > best {
+            (best, idx) = (v, i as u32);
+        }
+    }
+    idx
+}
+
+/// matvec_norm.wgsl: y = W rmsnorm(x, nw) over a stacked matrix W (the kernel then splits
+/// y's rows into its outputs).
+pub fn matvec_norm(w: &[f32], x: &[f32], nw: &[f32], eps: f32) -> Vec<f32> {
+    matvec(w, &rmsnorm(x, nw, eps))
+}
+
+/// matvec_glu.wgsl: silu(Wg xn) * (Wu xn) with xn = rmsnorm(x, nw) and W = Wg rows | Wu rows.
+pub fn matvec_glu(w: &[f32], x: &[f32], nw: &[f32], eps: f32) -> Vec<f32> {
+    let y = matvec_norm(w, x, nw, eps);
+    let ffn = y.len() / 2;
+    silu_mul(&y[..ffn], &y[ffn..])
+}
+
 /// Normalized mean squared error ||a-b||^2 / ||b||^2 and max abs error.
 pub fn compare(a: &[f32], b: &[f32]) -> (f64, f64) {
     let mut num = 0f64;

@@ -1,0 +1,71 @@
+// Decode feed-forward input with the RMSNorm folded in, one token per grid z:
+//   xn = x * rsqrt(mean(x^2) + eps) * nw;  act[r] = silu(Wg_r . xn) * (Wu_r . xn)
+// W stacks gate rows [0, ffn) over up rows [ffn, 2 ffn). Each workgroup computes 4
+// consecutive gate rows and the 4 matching up rows (grid x/y folded). consts: WG, K, ROW_BYTES
+struct Params {
+    ffn: u32,
+    eps: f32,
+    _p0: u32,
+    _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> wq: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> nw: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> act: array<f32>;
+
+@compute @workgroup_size(WG)
+fn matvec_glu(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let row0 = (wid.x + wid.y * nwg.x) * 4u;
+    let t = wid.z;
+    let last = p.ffn - 1u;
+    let g0 = min(row0, last) * ROW_BYTES;
+    let g1 = min(row0 + 1u, last) * ROW_BYTES;
+    let g2 = min(row0 + 2u, last) * ROW_BYTES;
+    let g3 = min(row0 + 3u, last) * ROW_BYTES;
+    let ub = p.ffn * ROW_BYTES;
+    var ag = vec4<f32>(0.0);
+    var au = vec4<f32>(0.0);
+    var ss = 0.0;
+    for (var u = lid; u < K / 8u; u = u + WG) {
+        let xo = (step.slot + t) * (K / 4u) + 2u * u;
+        let xa = x[xo];
+        let xb = x[xo + 1u];
+        ss = ss + dot(xa, xa) + dot(xb, xb);
+        let na = xa * nw[2u * u];
+        let nb = xb * nw[2u * u + 1u];
+        let w0 = load8(g0, u);
+        let w1 = load8(g1, u);
+        let w2 = load8(g2, u);
+        let w3 = load8(g3, u);
+        ag = ag + vec4<f32>(
+            dot(w0.a, na) + dot(w0.b, nb),
+            dot(w1.a, na) + dot(w1.b, nb),
+            dot(w2.a, na) + dot(w2.b, nb),
+            dot(w3.a, na) + dot(w3.b, nb),
+        );
+        let v0 = load8(ub + g0, u);
+        let v1 = load8(ub + g1, u);
+        let v2 = load8(ub + g2, u);
+        let v3 = load8(ub + g3, u);
+        au = au + vec4<f32>(
+            dot(v0.a, na) + dot(v0.b, nb),
+            dot(v1.a, na) + dot(v1.b, nb),
+            dot(v2.a, na) + dot(v2.b, nb),
+            dot(v3.a, na) + dot(v3.b, nb),
+        );
+    }
+    let sg = wg_sum4(ag, lid);
+    let su = wg_sum4(au, lid);
+    let r = inverseSqrt(wg_sum(ss, lid) / f32(K) + p.eps);
+    let row = row0 + lid;
+    if (lid < 4u && row < p.ffn) {
+        let g = sg[lid] * r;
+        act[(step.slot + t) * p.ffn + row] = g / (1.0 + exp(-g)) * (su[lid] * r);
+    }
+}
