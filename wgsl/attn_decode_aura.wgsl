@@ -150,8 +150,28 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
             m[g] = mn;
         }
         // V: thread owns output dims lid + jj * WG; the wg_sum barriers published ps.
+        // Four rows per iteration with their loads first, then the tail row by row.
         let n = min(WG, end - t0);
-        for (var tt = 0u; tt < n; tt = tt + 1u) {
+        var tt = 0u;
+        for (; tt + 4u <= n; tt = tt + 4u) {
+            var vals: array<f32, 4 * NJ>;
+            for (var u = 0u; u < 4u; u = u + 1u) {
+                let row = base + t0 + tt + u;
+                let gv = f32(gammas[p.v_gamma_off + row]);
+                let w0 = p.v_word_off + row * RWV;
+                for (var jj = 0u; jj < NJ; jj = jj + 1u) {
+                    vals[u * NJ + jj] = gv * cbv[v_idx(w0, lid + jj * WG)];
+                }
+            }
+            for (var u = 0u; u < 4u; u = u + 1u) {
+                for (var jj = 0u; jj < NJ; jj = jj + 1u) {
+                    for (var g = 0u; g < G; g = g + 1u) {
+                        acc[g * NJ + jj] = acc[g * NJ + jj] + ps[g * WG + tt + u] * vals[u * NJ + jj];
+                    }
+                }
+            }
+        }
+        for (; tt < n; tt = tt + 1u) {
             let row = base + t0 + tt;
             let gv = f32(gammas[p.v_gamma_off + row]);
             let w0 = p.v_word_off + row * RWV;

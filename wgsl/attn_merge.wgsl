@@ -20,19 +20,42 @@ fn attn_merge(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
     let qh = wid.y * p.n_heads + h;
     let nb = step.n_blocks;
     let first = qh * p.max_blocks;
+    // Four blocks per iteration, loads first (independent loads in flight together).
     var mx = -3.0e38;
-    for (var b = 0u; b < nb; b = b + 1u) {
+    var b = 0u;
+    for (; b + 4u <= nb; b = b + 4u) {
+        let m0 = max(pml[first + b].x, pml[first + b + 1u].x);
+        let m1 = max(pml[first + b + 2u].x, pml[first + b + 3u].x);
+        mx = max(mx, max(m0, m1));
+    }
+    for (; b < nb; b = b + 1u) {
         mx = max(mx, pml[first + b].x);
     }
+    let d = min(lid, HD - 1u);
     var l = 0.0;
     var acc = 0.0;
-    for (var b = 0u; b < nb; b = b + 1u) {
+    b = 0u;
+    for (; b + 4u <= nb; b = b + 4u) {
+        let a0 = pml[first + b];
+        let a1 = pml[first + b + 1u];
+        let a2 = pml[first + b + 2u];
+        let a3 = pml[first + b + 3u];
+        let o0 = po[(first + b) * HD + d];
+        let o1 = po[(first + b + 1u) * HD + d];
+        let o2 = po[(first + b + 2u) * HD + d];
+        let o3 = po[(first + b + 3u) * HD + d];
+        let w0 = exp(a0.x - mx);
+        let w1 = exp(a1.x - mx);
+        let w2 = exp(a2.x - mx);
+        let w3 = exp(a3.x - mx);
+        l = l + a0.y * w0 + a1.y * w1 + a2.y * w2 + a3.y * w3;
+        acc = acc + o0 * w0 + o1 * w1 + o2 * w2 + o3 * w3;
+    }
+    for (; b < nb; b = b + 1u) {
         let ml = pml[first + b];
         let w = exp(ml.x - mx);
         l = l + ml.y * w;
-        if (lid < HD) {
-            acc = acc + po[(first + b) * HD + lid] * w;
-        }
+        acc = acc + po[(first + b) * HD + d] * w;
     }
     if (lid < HD) {
         out[qh * HD + lid] = acc / l;

@@ -7,12 +7,14 @@ struct W8 {
 }
 
 // u32 at an even byte offset (blocks of 18 or 34 bytes are only 2-byte aligned).
+// Branch-free: both words are loaded unconditionally so a thread's loads issue together
+// instead of one latency round per branch (a branch here made the decode matvec
+// latency-bound). The word past a buffer's end reads as 0 under WebGPU's bounds checks.
 fn ld32(o: u32) -> u32 {
     let i = o >> 2u;
-    if ((o & 3u) == 0u) {
-        return wq[i];
-    }
-    return (wq[i] >> 16u) | (wq[i + 1u] << 16u);
+    let lo = wq[i];
+    let hi = wq[i + 1u];
+    return select((lo >> 16u) | (hi << 16u), lo, (o & 3u) == 0u);
 }
 
 // f16 at an even byte offset.
