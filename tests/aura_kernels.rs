@@ -497,6 +497,23 @@ fn attn_heads_are_distinct() {
     });
 }
 
+/// G = 8 at head dim 256 leaves no room for the centering coefficients in workgroup memory
+/// (`aura_ab_len` = 1): the kernel reads q and mu from memory instead. Centered seeds only.
+#[test]
+fn attn_centering_without_workgroup_coefficients() {
+    assert_eq!(aura_ab_len(256, 8, 8, 8), 1, "the case must exercise the fallback");
+    assert!(aura_ab_len(64, 3, 4, 4) > 1, "SmolLM2's shape keeps the coefficients in workgroup memory");
+    for_variants("attn_decode_aura-ab-fallback", |rep, label, gpu| {
+        let seeds: Vec<u64> = (0..8).map(|i| seed("attn-ab", i)).filter(|s| s & 1 == 1).take(2).collect();
+        assert!(!seeds.is_empty());
+        for (i, &sd) in seeds.iter().enumerate() {
+            let block = [0u32, 64][i % 2];
+            let c = AttnCase { kb: 8, vb: 4, block, hd: 256, group: 8, n_kv: 1, kv_len: 70, nt: 1, cap: 100 };
+            attn_case(rep, label, gpu, &c, sd);
+        }
+    });
+}
+
 /// Encodes random rows with `encode_row` into packed caches (garbage past the last valid
 /// row), runs attention + unrotate on the GPU and compares every (token, head) with
 /// `attention_packed` on the same packed data. Returns the reference [T][n_heads][hd].

@@ -201,13 +201,15 @@ const MV_MODES: [MvMode; 5] = [
     MvMode { acc: false, slot: 0, stride_pad: 0, n_tokens: 3, fold: true },
 ];
 
-/// The two projection kernels as the session builds them: the decode matvec (4 rows per
-/// workgroup, TT = 1, a token per grid z) and the prefill matmul (a row per thread,
-/// PREFILL_TOKEN_TILE tokens per thread). Matvec with TT > 1 is not dispatched by the
-/// engine; wgsl_validate still compiles it.
+/// The projection kernels as the session builds them: the decode matvec (4 rows per
+/// workgroup, TT = 1, a token per grid z) and the two prefill kernels: the tiled matvec
+/// (TT = PREFILL_TOKEN_TILE tokens per workgroup, GPUs) and the matmul (a row per thread,
+/// PREFILL_TOKEN_TILE tokens per thread, CPU adapters).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Proj {
     Matvec,
+    /// The matvec with PREFILL_TOKEN_TILE tokens per workgroup: the GPU prefill kernel.
+    MatvecTiled,
     Matmul,
 }
 
@@ -219,9 +221,17 @@ fn matvec() {
 fn matmul() {
     proj_test(Proj::Matmul);
 }
+#[test]
+fn matvec_tiled() {
+    proj_test(Proj::MatvecTiled);
+}
 
 fn proj_test(kind: Proj) {
-    let name = if kind == Proj::Matvec { "matvec" } else { "matmul" };
+    let name = match kind {
+        Proj::Matvec => "matvec",
+        Proj::MatvecTiled => "matvec_tiled",
+        Proj::Matmul => "matmul",
+    };
     for_variants(name, |rep, label, gpu| {
         for (ti, &ty) in WeightType::ALL.iter().enumerate() {
             // Rotating rows against K gives every (rows, K) pair per variant.
@@ -256,6 +266,7 @@ fn proj_case(
     let y0 = rng.vec((m.slot as usize + m.n_tokens) * stride + 3, 4.0);
     let (key, rows_per_group, fold_max, tt) = match kind {
         Proj::Matvec => (matvec_key(gpu.variant, ty, k, 1), MATVEC_ROWS, 3, 1),
+        Proj::MatvecTiled => (matvec_key(gpu.variant, ty, k, PREFILL_TOKEN_TILE), MATVEC_ROWS, 3, PREFILL_TOKEN_TILE),
         Proj::Matmul => (matmul_key(gpu.variant, ty, k, PREFILL_TOKEN_TILE), WG_ROWS, 2, PREFILL_TOKEN_TILE),
     };
     let n = (rows as u32).div_ceil(rows_per_group);

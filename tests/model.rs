@@ -163,7 +163,15 @@ fn gpu_greedy_equals_host_greedy() {
 
 #[test]
 fn batched_prefill_equals_token_by_token() {
-    let engine = common::engine(Options { backend: Some(Backend::Vulkan), ..Options::default() });
+    // Both prefill kernels: the matmul (what lavapipe picks) and the tiled matvec (GPUs).
+    for prefill_matmul in [true, false] {
+        batched_prefill_case(prefill_matmul);
+    }
+}
+
+fn batched_prefill_case(prefill_matmul: bool) {
+    let opts = Options { backend: Some(Backend::Vulkan), prefill_matmul: Some(prefill_matmul), ..Options::default() };
+    let engine = common::engine(opts);
     let model = Model::load(&engine, &common::model_path()).unwrap();
     let text = "The quick brown fox jumps over the lazy dog. 1234567 is a number; so is 42. ".repeat(3);
     let ids = model.tokenizer.encode(&text, false).unwrap();
@@ -182,13 +190,13 @@ fn batched_prefill_equals_token_by_token() {
             // a reordered sum can round a cached K/V value the other way (measured up
             // to 1.4e-6 at position 33 on lavapipe).
             let tol = if engine.variant().f16 { NMSE_F16_KV } else { BATCHED_VS_SINGLE_NMSE };
-            assert!(nmse < tol, "position {i}: batched vs single-token logits NMSE {nmse:.3e}");
+            assert!(nmse < tol, "matmul {prefill_matmul}: position {i}: batched vs single-token NMSE {nmse:.3e}");
         }
         // Continue greedily from both: same tokens.
         let mut la = batched[(ids.len() - 1) * vocab..].to_vec();
         for step in 0..16 {
             let (na, nb) = (argmax(&la), argmax(&lb));
-            assert_eq!(na, nb, "greedy step {step} differs after batched vs token-by-token prefill");
+            assert_eq!(na, nb, "matmul {prefill_matmul}: greedy step {step} differs after batched vs single prefill");
             la = a.step(na).await.unwrap();
             lb = b.step(nb).await.unwrap();
         }

@@ -39,6 +39,17 @@ var<workgroup> fw: array<f32, G * HD>;
 var<workgroup> ps: array<f32, G * WG>;
 var<workgroup> cbk: array<f32, 1u << KB>;
 var<workgroup> cbv: array<f32, 1u << VB>;
+// Key centering: per query head g and RoPE pair j, (qa ma + qb mb, qb ma - qa mb), so a
+// token's shift is sum_j cos * ab.x + sin * ab.y. AB = G * HD / 2 when it fits, else 1
+// (then the loop reads q and mu from memory).
+var<workgroup> ab: array<vec2<f32>, AB>;
+
+fn pair(j: u32) -> vec2<u32> {
+    if (p.halves != 0u) {
+        return vec2<u32>(j, j + HD / 2u);
+    }
+    return vec2<u32>(2u * j, 2u * j + 1u);
+}
 
 // Index i of a packed row starting at word w0 (bits straddle words when 32 % bits != 0).
 fn k_idx(w0: u32, i: u32) -> u32 {
@@ -81,6 +92,17 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
     for (var i = lid; i < (1u << KB); i = i + WG) {
         cbk[i] = consts[p.ck_off + i];
     }
+    if (AB > 1u && p.has_mu != 0u) {
+        for (var i = lid; i < G * HD / 2u; i = i + WG) {
+            let g = i / (HD / 2u);
+            let ii = pair(i % (HD / 2u));
+            let qa = q[(qh0 + g) * HD + ii.x];
+            let qb = q[(qh0 + g) * HD + ii.y];
+            let ma = consts[p.mu_off + kvh * HD + ii.x];
+            let mb = consts[p.mu_off + kvh * HD + ii.y];
+            ab[i] = vec2<f32>(qa * ma + qb * mb, qb * ma - qa * mb) * p.scale;
+        }
+    }
     for (var i = lid; i < (1u << VB); i = i + WG) {
         cbv[i] = consts[p.cv_off + i];
     }
@@ -119,18 +141,20 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
                 let mu0 = p.mu_off + kvh * HD;
                 for (var j = 0u; j < HD / 2u; j = j + 1u) {
                     let c = cs[tok * (HD / 2u) + j];
-                    var ia = 2u * j;
-                    var ib = 2u * j + 1u;
-                    if (p.halves != 0u) {
-                        ia = j;
-                        ib = j + HD / 2u;
-                    }
-                    let ma = consts[mu0 + ia];
-                    let mb = consts[mu0 + ib];
-                    for (var g = 0u; g < G; g = g + 1u) {
-                        let qa = q[(qh0 + g) * HD + ia];
-                        let qb = q[(qh0 + g) * HD + ib];
-                        s[g] = s[g] + p.scale * (c.x * (qa * ma + qb * mb) + c.y * (qb * ma - qa * mb));
+                    if (AB > 1u) {
+                        for (var g = 0u; g < G; g = g + 1u) {
+                            let e = ab[g * (HD / 2u) + j];
+                            s[g] = s[g] + c.x * e.x + c.y * e.y;
+                        }
+                    } else {
+                        let ii = pair(j);
+                        let ma = consts[mu0 + ii.x];
+                        let mb = consts[mu0 + ii.y];
+                        for (var g = 0u; g < G; g = g + 1u) {
+                            let qa = q[(qh0 + g) * HD + ii.x];
+                            let qb = q[(qh0 + g) * HD + ii.y];
+                            s[g] = s[g] + p.scale * (c.x * (qa * ma + qb * mb) + c.y * (qb * ma - qa * mb));
+                        }
                     }
                 }
             }

@@ -105,6 +105,11 @@ pub struct Options {
     /// norm + gate|up + SwiGLU, final norm + LM head: 3 dispatches instead of 9 per layer
     /// pair) when the stacked matrices share a type. Off: separate dispatches.
     pub fused: bool,
+    /// Prefill projection kernel: `Some(true)` the row-per-thread matmul (each thread a
+    /// weight row, a serial K loop: fastest on CPU adapters), `Some(false)` the tiled
+    /// matvec (4 rows x 8 tokens per workgroup, K split across threads: many more threads
+    /// in flight, fastest on GPUs); `None` picks by adapter type.
+    pub prefill_matmul: Option<bool>,
     /// Use `msl/<stem>.metal` overrides on Metal when present.
     pub msl_overrides: bool,
     /// GPU timestamps between the stages of every step (needs timestamp queries
@@ -123,6 +128,7 @@ impl Default for Options {
             auto_asymmetric_k: false,
             aura_key_centering: true,
             fused: true,
+            prefill_matmul: None,
             msl_overrides: true,
             profile: false,
         }

@@ -648,12 +648,22 @@ async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc:
         per_token: PerToken::Tiles(2, 1),
     };
     let tt = PREFILL_TOKEN_TILE;
-    let p = gpu.pipeline(&matmul_key(gpu.variant, m.ty, m.cols, tt)).await?;
-    let prefill = Dispatch {
-        bind: gpu.bind(&p, &res),
-        pipeline: p,
-        groups: grid((m.rows as u32).div_ceil(WG_ROWS), maxg),
-        per_token: PerToken::Tiles(2, tt),
+    let prefill = if gpu.options.prefill_matmul.unwrap_or(gpu.caps.cpu_adapter) {
+        let p = gpu.pipeline(&matmul_key(gpu.variant, m.ty, m.cols, tt)).await?;
+        Dispatch {
+            bind: gpu.bind(&p, &res),
+            pipeline: p,
+            groups: grid((m.rows as u32).div_ceil(WG_ROWS), maxg),
+            per_token: PerToken::Tiles(2, tt),
+        }
+    } else {
+        let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, tt)).await?;
+        Dispatch {
+            bind: gpu.bind(&p, &res),
+            pipeline: p,
+            groups: grid((m.rows as u32).div_ceil(MATVEC_ROWS), maxg),
+            per_token: PerToken::Tiles(2, tt),
+        }
     };
     Ok(Proj { decode, prefill })
 }

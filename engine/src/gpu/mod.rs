@@ -23,6 +23,8 @@ pub struct Caps {
     pub max_buffer: u64,
     pub max_workgroups_per_dim: u32,
     pub uniform_align: u32,
+    /// A software (CPU) adapter such as lavapipe or llvmpipe.
+    pub cpu_adapter: bool,
 }
 
 /// The variant family chosen for this engine (from Caps and Options).
@@ -96,6 +98,7 @@ impl Gpu {
             max_buffer: limits.max_buffer_size,
             max_workgroups_per_dim: limits.max_compute_workgroups_per_dimension,
             uniform_align: limits.min_uniform_buffer_offset_alignment,
+            cpu_adapter: info.device_type == wgpu::DeviceType::Cpu,
         };
         let variant = Variant {
             f16: pick("f16", options.f16, caps.has_f16)?,

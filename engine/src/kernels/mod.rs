@@ -318,6 +318,19 @@ pub fn unrotate_key(v: Variant, head_dim: usize) -> PipelineKey {
 }
 
 /// Compressed attention for `group` query heads per KV head; `block == 0` is single-pass.
+/// Length of attn_decode_aura's workgroup array of key-centering coefficients (one vec2
+/// per RoPE pair and query head): G * HD / 2 when it fits next to the kernel's other
+/// workgroup arrays in 16 KiB, else 1 (the kernel then reads q and mu from memory).
+pub fn aura_ab_len(head_dim: usize, group: usize, k_bits: u32, v_bits: u32) -> u32 {
+    let floats = group * head_dim + group * WG_AURA as usize + (1 << k_bits) + (1 << v_bits);
+    let ab = group * head_dim / 2;
+    if (floats + 2 * ab) * 4 <= 16384 {
+        ab as u32
+    } else {
+        1
+    }
+}
+
 pub fn attn_aura_key(v: Variant, head_dim: usize, group: usize, block: u32, k_bits: u32, v_bits: u32) -> PipelineKey {
     let rw = |b: u32| crate::kv::scheme::row_words(head_dim, b) as u32;
     PipelineKey {
@@ -333,6 +346,7 @@ pub fn attn_aura_key(v: Variant, head_dim: usize, group: usize, block: u32, k_bi
             ("VB", v_bits),
             ("RWK", rw(k_bits)),
             ("RWV", rw(v_bits)),
+            ("AB", aura_ab_len(head_dim, group, k_bits, v_bits)),
         ],
     }
 }
