@@ -319,33 +319,31 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
     let (words0, gam0) = garbage_cache(gpu, &mut rng, rows, &l);
     let (wb, gb, cb) = (upload(gpu, &words0), upload_kv(gpu, &gam0), upload(gpu, &consts));
     let sides = l.sides(rows);
-    for (s, x) in sides.iter().zip(&xs) {
-        let (word_off, gamma_off, src) = (s.word_off as u32, s.gamma_off as u32, upload(gpu, x));
-        let (n_kv_heads, capacity, bits, row_words) = (n_kv as u32, cap as u32, s.cb.bits, s.rw as u32);
-        let p = KvEncodeParams {
-            n_kv_heads,
-            capacity,
-            bits,
-            row_words,
-            word_off,
-            gamma_off,
-            s_off: s.s_off,
-            c_off: s.c_off,
-            b_off: s.b_off,
-            mu_off,
-            has_mu: centered(s.name) as u32,
-            halves: halves as u32,
-        };
-        run(
-            gpu,
-            &ctx,
-            &kv_encode_key(gpu.variant, hd),
-            p,
-            &[&src, &wb, &gb, &cb, &tb],
-            [n_kv as u32, nt as u32, 1],
-            step(pos, pos + 1, nt, 0),
-        );
-    }
+    // One dispatch encodes both: K rows (grid x < n_kv) from xs[0], V rows from xs[1].
+    let params = sides.each_ref().map(|s| KvEncodeParams {
+        n_kv_heads: n_kv as u32,
+        capacity: cap as u32,
+        bits: s.cb.bits,
+        row_words: s.rw as u32,
+        word_off: s.word_off as u32,
+        gamma_off: s.gamma_off as u32,
+        s_off: s.s_off,
+        c_off: s.c_off,
+        b_off: s.b_off,
+        mu_off,
+        has_mu: centered(s.name) as u32,
+        halves: halves as u32,
+    });
+    let (srck, srcv) = (upload(gpu, &xs[0]), upload(gpu, &xs[1]));
+    run(
+        gpu,
+        &ctx,
+        &kv_encode_key(gpu.variant, hd),
+        params,
+        &[&srck, &wb, &gb, &cb, &tb, &srcv],
+        [2 * n_kv as u32, nt as u32, 1],
+        step(pos, pos + 1, nt, 0),
+    );
     let (got_w, got_g): (Vec<u32>, Vec<f32>) = (read(gpu, &wb, words0.len()), read_kv(gpu, &gb, gam0.len()));
     let (mut want_w, mut want_g) = (words0, gam0);
     for (s, x) in sides.iter().zip(&xs) {

@@ -1,5 +1,6 @@
-// AURA encode fused into the KV write: one workgroup per (kv head, token t) for K or V
-// (params.kind). For the head row x (after RoPE for K):
+// AURA encode fused into the KV write: one dispatch for K and V, one workgroup per
+// (kind, kv head) (grid x = kind * n_kv_heads + kv head, kind 0 = K from src_k, 1 = V
+// from src_v, each with its own params) and token t (grid y). For the head row x (after RoPE for K):
 //   norm = |x|;  y = H diag(s) x  (unnormalized Walsh-Hadamard);  u = y / norm
 //   (= rotated row * sqrt(d) / |x| for the orthonormal rotation);
 //   idx_i = #boundaries < u_i;  gamma = norm / |c[idx]|;  indices bit-packed LE.
@@ -25,25 +26,33 @@ struct Params {
     halves: u32,
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(0) var<uniform> pk: array<Params, 2>;
+@group(0) @binding(1) var<storage, read> src_k: array<f32>;
 @group(0) @binding(2) var<storage, read_write> words: array<u32>;
 @group(0) @binding(3) var<storage, read_write> gammas: array<kv_t>;
 @group(0) @binding(4) var<storage, read> consts: array<f32>;
 @group(0) @binding(5) var<storage, read> cs: array<vec2<f32>>;
+@group(0) @binding(6) var<storage, read> src_v: array<f32>;
 
 var<workgroup> fw: array<f32, HD>;
 var<workgroup> packed: array<atomic<u32>, HD>;
 
 @compute @workgroup_size(WG)
 fn kv_encode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let kvh = wid.x;
+    let kind = wid.x / pk[0].n_kv_heads;
+    let p = pk[kind];
+    let kvh = wid.x % p.n_kv_heads;
     let t = wid.y;
     let pos = step.pos + t;
     let row = (t * p.n_kv_heads + kvh) * HD;
     var ss = 0.0;
     for (var i = lid; i < HD; i = i + WG) {
-        var v = src[row + i];
+        var v = 0.0;
+        if (kind == 0u) {
+            v = src_k[row + i];
+        } else {
+            v = src_v[row + i];
+        }
         if (p.has_mu != 0u) {
             v = v - rope_mean(p.mu_off + kvh * HD, i, cs[pos * (HD / 2u) + rope_pair(i, p.halves)], p.halves);
         }

@@ -39,8 +39,8 @@ struct DenseOps {
 
 enum Body {
     Dense(DenseOps),
-    Aura { encode: [Dispatch; 2], single: Dispatch, split: Dispatch, merge: Dispatch, unrotate: Dispatch },
-    Mirror { encode: [Dispatch; 2], dequant: [Dispatch; 2], dense: DenseOps },
+    Aura { encode: Dispatch, single: Dispatch, split: Dispatch, merge: Dispatch, unrotate: Dispatch },
+    Mirror { encode: Dispatch, dequant: [Dispatch; 2], dense: DenseOps },
 }
 
 pub struct LayerAttention {
@@ -152,40 +152,30 @@ impl LayerAttention {
         let gammas = gpu.buffer("aura_gamma", (2 * rows * kv_elem) as u64, st)?;
         let (v_word_off, v_gamma_off) = ((rows * rwk) as u32, rows as u32);
         let enc_p = gpu.pipeline(&kv_encode_key(v, hd)).await?;
-        let enc = |src: &wgpu::Buffer,
-                   bits: u32,
-                   rw: usize,
-                   word_off: u32,
-                   gamma_off: u32,
-                   s_off: u32,
-                   c_off: u32,
-                   b_off: u32|
-         -> Result<Dispatch> {
-            let params = uniform(
-                gpu,
-                KvEncodeParams {
-                    n_kv_heads: nkv,
-                    capacity: cap as u32,
-                    bits,
-                    row_words: rw as u32,
-                    word_off,
-                    gamma_off,
-                    s_off,
-                    c_off,
-                    b_off,
-                    mu_off,
-                    // Keys only (the K encoder is the one with s_off 0).
-                    has_mu: has_mu * (s_off == 0) as u32,
-                    halves,
-                },
-            )?;
-            let res = [&params, src, &words, &gammas, &consts, s.rope_table];
-            Ok(Dispatch::new(gpu, &enc_p, &res, [nkv, 1, 1], PerToken::Axis(1)))
+        let enc = |bits: u32, rw: usize, word_off: u32, gamma_off: u32, s_off: u32, c_off: u32, b_off: u32| {
+            KvEncodeParams {
+                n_kv_heads: nkv,
+                capacity: cap as u32,
+                bits,
+                row_words: rw as u32,
+                word_off,
+                gamma_off,
+                s_off,
+                c_off,
+                b_off,
+                mu_off,
+                // Keys only (the K encoder is the one with s_off 0).
+                has_mu: has_mu * (s_off == 0) as u32,
+                halves,
+            }
         };
-        let encode = [
-            enc(s.k, kb, rwk, 0, 0, 0, ck_off, bk_off)?,
-            enc(s.v, vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off, bv_off)?,
-        ];
+        // One dispatch encodes K (x < n_kv) and V (x >= n_kv), each with its params.
+        let params = uniform(
+            gpu,
+            [enc(kb, rwk, 0, 0, 0, ck_off, bk_off), enc(vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off, bv_off)],
+        )?;
+        let res = [&params, s.k, &words, &gammas, &consts, s.rope_table, s.v];
+        let encode = Dispatch::new(gpu, &enc_p, &res, [2 * nkv, 1, 1], PerToken::Axis(1));
         if s.mirror {
             let deq_p = gpu.pipeline(&kv_dequant_key(v, hd)).await?;
             let deq = |dense: &wgpu::Buffer,
@@ -260,18 +250,18 @@ impl LayerAttention {
         match (&self.body, plan) {
             (Body::Dense(d), DecodePlan::Dense { split }) => d.run(pass, split.map(|s| s.n_blocks), n),
             (Body::Aura { encode, single, .. }, DecodePlan::CompressedSinglePass) => {
-                encode.iter().for_each(|e| e.run(pass, n));
+                encode.run(pass, n);
                 single.run(pass, n);
                 self.unrotate(pass, n);
             }
             (Body::Aura { encode, split, merge, .. }, DecodePlan::CompressedTwoPass(sp)) => {
-                encode.iter().for_each(|e| e.run(pass, n));
+                encode.run(pass, n);
                 split.run_with(pass, n, Some(sp.n_blocks));
                 merge.run(pass, n);
                 self.unrotate(pass, n);
             }
             (Body::Mirror { encode, dequant, dense }, DecodePlan::DequantMirror { split }) => {
-                encode.iter().for_each(|e| e.run(pass, n));
+                encode.run(pass, n);
                 dequant.iter().for_each(|d| d.run(pass, n));
                 dense.run(pass, split.map(|s| s.n_blocks), n);
             }

@@ -113,8 +113,8 @@ impl Kernel {
             Kernel::AttnMerge => &[Uniform, Read, Read, ReadWrite],
             // params, gate, up, out
             Kernel::SiluMul => &[Uniform, Read, Read, ReadWrite],
-            // params, src (k or v), words, gammas, consts (signs + codebooks + key means), RoPE table
-            Kernel::KvEncodeAura => &[Uniform, Read, ReadWrite, ReadWrite, Read, Read],
+            // params [K, V], k, words, gammas, consts (signs + codebooks + key means), RoPE table, v
+            Kernel::KvEncodeAura => &[Uniform, Read, ReadWrite, ReadWrite, Read, Read, Read],
             // params, words, gammas, consts, dense mirror, RoPE table
             Kernel::KvDequantAura => &[Uniform, Read, Read, Read, ReadWrite, Read],
             // params, q, words, gammas, consts, dst (out or partial o), partial_ml, RoPE table
