@@ -36,7 +36,7 @@ struct Cli {
     /// Runs per cell (median reported), after one warm-up run.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// Prompt lengths for prompt-processing (prefill) throughput; empty to skip.
+    /// Prompt lengths for prompt-processing (prefill) throughput; 0 to skip.
     #[arg(long, default_value = "512", value_delimiter = ',')]
     prefill: Vec<usize>,
     /// Random weights with a real model's shapes instead of --model: smollm2-135m, llama-1b, llama-8b.
@@ -78,7 +78,8 @@ async fn run(cli: Cli) -> aura::Result<()> {
     let engine = Engine::new(aura::Options { profile: cli.profile, ..cli.model.options()? }).await?;
     eprintln!("adapter: {}", engine.describe());
     let max_depth = cli.depths.iter().max().copied().unwrap_or(0);
-    let max_prefill = cli.prefill.iter().max().copied().unwrap_or(0);
+    let prefill: Vec<usize> = cli.prefill.iter().copied().filter(|&n| n > 0).collect();
+    let max_prefill = prefill.iter().max().copied().unwrap_or(0);
     let (model, label) = match cli.synthetic.as_deref() {
         Some(name) => {
             let mut shape = match name {
@@ -99,10 +100,10 @@ async fn run(cli: Cli) -> aura::Result<()> {
     println!("model: {label}\nadapter: {}\n", engine.describe());
     let mut rows = Vec::new();
     let mut prefill_rows = Vec::new();
-    if !cli.prefill.is_empty() {
+    if !prefill.is_empty() {
         println!("| prompt tokens | kv | prefill tok/s |");
         println!("|---:|---|---:|");
-        for &n in &cli.prefill {
+        for &n in &prefill {
             for scheme in &cli.schemes {
                 let kv = KvScheme::parse(scheme)?;
                 let mut s =
