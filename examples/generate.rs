@@ -70,20 +70,47 @@ async fn run(cli: Cli) -> aura::Result<()> {
     let mut stream = tok.stream_decoder();
     let t = Instant::now();
     let stdout = std::io::stdout();
-    for _ in 0..cli.max_tokens {
-        let next = sampler.sample(&logits);
-        if tok.is_stop(next) && !cli.ignore_eos {
-            break;
-        }
-        out.push(next);
-        if let Some(s) = stream.push(next)? {
+    let mut emit = |id: u32, out: &mut Vec<u32>| -> aura::Result<()> {
+        out.push(id);
+        if let Some(s) = stream.push(id)? {
             print!("{s}");
             stdout.lock().flush().ok();
         }
-        if out.len() == cli.max_tokens {
-            break;
+        Ok(())
+    };
+    if cli.sample.greedy {
+        // Greedy: argmax on the GPU, steps queued ahead of the id read-back.
+        let first = sampler.sample(&logits);
+        if cli.max_tokens > 0 && (cli.ignore_eos || !tok.is_stop(first)) {
+            emit(first, &mut out)?;
+            let mut err = None;
+            let mut on_token = |id: u32| {
+                if tok.is_stop(id) && !cli.ignore_eos {
+                    return true;
+                }
+                if let Err(e) = emit(id, &mut out) {
+                    err = Some(e);
+                    return true;
+                }
+                false
+            };
+            session.decode_greedy(first, cli.max_tokens - 1, &mut on_token).await?;
+            if let Some(e) = err {
+                return Err(e);
+            }
         }
-        logits = session.step(next).await?;
+    } else {
+        for _ in 0..cli.max_tokens {
+            let next = sampler.sample(&logits);
+            if tok.is_stop(next) && !cli.ignore_eos {
+                break;
+            }
+            emit(next, &mut out)?;
+            if out.len() == cli.max_tokens {
+                break;
+            }
+            logits = session.step(next).await?;
+        }
     }
     let decode_s = t.elapsed().as_secs_f64();
     println!();

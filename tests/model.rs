@@ -118,8 +118,9 @@ fn greedy_matches_cpu_reference_on_every_backend_and_path() {
 /// session goes on correctly afterwards.
 #[test]
 fn gpu_greedy_equals_host_greedy() {
-    for b in common::test_backends() {
-        let engine = common::engine(Options { backend: Some(b), ..Options::default() });
+    // Chunks of 8 (the GPU default) and the CPU adapters' default (1).
+    for (b, chunk) in common::test_backends().into_iter().flat_map(|b| [(b, 8), (b, 0)]) {
+        let engine = common::engine(Options { backend: Some(b), greedy_chunk: chunk, ..Options::default() });
         let model = Model::load(&engine, &common::model_path()).unwrap();
         let tok = &model.tokenizer;
         let text = tok.render_chat(&[ChatMessage::new("user", "Write a poem about the sea.")], true).unwrap();
@@ -144,7 +145,7 @@ fn gpu_greedy_equals_host_greedy() {
                 false
             };
             let got = gpu.decode_greedy(first, 40, &mut watch).await.unwrap();
-            assert_eq!(got, want, "{b:?}: GPU greedy vs host greedy");
+            assert_eq!(got, want, "{b:?} chunk {chunk}: GPU greedy vs host greedy");
             assert_eq!(seen, want, "{b:?}: on_token saw every id in order");
             assert_eq!(gpu.position(), ids.len() + 40, "{b:?}: position after 40 tokens");
             // Stop on the 13th token (mid-chunk, with a chunk queued behind it): the session

@@ -110,6 +110,10 @@ pub struct Options {
     /// matvec (4 rows x 8 tokens per workgroup, K split across threads: many more threads
     /// in flight, fastest on GPUs); `None` picks by adapter type.
     pub prefill_matmul: Option<bool>,
+    /// Greedy steps queued per submission by `Session::decode_greedy` (at most
+    /// `session::GREEDY_CHUNK`); 0 = auto: GREEDY_CHUNK on GPUs, 1 on CPU adapters, where
+    /// queuing ahead gains nothing and the steps run past a stop token cost real time.
+    pub greedy_chunk: usize,
     /// Use `msl/<stem>.metal` overrides on Metal when present.
     pub msl_overrides: bool,
     /// GPU timestamps between the stages of every step (needs timestamp queries
@@ -129,6 +133,7 @@ impl Default for Options {
             aura_key_centering: true,
             fused: true,
             prefill_matmul: None,
+            greedy_chunk: 0,
             msl_overrides: true,
             profile: false,
         }

@@ -551,9 +551,14 @@ impl Session {
         let (mut issued, mut chunk) = (0usize, 0usize);
         let mut pending = std::collections::VecDeque::new();
         let mut stopped = false;
+        let chunk_len = match gpu.options.greedy_chunk {
+            0 if gpu.caps.cpu_adapter => 1,
+            0 => GREEDY_CHUNK,
+            n => n.min(GREEDY_CHUNK),
+        };
         loop {
             if issued < max_tokens && !stopped {
-                let c = (max_tokens - issued).min(GREEDY_CHUNK);
+                let c = (max_tokens - issued).min(chunk_len);
                 let sus: Vec<StepUniform> = (0..c)
                     .map(|i| {
                         let pos = (start + issued + i) as u32;

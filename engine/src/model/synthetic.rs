@@ -35,6 +35,13 @@ impl Shape {
     }
 }
 
+/// A distinct one-character token for id `i`, skipping the UTF-16 surrogate range
+/// (vocabularies past ~55k ids, e.g. llama-3's 128256, reach it).
+fn vocab_char(i: usize) -> char {
+    let c = 0x100 + i as u32;
+    char::from_u32(if c >= 0xD800 { c + 0x800 } else { c }).expect("vocabulary too large for one-char tokens")
+}
+
 struct Rng(u64);
 impl Rng {
     fn f32(&mut self) -> f32 {
@@ -86,7 +93,7 @@ pub fn llama_gguf(shape: &Shape, ty: WeightType, embd_ty: WeightType, seed: u64)
         }
     }
     let tokens: Vec<MetaValue> =
-        (0..s.vocab).map(|i| MetaValue::Str(char::from_u32(0x100 + i as u32).unwrap().to_string())).collect();
+        (0..s.vocab).map(|i| MetaValue::Str(vocab_char(i).to_string())).collect();
     let types: Vec<MetaValue> = (0..s.vocab).map(|_| MetaValue::I32(1)).collect();
     let meta = vec![
         ("general.architecture", MetaValue::Str("llama".into())),
@@ -109,4 +116,16 @@ pub fn llama_gguf(shape: &Shape, ty: WeightType, embd_ty: WeightType, seed: u64)
     let tensors: Vec<WriteTensor> =
         owned.iter().map(|(n, d, t, data)| WriteTensor { name: n, dims: d, ggml_type: t.ggml_id(), data }).collect();
     gguf::write(&meta, &tensors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vocab_char;
+
+    #[test]
+    fn vocab_chars_are_distinct_past_the_surrogates() {
+        let n = 128_256;
+        let set: std::collections::HashSet<char> = (0..n).map(vocab_char).collect();
+        assert_eq!(set.len(), n);
+    }
 }
