@@ -24,11 +24,8 @@ fn matvec_glu(
     let row0 = (wid.x + wid.y * nwg.x) * 4u;
     let t = wid.z;
     let last = p.ffn - 1u;
-    let g0 = min(row0, last) * ROW_BYTES;
-    let g1 = min(row0 + 1u, last) * ROW_BYTES;
-    let g2 = min(row0 + 2u, last) * ROW_BYTES;
-    let g3 = min(row0 + 3u, last) * ROW_BYTES;
-    let ub = p.ffn * ROW_BYTES;
+    let g = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) * ROW_BYTES;
+    let up = g + vec4<u32>(p.ffn * ROW_BYTES);
     var ag = vec4<f32>(0.0);
     var au = vec4<f32>(0.0);
     var ss = 0.0;
@@ -39,26 +36,8 @@ fn matvec_glu(
         ss = ss + dot(xa, xa) + dot(xb, xb);
         let na = xa * nw[2u * u];
         let nb = xb * nw[2u * u + 1u];
-        let w0 = load8(g0, u);
-        let w1 = load8(g1, u);
-        let w2 = load8(g2, u);
-        let w3 = load8(g3, u);
-        ag = ag + vec4<f32>(
-            dot(w0.a, na) + dot(w0.b, nb),
-            dot(w1.a, na) + dot(w1.b, nb),
-            dot(w2.a, na) + dot(w2.b, nb),
-            dot(w3.a, na) + dot(w3.b, nb),
-        );
-        let v0 = load8(ub + g0, u);
-        let v1 = load8(ub + g1, u);
-        let v2 = load8(ub + g2, u);
-        let v3 = load8(ub + g3, u);
-        au = au + vec4<f32>(
-            dot(v0.a, na) + dot(v0.b, nb),
-            dot(v1.a, na) + dot(v1.b, nb),
-            dot(v2.a, na) + dot(v2.b, nb),
-            dot(v3.a, na) + dot(v3.b, nb),
-        );
+        ag = ag + dot4rows(g, u, na, nb);
+        au = au + dot4rows(up, u, na, nb);
     }
     let sg = wg_sum4(ag, lid);
     let su = wg_sum4(au, lid);

@@ -32,10 +32,7 @@ fn matvec_norm(
     let row0 = (wid.x + wid.y * nwg.x) * 4u;
     let t = wid.z;
     let last = p.rows - 1u;
-    let b0 = min(row0, last) * ROW_BYTES;
-    let b1 = min(row0 + 1u, last) * ROW_BYTES;
-    let b2 = min(row0 + 2u, last) * ROW_BYTES;
-    let b3 = min(row0 + 3u, last) * ROW_BYTES;
+    let b = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) * ROW_BYTES;
     var acc = vec4<f32>(0.0);
     var ss = 0.0;
     for (var u = lid; u < K / 8u; u = u + WG) {
@@ -43,18 +40,7 @@ fn matvec_norm(
         let xa = x[xo];
         let xb = x[xo + 1u];
         ss = ss + dot(xa, xa) + dot(xb, xb);
-        let na = xa * nw[2u * u];
-        let nb = xb * nw[2u * u + 1u];
-        let w0 = load8(b0, u);
-        let w1 = load8(b1, u);
-        let w2 = load8(b2, u);
-        let w3 = load8(b3, u);
-        acc = acc + vec4<f32>(
-            dot(w0.a, na) + dot(w0.b, nb),
-            dot(w1.a, na) + dot(w1.b, nb),
-            dot(w2.a, na) + dot(w2.b, nb),
-            dot(w3.a, na) + dot(w3.b, nb),
-        );
+        acc = acc + dot4rows(b, u, xa * nw[2u * u], xb * nw[2u * u + 1u]);
     }
     let s = wg_sum4(acc, lid);
     let r = inverseSqrt(wg_sum(ss, lid) / f32(K) + p.eps);

@@ -33,3 +33,17 @@ fn i8x4(w: u32) -> vec4<f32> {
     let s = bitcast<i32>(w);
     return vec4<f32>(f32(extractBits(s, 0u, 8u)), f32(extractBits(s, 8u, 8u)), f32(extractBits(s, 16u, 8u)), f32(extractBits(s, 24u, 8u)));
 }
+
+// Unit u (8 values) of four rows at byte offsets b, dotted with the 8 values (xa, xb).
+fn dot4rows(b: vec4<u32>, u: u32, xa: vec4<f32>, xb: vec4<f32>) -> vec4<f32> {
+    let w0 = load8(b.x, u);
+    let w1 = load8(b.y, u);
+    let w2 = load8(b.z, u);
+    let w3 = load8(b.w, u);
+    return vec4<f32>(
+        dot(w0.a, xa) + dot(w0.b, xb),
+        dot(w1.a, xa) + dot(w1.b, xb),
+        dot(w2.a, xa) + dot(w2.b, xb),
+        dot(w3.a, xa) + dot(w3.b, xb),
+    );
+}

@@ -92,8 +92,7 @@ pub fn llama_gguf(shape: &Shape, ty: WeightType, embd_ty: WeightType, seed: u64)
             owned.push((n(name), d, ty, data));
         }
     }
-    let tokens: Vec<MetaValue> =
-        (0..s.vocab).map(|i| MetaValue::Str(vocab_char(i).to_string())).collect();
+    let tokens: Vec<MetaValue> = (0..s.vocab).map(|i| MetaValue::Str(vocab_char(i).to_string())).collect();
     let types: Vec<MetaValue> = (0..s.vocab).map(|_| MetaValue::I32(1)).collect();
     let meta = vec![
         ("general.architecture", MetaValue::Str("llama".into())),
