@@ -559,14 +559,15 @@ impl Session {
         loop {
             if issued < max_tokens && !stopped {
                 let c = (max_tokens - issued).min(chunk_len);
-                let sus: Vec<StepUniform> = (0..c)
+                let steps: Vec<(StepUniform, DecodePlan)> = (0..c)
                     .map(|i| {
                         let pos = (start + issued + i) as u32;
-                        let n_blocks = self.plan_for(pos as usize + 1).n_blocks();
-                        StepUniform { pos, kv_len: pos + 1, slot: 0, n_blocks, n_tokens: 1, _pad: [0; 3] }
+                        let plan = self.plan_for(pos as usize + 1);
+                        let n_blocks = plan.n_blocks();
+                        (StepUniform { pos, kv_len: pos + 1, slot: 0, n_blocks, n_tokens: 1, _pad: [0; 3] }, plan)
                     })
                     .collect();
-                for (i, su) in sus.iter().enumerate() {
+                for (i, (su, _)) in steps.iter().enumerate() {
                     gpu.queue.write_buffer(&self.steps, i as u64 * stride, bytemuck::bytes_of(su));
                 }
                 let scope = gpu.device.push_error_scope(wgpu::ErrorFilter::Validation);
@@ -577,9 +578,9 @@ impl Session {
                         label: Some("greedy"),
                         timestamp_writes: None,
                     });
-                    for (i, su) in sus.iter().enumerate() {
+                    for (i, (_, plan)) in steps.iter().enumerate() {
                         pass.set_bind_group(1, &self.step_bg, &[(i as u64 * stride) as u32]);
-                        self.encode_step(pass, self.plan_for(su.kv_len as usize), 1, true, &mut |_| {});
+                        self.encode_step(pass, *plan, 1, true, &mut |_| {});
                         self.argmax.run(pass, 1);
                     }
                 }
@@ -653,22 +654,18 @@ async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc:
         per_token: PerToken::Tiles(2, 1),
     };
     let tt = PREFILL_TOKEN_TILE;
-    let prefill = if gpu.options.prefill_matmul.unwrap_or(gpu.caps.cpu_adapter) {
-        let p = gpu.pipeline(&matmul_key(gpu.variant, m.ty, m.cols, tt)).await?;
-        Dispatch {
-            bind: gpu.bind(&p, &res),
-            pipeline: p,
-            groups: grid((m.rows as u32).div_ceil(WG_ROWS), maxg),
-            per_token: PerToken::Tiles(2, tt),
-        }
+    // Row-per-thread matmul on CPU adapters, the tiled matvec (4 rows x tt tokens) on GPUs.
+    let (key, rows_per_group) = if gpu.options.prefill_matmul.unwrap_or(gpu.caps.cpu_adapter) {
+        (matmul_key(gpu.variant, m.ty, m.cols, tt), WG_ROWS)
     } else {
-        let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, tt)).await?;
-        Dispatch {
-            bind: gpu.bind(&p, &res),
-            pipeline: p,
-            groups: grid((m.rows as u32).div_ceil(MATVEC_ROWS), maxg),
-            per_token: PerToken::Tiles(2, tt),
-        }
+        (matvec_key(gpu.variant, m.ty, m.cols, tt), MATVEC_ROWS)
+    };
+    let p = gpu.pipeline(&key).await?;
+    let prefill = Dispatch {
+        bind: gpu.bind(&p, &res),
+        pipeline: p,
+        groups: grid((m.rows as u32).div_ceil(rows_per_group), maxg),
+        per_token: PerToken::Tiles(2, tt),
     };
     Ok(Proj { decode, prefill })
 }
