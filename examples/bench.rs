@@ -164,6 +164,8 @@ async fn run(cli: Cli) -> aura::Result<()> {
                     host_tps = Some(cli.tokens as f64 / median(times));
                 }
                 let profile = s.take_profile();
+                let kernels =
+                    if cli.profile && host_col { Some(kernel_profile(&engine, &mut s, depth).await?) } else { None };
                 // GPU-sampling loop: queued steps, ids read back a chunk behind.
                 let mut gpu_tps = None;
                 if gpu_col {
@@ -228,6 +230,14 @@ async fn run(cli: Cli) -> aura::Result<()> {
                         parts.join(", ")
                     );
                 }
+                if let Some(k) = &kernels {
+                    for (label, n, us) in k {
+                        println!(
+                            "|   | kernel | {label} x{n}: {us:.1} µs/step ({:.2} µs each) | | | | |",
+                            us / *n as f64
+                        );
+                    }
+                }
                 eprintln!("done: depth {depth} {scheme} {path}: host {} / gpu {} tok/s", f(host_tps), f(gpu_tps));
                 rows.push(serde_json::json!({"depth": depth, "kv": scheme, "path": path, "plan": format!("{plan:?}"),
                     "host_loop_tok_s": host_tps, "gpu_loop_tok_s": gpu_tps, "dispatches_per_token": dispatches,
@@ -242,4 +252,55 @@ async fn run(cli: Cli) -> aura::Result<()> {
             .map_err(|e| aura::Error::Io { path: p.display().to_string(), message: e.to_string() })?;
     }
     Ok(())
+}
+
+/// GPU time per kernel over one decode step at `depth`: a timestamp before every
+/// dispatch (so each span includes the barrier before the next), summed by pipeline label.
+async fn kernel_profile(
+    engine: &aura::Engine,
+    s: &mut Session,
+    depth: usize,
+) -> aura::Result<Vec<(String, usize, f64)>> {
+    use aura::gpu::dispatch::{KernelTimer, KERNEL_TIMER};
+    let gpu = &engine.gpu;
+    let cap = 4096u32;
+    let queries = gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+        label: Some("kernel_timer"),
+        ty: wgpu::QueryType::Timestamp,
+        count: cap,
+    });
+    s.assume_filled(depth)?;
+    s.step(1).await?;
+    KERNEL_TIMER.with(|t| *t.borrow_mut() = Some(KernelTimer { queries, capacity: cap, labels: Vec::new() }));
+    let r = s.step(1).await;
+    let timer = KERNEL_TIMER.with(|t| t.borrow_mut().take()).expect("timer installed");
+    r?;
+    let n = timer.labels.len() as u32;
+    let resolve =
+        gpu.buffer("resolve", n as u64 * 8, wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC)?;
+    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: n as u64 * 8,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    enc.resolve_query_set(&timer.queries, 0..n, &resolve, 0);
+    enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, n as u64 * 8);
+    gpu.queue.submit([enc.finish()]);
+    let raw = gpu.map_read(&staging).await?;
+    let ts: &[u64] = bytemuck::cast_slice(&raw);
+    let period = gpu.queue.get_timestamp_period() as f64;
+    let mut by: Vec<(String, usize, f64)> = Vec::new();
+    for i in 0..(n as usize).saturating_sub(1) {
+        let us = ts[i + 1].saturating_sub(ts[i]) as f64 * period / 1e3;
+        match by.iter_mut().find(|e| e.0 == timer.labels[i]) {
+            Some(e) => {
+                e.1 += 1;
+                e.2 += us;
+            }
+            None => by.push((timer.labels[i].clone(), 1, us)),
+        }
+    }
+    Ok(by)
 }

@@ -40,6 +40,10 @@ const ROPE_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-6 };
 /// [0, 0] k/v rounded into an f16 cache. A GPU that fuses the rotation may land on the
 /// other side of an f16 rounding boundary: one f16 ulp, 2^-9 for |k| < 2.9.
 const ROPE_F16_CACHE_TOL: Tol = Tol { nmse: 1e-9, abs: 2e-3 };
+/// [4e-9, 1e-3] matvec_norm's k/v (|y| < 4, f32 error ~1e-6 vs the reference) rounded into
+/// an f16 cache: values near a rounding boundary flip by one f16 ulp (2^-9 at |y| < 4);
+/// one flip in 8 values of 2^-11 relative error would give ~6e-8.
+const NORM_F16_CACHE_TOL: Tol = Tol { nmse: 1e-7, abs: 4e-3 };
 /// [4e-12, 4e-7] online softmax vs the reference's two-pass softmax, over the same
 /// (f16-rounded when the variant stores f16) cache.
 const ATTN_TOL: Tol = Tol { nmse: 1e-10, abs: 1e-5 };
@@ -342,14 +346,17 @@ fn matvec_norm() {
                     stride0: strides[0] as u32,
                     stride1: strides[1] as u32,
                     stride2: strides[2] as u32,
-                    _pad: 0,
+                    capacity: 0,
                 };
                 let mut groups =
                     grid((rows as u32).div_ceil(MATVEC_ROWS), if case.is_multiple_of(3) { 3 } else { 65535 });
                 groups[2] = nt as u32;
                 let st = StepUniform { slot, ..step(0, nt) };
-                let key = matvec_norm_key(gpu.variant, ty, k);
-                run(gpu, &ctx, &key, p, &[&wb, &xb, &nb, &bufs[0], &bufs[1], &bufs[2]], groups, st);
+                let key = matvec_norm_key(gpu.variant, ty, k, 0, false);
+                // Without RoPE the table is unused: a placeholder.
+                let spare = upload(gpu, &[GARBAGE; 2]);
+                let res = [&wb, &xb, &nb, &bufs[0], &bufs[1], &bufs[2], &spare];
+                run(gpu, &ctx, &key, p, &res, groups, st);
                 let mut want = ys.clone();
                 let mut written: Vec<Vec<bool>> = ys.iter().map(|y| vec![false; y.len()]).collect();
                 for t in 0..nt {
@@ -766,4 +773,96 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
         rep.check(&what, &format!("{ctx} token={} head={}", qh / nh, qh % nh), &got[r.clone()], &want[r], ATTN_TOL);
     }
     want
+}
+
+/// RoPE folded into the fused q|k|v projection (adjacent pairs): q and k rotated at the
+/// step's position; with `KV_OUT` the rotated k and the v rows go straight into the caches
+/// at that position (nothing else touched), else into the f32 scratch rows.
+#[test]
+fn matvec_norm_rope() {
+    // (head_dim, query heads, kv heads)
+    const SHAPES: [(usize, usize, usize); 3] = [(64, 9, 3), (128, 4, 2), (32, 3, 1)];
+    for_variants("matvec_norm_rope", |rep, label, gpu| {
+        for case in 0..6 {
+            let (hd, nh, nkv) = SHAPES[case % SHAPES.len()];
+            let ty = WeightType::ALL[case % WeightType::ALL.len()];
+            let k = MV_K[1 + case % 3];
+            let kv_out = case % 2 == 0;
+            let seed = seed("matvec_norm_rope", case);
+            let mut rng = Rng(seed);
+            let (n0, n1) = (nh * hd, nkv * hd);
+            let rows = n0 + 2 * n1;
+            let wq = quant::quantize(ty, &rng.vec(rows * k, 0.1));
+            let w = quant::dequantize(ty, &wq, rows * k);
+            let (nw, x, slot, _) = fused_inputs(&mut rng, k);
+            let pos = rng.below(40);
+            let cap = pos + 1 + rng.below(5);
+            let theta = 10000.0;
+            let table = ops::rope_table(cap, hd, theta);
+            let eps = 1e-5;
+            let tok = slot as usize;
+            let ctx = format!(
+                "{label} {} hd={hd} heads={nh}/{nkv} k={k} pos={pos} cap={cap} slot={slot} kv_out={kv_out} seed={seed:#x}",
+                ty.name()
+            );
+            let q0 = rng.vec((tok + 1) * n0, GARBAGE);
+            // y1/y2: the caches [n_kv][cap][hd] (kv_t) or scratch rows [slot + 1][n1] (f32).
+            let y12: Vec<Vec<f32>> = (0..2)
+                .map(|_| if kv_out { rng.vec(nkv * cap * hd, 1.0) } else { rng.vec((tok + 1) * n1, GARBAGE) })
+                .collect();
+            let qb = upload(gpu, &q0);
+            let yb: Vec<_> = y12.iter().map(|y| if kv_out { upload_kv(gpu, y) } else { upload(gpu, y) }).collect();
+            let (wb, xb, nb, tb) = (upload(gpu, &wq), upload(gpu, &x), upload(gpu, &nw), upload(gpu, &table));
+            let p = MatvecNormParams {
+                rows: rows as u32,
+                n0: n0 as u32,
+                n1: (n0 + n1) as u32,
+                eps,
+                stride0: n0 as u32,
+                stride1: n1 as u32,
+                stride2: n1 as u32,
+                capacity: cap as u32,
+            };
+            let groups = grid((rows as u32).div_ceil(MATVEC_ROWS), 65535);
+            let st = StepUniform { slot, ..step(pos, 1) };
+            let key = matvec_norm_key(gpu.variant, ty, k, hd, kv_out);
+            run(gpu, &ctx, &key, p, &[&wb, &xb, &nb, &qb, &yb[0], &yb[1], &tb], groups, st);
+            let mut y = ops::matvec_norm(&w, &x[tok * k..][..k], &nw, eps);
+            for h in 0..nh + nkv {
+                ops::rope(&mut y[h * hd..][..hd], pos, theta, RopeStyle::Adjacent);
+            }
+            // q: the token's row rotated, other slots untouched.
+            let in_tok = |i: usize| i >= tok * n0 && i < (tok + 1) * n0;
+            let (got_w, got_rest) = partition(&read::<f32>(gpu, &qb, q0.len()), in_tok);
+            let (_, want_rest) = partition(&q0, in_tok);
+            rep.check(ty.name(), &format!("{ctx} q"), &got_w, &y[..n0], MATVEC_TOL);
+            rep.untouched(ty.name(), &format!("{ctx} q other slots"), &got_rest, &want_rest);
+            for c in 0..2 {
+                let want_rows = &y[n0 + c * n1..][..n1];
+                if kv_out {
+                    // The cache rows at pos hold k (rotated) / v, rounded to kv_t; the rest is untouched.
+                    let got = read_kv(gpu, &yb[c], y12[c].len());
+                    let at = |i: usize| (i / hd) % cap == pos;
+                    let mut want = y12[c].clone();
+                    for kh in 0..nkv {
+                        want[(kh * cap + pos) * hd..][..hd].copy_from_slice(&want_rows[kh * hd..][..hd]);
+                    }
+                    if gpu.variant.f16 {
+                        want.iter_mut().for_each(|e| *e = ops::round_f16(*e));
+                    }
+                    let (got_at, got_rest) = partition(&got, at);
+                    let (want_at, want_rest) = partition(&want, at);
+                    let tol = if gpu.variant.f16 { NORM_F16_CACHE_TOL } else { MATVEC_TOL };
+                    rep.check("cache", &format!("{ctx} cache {c} at pos"), &got_at, &want_at, tol);
+                    rep.untouched("cache", &format!("{ctx} cache {c} other rows"), &got_rest, &want_rest);
+                } else {
+                    let in_tok = |i: usize| i >= tok * n1 && i < (tok + 1) * n1;
+                    let (got_w, got_rest) = partition(&read::<f32>(gpu, &yb[c], y12[c].len()), in_tok);
+                    let (_, want_rest) = partition(&y12[c], in_tok);
+                    rep.check(ty.name(), &format!("{ctx} y{}", c + 1), &got_w, want_rows, MATVEC_TOL);
+                    rep.untouched(ty.name(), &format!("{ctx} y{} other slots", c + 1), &got_rest, &want_rest);
+                }
+            }
+        }
+    });
 }

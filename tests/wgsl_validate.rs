@@ -59,7 +59,11 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
             }
             out.push(matmul_key(v, ty, k, PREFILL_TOKEN_TILE));
         }
-        out.push(matvec_norm_key(v, ty, HIDDEN));
+        out.push(matvec_norm_key(v, ty, HIDDEN, 0, false));
+        for hd in HEAD_DIMS {
+            out.push(matvec_norm_key(v, ty, HIDDEN, hd, false));
+            out.push(matvec_norm_key(v, ty, HIDDEN, hd, true));
+        }
         out.push(matvec_glu_key(v, ty, HIDDEN));
     }
     out.push(argmax_key(v));

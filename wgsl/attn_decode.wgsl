@@ -19,14 +19,22 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> kc: array<kv_t>;
-@group(0) @binding(3) var<storage, read> vc: array<kv_t>;
+// Keys are read four elements per load (HD is a multiple of 4).
+@group(0) @binding(2) var<storage, read> kc: array<vec4<kv_t>>;
+@group(0) @binding(3) var<storage, read> vc: array<vec4<kv_t>>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
 @group(0) @binding(5) var<storage, read_write> pml: array<vec2<f32>>;
 @group(0) @binding(6) var<storage, read_write> po: array<f32>;
 
-var<workgroup> qs: array<f32, HD>;
+var<workgroup> qs: array<vec4<f32>, HD / 4u>;
 var<workgroup> ps: array<f32, WG>;
+var<workgroup> accs: array<vec4<f32>, WG>;
+
+// V accumulation: each thread owns 4 dims (lane) of one of NRG row groups; a tile's rows
+// are dealt round-robin to the groups, so each thread loads RPG rows per tile, all issued
+// together (a constant, unrolled trip count), and the groups are summed at the end.
+const NRG: u32 = WG / (HD / 4u);
+const RPG: u32 = WG / NRG;
 
 @compute @workgroup_size(WG)
 fn attn_decode(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -41,21 +49,24 @@ fn attn_decode(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
         start = min(wid.y * BLOCK, kv_len);
         end = min(wid.y * BLOCK + BLOCK, kv_len);
     }
-    for (var i = lid; i < HD; i = i + WG) {
-        qs[i] = q[qh * HD + i] * p.scale;
+    for (var i = lid; i < HD / 4u; i = i + WG) {
+        let o = qh * HD + 4u * i;
+        qs[i] = vec4<f32>(q[o], q[o + 1u], q[o + 2u], q[o + 3u]) * p.scale;
     }
     workgroupBarrier();
     var m = -3.0e38;
     var l = 0.0;
-    var acc = 0.0;
+    var acc = vec4<f32>(0.0);
+    let lane = lid % (HD / 4u);
+    let rg = lid / (HD / 4u);
     for (var t0 = start; t0 < end; t0 = t0 + WG) {
         let t = t0 + lid;
         var s = -3.0e38;
         if (t < end) {
-            let kb = (base + t) * HD;
+            let kb = (base + t) * (HD / 4u);
             var d = 0.0;
-            for (var i = 0u; i < HD; i = i + 1u) {
-                d = d + qs[i] * f32(kc[kb + i]);
+            for (var i = 0u; i < HD / 4u; i = i + 1u) {
+                d = d + dot(qs[i], vec4<f32>(kc[kb + i]));
             }
             s = d;
         }
@@ -70,40 +81,39 @@ fn attn_decode(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
         let corr = exp(m - mn);
         l = l * corr + lt;
         acc = acc * corr;
-        if (lid < HD) {
-            // Eight rows per iteration with the loads first: eight loads in flight instead
-            // of one latency round per token.
-            let n = min(WG, end - t0);
-            let vb = (base + t0) * HD + lid;
-            var j = 0u;
-            for (; j + 8u <= n; j = j + 8u) {
-                let o = vb + j * HD;
-                let v0 = f32(vc[o]);
-                let v1 = f32(vc[o + HD]);
-                let v2 = f32(vc[o + 2u * HD]);
-                let v3 = f32(vc[o + 3u * HD]);
-                let v4 = f32(vc[o + 4u * HD]);
-                let v5 = f32(vc[o + 5u * HD]);
-                let v6 = f32(vc[o + 6u * HD]);
-                let v7 = f32(vc[o + 7u * HD]);
-                acc = acc + ps[j] * v0 + ps[j + 1u] * v1 + ps[j + 2u] * v2 + ps[j + 3u] * v3;
-                acc = acc + ps[j + 4u] * v4 + ps[j + 5u] * v5 + ps[j + 6u] * v6 + ps[j + 7u] * v7;
-            }
-            for (; j < n; j = j + 1u) {
-                acc = acc + ps[j] * f32(vc[vb + j * HD]);
-            }
+        // Rows past the tile's end weigh 0 (ps) and read the last valid row.
+        let n = min(WG, end - t0);
+        for (var i = 0u; i < RPG; i = i + 1u) {
+            let j = rg + i * NRG;
+            let row = base + t0 + min(j, n - 1u);
+            acc = acc + ps[j] * vec4<f32>(vc[row * (HD / 4u) + lane]);
         }
         m = mn;
         workgroupBarrier();
     }
-    if (lid < HD) {
+    accs[lid] = acc;
+    workgroupBarrier();
+    if (lid < HD / 4u) {
+        var tot = vec4<f32>(0.0);
+        for (var g = 0u; g < NRG; g = g + 1u) {
+            tot = tot + accs[g * (HD / 4u) + lid];
+        }
         if (BLOCK == 0u) {
-            out[qh * HD + lid] = acc / l;
-        } else {
+            tot = tot / l;
+        }
+        var o = (qh * HD + 4u * lid);
+        if (BLOCK > 0u) {
             let pi = qh * p.max_blocks + wid.y;
-            po[pi * HD + lid] = acc;
+            o = pi * HD + 4u * lid;
             if (lid == 0u) {
                 pml[pi] = vec2<f32>(m, l);
+            }
+        }
+        for (var c = 0u; c < 4u; c = c + 1u) {
+            if (BLOCK == 0u) {
+                out[o + c] = tot[c];
+            } else {
+                po[o + c] = tot[c];
             }
         }
     }

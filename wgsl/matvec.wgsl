@@ -32,15 +32,20 @@ fn matvec(
     let b2 = (p.row_base + min(row0 + 2u, last)) * ROW_BYTES;
     let b3 = (p.row_base + min(row0 + 3u, last)) * ROW_BYTES;
     var acc: array<vec4<f32>, TT>;
-    for (var u = lid; u < K / 8u; u = u + WG) {
+    // A constant trip count (units past K clamped and masked) so the compiler can unroll
+    // and issue every iteration's loads together: one memory round trip, not one per unit.
+    for (var i = 0u; i < UNIT_ITERS; i = i + 1u) {
+        let uu = lid + i * WG;
+        let u = min(uu, K / 8u - 1u);
+        let m = select(0.0, 1.0, uu < K / 8u);
         let w0 = load8(b0, u);
         let w1 = load8(b1, u);
         let w2 = load8(b2, u);
         let w3 = load8(b3, u);
         for (var tt = 0u; tt < TT; tt = tt + 1u) {
             let xo = min(t0 + tt, last_t) * (K / 4u) + 2u * u;
-            let xa = x[xo];
-            let xb = x[xo + 1u];
+            let xa = x[xo] * m;
+            let xb = x[xo + 1u] * m;
             acc[tt] = acc[tt] + vec4<f32>(
                 dot(w0.a, xa) + dot(w0.b, xb),
                 dot(w1.a, xa) + dot(w1.b, xb),

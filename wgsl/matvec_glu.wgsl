@@ -29,10 +29,14 @@ fn matvec_glu(
     var ag = vec4<f32>(0.0);
     var au = vec4<f32>(0.0);
     var ss = 0.0;
-    for (var u = lid; u < K / 8u; u = u + WG) {
+    // Constant trip count, units past K clamped and masked: loads issue together.
+    for (var i = 0u; i < UNIT_ITERS; i = i + 1u) {
+        let uu = lid + i * WG;
+        let u = min(uu, K / 8u - 1u);
+        let m = select(0.0, 1.0, uu < K / 8u);
         let xo = (step.slot + t) * (K / 4u) + 2u * u;
-        let xa = x[xo];
-        let xb = x[xo + 1u];
+        let xa = x[xo] * m;
+        let xb = x[xo + 1u] * m;
         ss = ss + dot(xa, xa) + dot(xb, xb);
         let na = xa * nw[2u * u];
         let nb = xb * nw[2u * u + 1u];

@@ -116,6 +116,13 @@ pub struct Options {
     pub greedy_chunk: usize,
     /// Use `msl/<stem>.metal` overrides on Metal when present.
     pub msl_overrides: bool,
+    /// Keep wgpu's runtime checks in our shaders: bounds clamps on every buffer index,
+    /// a counter that bounds every loop, and workgroup memory zeroed at each workgroup's
+    /// start. Off by default: every kernel indexes inside its bindings by construction
+    /// (clamped rows and tokens, sized caches), every loop has a constant or uniform
+    /// bound, and every kernel writes its workgroup memory before reading it; the tests
+    /// run both ways. WebGPU in a browser always checks, whatever this says.
+    pub shader_checks: bool,
     /// GPU timestamps between the stages of every step (needs timestamp queries
     /// inside passes; an error where the adapter lacks them). Off: no cost.
     pub profile: bool,
@@ -135,6 +142,7 @@ impl Default for Options {
             prefill_matmul: None,
             greedy_chunk: 0,
             msl_overrides: true,
+            shader_checks: false,
             profile: false,
         }
     }

@@ -10,6 +10,7 @@ use crate::gpu::registry::{StepUniform, STEP_BYTES};
 use crate::gpu::Gpu;
 use crate::kernels::*;
 use crate::kv::scheme::KvScheme;
+use crate::model::config::RopeStyle;
 use crate::model::llama::GpuMatrix;
 use crate::options::AttentionPath;
 use crate::reference::ops::rope_table;
@@ -65,6 +66,8 @@ struct LayerOps {
     /// Decode (1-token steps) with the norms folded into the projections: one dispatch
     /// for norm + q|k|v and one for norm + gate|up + SwiGLU (None: separate dispatches).
     fused: Option<[Dispatch; 2]>,
+    /// The fused q|k|v projection also applies RoPE and writes the dense cache.
+    rope_fused: bool,
 }
 
 /// Names of the timed stages of a step, in stamp order (per-layer stages summed).
@@ -204,12 +207,34 @@ impl Session {
         // Placeholders for matvec_norm's unused outputs (distinct: WebGPU forbids aliasing
         // writable bindings).
         let spare = [f32s("spare_y1", 1)?, f32s("spare_y2", 1)?];
+        let spare_table = f32s("spare_rope_table", 2)?;
+        let no_rope = NormRope::None(&spare_table);
+        // RoPE folds into the fused q|k|v projection when a pair's two rows are adjacent
+        // (GGUF's convention), so they land in one workgroup.
+        let fold_rope = c.rope_style == RopeStyle::Adjacent && c.head_dim % 4 == 0;
         for (li, l) in w.layers.iter().enumerate() {
+            let attn = LayerAttention::new(&shared, li).await?;
             let fused = match (&l.qkv, &l.gate_up, gpu.options.fused) {
-                (Some(qkv), Some(gu), true) => Some([
-                    matvec_norm(gpu, qkv, c.rms_eps, &x, &l.attn_norm, [(&q, qd), (&k, kvd), (&vv, kvd)]).await?,
-                    matvec_glu(gpu, gu, c.rms_eps, &x, &l.ffn_norm, &act).await?,
-                ]),
+                (Some(qkv), Some(gu), true) => {
+                    let (kc, vc, write_cache) = attn.rope_targets();
+                    let (rope, outs) = match (fold_rope, write_cache) {
+                        // Dense cache: k and v go straight into it.
+                        (true, true) => (
+                            NormRope::Fold { table: &rope_buf, kv_out: true, capacity: cap, hd: c.head_dim },
+                            [(&q, qd), (kc, kvd), (vc, kvd)],
+                        ),
+                        // Compressed: rotated k and v to the scratch rows the encoder reads.
+                        (true, false) => (
+                            NormRope::Fold { table: &rope_buf, kv_out: false, capacity: cap, hd: c.head_dim },
+                            [(&q, qd), (&k, kvd), (&vv, kvd)],
+                        ),
+                        (false, _) => (no_rope, [(&q, qd), (&k, kvd), (&vv, kvd)]),
+                    };
+                    Some([
+                        matvec_norm(gpu, qkv, c.rms_eps, &x, &l.attn_norm, outs, rope).await?,
+                        matvec_glu(gpu, gu, c.rms_eps, &x, &l.ffn_norm, &act).await?,
+                    ])
+                }
                 _ => None,
             };
             let silu_params = uniform(gpu, SiluMulParams { n: ffn as u32, _pad: [0; 3] })?;
@@ -221,7 +246,8 @@ impl Session {
                     proj(gpu, &l.wk, &xn, &k, false).await?,
                     proj(gpu, &l.wv, &xn, &vv, false).await?,
                 ],
-                attn: LayerAttention::new(&shared, li).await?,
+                attn,
+                rope_fused: fused.is_some() && fold_rope,
                 wo: proj(gpu, &l.wo, &att, &x, true).await?,
                 ffn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.ffn_norm, &xn).await?,
                 gate: proj(gpu, &l.gate, &xn, &g, false).await?,
@@ -247,7 +273,7 @@ impl Session {
         });
         let fused_head = if gpu.options.fused {
             let outs = [(&logits, vocab), (&spare[0], 0), (&spare[1], 0)];
-            Some(matvec_norm(gpu, w.lm_head(), c.rms_eps, &x, &w.out_norm, outs).await?)
+            Some(matvec_norm(gpu, w.lm_head(), c.rms_eps, &x, &w.out_norm, outs, no_rope).await?)
         } else {
             None
         };
@@ -492,7 +518,7 @@ impl Session {
                 l.qkv.iter().for_each(|p| p.run(pass, n));
             }
             stamp(pass);
-            l.attn.run(pass, plan, n);
+            l.attn.run(pass, plan, n, fused.is_some() && l.rope_fused);
             stamp(pass);
             l.wo.run(pass, n);
             stamp(pass);
@@ -670,6 +696,16 @@ async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc:
     Ok(Proj { decode, prefill })
 }
 
+/// Whether `matvec_norm` also applies RoPE and writes the KV cache (q | k | v), or leaves
+/// its outputs as they are (bound to placeholders: table, k cache, v cache).
+#[derive(Clone, Copy)]
+enum NormRope<'a> {
+    /// Plain outputs (the table binding gets this placeholder).
+    None(&'a wgpu::Buffer),
+    /// RoPE on q and k; `kv_out`: outputs 1 and 2 are the dense K and V caches.
+    Fold { table: &'a wgpu::Buffer, kv_out: bool, capacity: usize, hd: usize },
+}
+
 /// Decode: outs = split(W rmsnorm(x, nw)) over a stacked matrix, 4 rows per workgroup.
 /// Each output is (buffer, rows), taking the stacked rows in order.
 async fn matvec_norm(
@@ -679,6 +715,7 @@ async fn matvec_norm(
     x: &wgpu::Buffer,
     nw: &wgpu::Buffer,
     outs: [(&wgpu::Buffer, usize); 3],
+    rope: NormRope<'_>,
 ) -> Result<Dispatch> {
     let (n0, n1) = (outs[0].1, outs[0].1 + outs[1].1);
     debug_assert_eq!(n1 + outs[2].1, m.rows, "fused projection outputs must cover the stacked rows");
@@ -690,10 +727,17 @@ async fn matvec_norm(
         stride0: outs[0].1 as u32,
         stride1: outs[1].1 as u32,
         stride2: outs[2].1 as u32,
-        _pad: 0,
+        capacity: match rope {
+            NormRope::Fold { capacity, .. } => capacity as u32,
+            NormRope::None(_) => 0,
+        },
     };
-    let p = gpu.pipeline(&matvec_norm_key(gpu.variant, m.ty, m.cols)).await?;
-    let res = [&uniform(gpu, params)?, &m.buf, x, nw, outs[0].0, outs[1].0, outs[2].0];
+    let (rope_hd, kv_out, table) = match rope {
+        NormRope::Fold { table, kv_out, hd, .. } => (hd, kv_out, table),
+        NormRope::None(b) => (0, false, b),
+    };
+    let p = gpu.pipeline(&matvec_norm_key(gpu.variant, m.ty, m.cols, rope_hd, kv_out)).await?;
+    let res = [&uniform(gpu, params)?, &m.buf, x, nw, outs[0].0, outs[1].0, outs[2].0, table];
     let groups = grid((m.rows as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
     Ok(Dispatch::new(gpu, &p, &res, groups, PerToken::Tiles(2, 1)))
 }

@@ -29,6 +29,10 @@ pub struct ModelArgs {
     /// final norm + LM head): on (default) or off (separate dispatches).
     #[arg(long, value_name = "on|off")]
     pub fused: Option<String>,
+    /// Keep wgpu's runtime shader checks (bounds clamps, loop bounding, zeroed workgroup
+    /// memory): on, or off (default; our kernels stay in bounds by construction).
+    #[arg(long, value_name = "on|off")]
+    pub shader_checks: Option<String>,
     /// Attention path: auto, single, two-pass, two-pass:BLOCK or mirror (dequant A/B path).
     #[arg(long, default_value = "auto")]
     pub attention: String,
@@ -93,6 +97,7 @@ impl ModelArgs {
             kv: aura::kv::scheme::KvScheme::parse(self.kv.as_deref().unwrap_or("f16"))?,
             auto_asymmetric_k: self.auto_asymmetric_k,
             fused: on_off("fused", &self.fused)?.unwrap_or(true),
+            shader_checks: on_off("shader-checks", &self.shader_checks)?.unwrap_or(false),
             ..Options::default()
         })
     }

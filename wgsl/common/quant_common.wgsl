@@ -1,6 +1,9 @@
 // Weight access shared by every storage type. Weights are the file's bytes viewed
 // as u32 words (`wq`, declared by the kernel). A "unit" is 8 consecutive elements
 // of a row; load8(row_byte, unit) dequantizes one unit to f32.
+// Units per thread when WG threads share a row's K / 8 units.
+const UNIT_ITERS: u32 = (K / 8u + WG - 1u) / WG;
+
 struct W8 {
     a: vec4<f32>,
     b: vec4<f32>,

@@ -48,6 +48,9 @@ pub struct LayerAttention {
     body: Body,
     /// The dense K cache [n_kv][capacity][hd] (dense scheme or mirror).
     dense_k: Option<wgpu::Buffer>,
+    /// Where RoPE writes k and v (the dense caches, or placeholders when compressed), and
+    /// whether it writes them.
+    rope_targets: (wgpu::Buffer, wgpu::Buffer, bool),
 }
 
 impl LayerAttention {
@@ -87,6 +90,7 @@ impl LayerAttention {
             [nh + nkv, 1, 1],
             PerToken::Axis(1),
         );
+        let rope_targets = (kcb.clone(), vcb.clone(), !s.scheme.is_compressed());
         let scale = 1.0 / (hd as f32).sqrt();
         let merge_p = gpu.pipeline(&merge_key(v, hd)).await?;
         let merge_params = uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, _pad: [0; 2] })?;
@@ -118,7 +122,7 @@ impl LayerAttention {
         let (kb, vb) = match s.scheme {
             KvScheme::F16 => {
                 let body = Body::Dense(dense_ops(kcb, vcb, merge)?);
-                return Ok(LayerAttention { rope_kv, body, dense_k: kc });
+                return Ok(LayerAttention { rope_kv, body, dense_k: kc, rope_targets });
             }
             KvScheme::Aura { k_bits, v_bits } => (k_bits as u32, v_bits as u32),
         };
@@ -209,7 +213,7 @@ impl LayerAttention {
             let dequant =
                 [deq(kcb, kb, rwk, 0, 0, 0, ck_off)?, deq(vcb, vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off)?];
             let body = Body::Mirror { encode, dequant, dense: dense_ops(kcb, vcb, merge)? };
-            return Ok(LayerAttention { rope_kv, body, dense_k: kc });
+            return Ok(LayerAttention { rope_kv, body, dense_k: kc, rope_targets });
         }
         let g = c.group();
         let ap = AttnAuraParams {
@@ -236,7 +240,18 @@ impl LayerAttention {
         let un_p = gpu.pipeline(&unrotate_key(v, hd)).await?;
         let un_params = uniform(gpu, UnrotateParams { n_heads: nh, s_off: hd as u32, _pad: [0; 2] })?;
         let unrotate = Dispatch::new(gpu, &un_p, &[&un_params, s.att, &consts], [nh, 1, 1], PerToken::Axis(1));
-        Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, split, merge, unrotate }, dense_k: None })
+        Ok(LayerAttention {
+            rope_kv,
+            body: Body::Aura { encode, single, split, merge, unrotate },
+            dense_k: None,
+            rope_targets,
+        })
+    }
+
+    /// The k and v caches RoPE writes at each position (placeholders when compressed),
+    /// and whether it writes them (a dense cache).
+    pub fn rope_targets(&self) -> (&wgpu::Buffer, &wgpu::Buffer, bool) {
+        (&self.rope_targets.0, &self.rope_targets.1, self.rope_targets.2)
     }
 
     /// The dense K cache, when the layer has one.
@@ -245,8 +260,12 @@ impl LayerAttention {
     }
 
     /// RoPE + cache write, then attention into `att`, for a step of `n` tokens.
-    pub fn run(&self, pass: &mut wgpu::ComputePass<'_>, plan: DecodePlan, n: u32) {
-        self.rope_kv.run(pass, n);
+    /// Record the layer's attention for a step; `rope_done`: q and k are already rotated
+    /// and the dense cache written (RoPE fused into the q|k|v projection).
+    pub fn run(&self, pass: &mut wgpu::ComputePass<'_>, plan: DecodePlan, n: u32, rope_done: bool) {
+        if !rope_done {
+            self.rope_kv.run(pass, n);
+        }
         match (&self.body, plan) {
             (Body::Dense(d), DecodePlan::Dense { split }) => d.run(pass, split.map(|s| s.n_blocks), n),
             (Body::Aura { encode, single, .. }, DecodePlan::CompressedSinglePass) => {

@@ -12,6 +12,32 @@ use crate::error::Result;
 /// step to report dispatches per token.
 pub static DISPATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Per-dispatch GPU timestamps (a profiling aid for benchmarks): while installed on this
+/// thread, every `Dispatch::run_with` writes a timestamp before its dispatch and records
+/// its pipeline label, so consecutive stamps bracket each kernel (barrier included).
+pub struct KernelTimer {
+    pub queries: wgpu::QuerySet,
+    pub capacity: u32,
+    pub labels: Vec<String>,
+}
+
+thread_local! {
+    pub static KERNEL_TIMER: std::cell::RefCell<Option<KernelTimer>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Write a timestamp labelled `label` if a `KernelTimer` is installed and has room.
+pub fn kernel_stamp(pass: &mut wgpu::ComputePass<'_>, label: &str) {
+    KERNEL_TIMER.with(|t| {
+        if let Some(t) = t.borrow_mut().as_mut() {
+            let i = t.labels.len() as u32;
+            if i < t.capacity {
+                pass.write_timestamp(&t.queries, i);
+                t.labels.push(label.to_string());
+            }
+        }
+    });
+}
+
 /// How a dispatch's grid grows with the number of tokens T in the step.
 #[derive(Clone, Copy, Debug)]
 pub enum PerToken {
@@ -54,6 +80,7 @@ impl Dispatch {
         if let Some(y) = y {
             g[1] = y;
         }
+        kernel_stamp(pass, &self.pipeline.label);
         pass.set_pipeline(&self.pipeline.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
         pass.dispatch_workgroups(g[0], g[1], g[2]);

@@ -121,8 +121,8 @@ impl Kernel {
             Kernel::AttnDecodeAura => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
             // params, att, consts
             Kernel::AttnUnrotate => &[Uniform, ReadWrite, Read],
-            // params, stacked weights, x, norm weight, y0, y1, y2
-            Kernel::MatvecNorm => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
+            // params, stacked weights, x, norm weight, y0, y1 (or k cache), y2 (or v cache), RoPE table
+            Kernel::MatvecNorm => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read],
             // params, stacked gate|up weights, x, norm weight, act
             Kernel::MatvecGlu => &[Uniform, Read, Read, Read, ReadWrite],
             // params, logits, tokens, ids
@@ -212,6 +212,10 @@ pub fn compose(key: &PipelineKey) -> String {
     s.push_str(if key.variant.f16 { "alias kv_t = f16;\n" } else { "alias kv_t = f32;\n" });
     for (name, v) in &key.consts {
         s.push_str(&format!("const {name}: u32 = {v}u;\n"));
+        if *name == "KV_OUT" {
+            // The element type of matvec_norm's y1/y2: the KV cache's, or f32 scratch.
+            s.push_str(if *v != 0 { "alias y12_t = kv_t;\n" } else { "alias y12_t = f32;\n" });
+        }
     }
     s.push_str(STEP_WGSL);
     s.push_str(if key.variant.subgroups {
@@ -264,10 +268,13 @@ impl Gpu {
             return Ok(p.clone());
         }
         let stem = key.kernel.stem();
-        let label = match key.weight {
+        let mut label = match key.weight {
             Some(w) => format!("{stem}:{}", w.name()),
             None => stem.to_string(),
         };
+        if let Some((_, k)) = key.consts.iter().find(|c| c.0 == "K") {
+            label.push_str(&format!("[K={k}]"));
+        }
         let device = &self.device;
         let entries: Vec<wgpu::BindGroupLayoutEntry> = key
             .kernel
@@ -302,16 +309,29 @@ impl Gpu {
                     bind_group_layouts: &[Some(&layout0), Some(step)],
                     immediate_size: 0,
                 });
-                let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                let desc = wgpu::ShaderModuleDescriptor {
                     label: Some(&label),
                     source: wgpu::ShaderSource::Wgsl(source.as_str().into()),
-                });
+                };
+                let checks = self.options.shader_checks;
+                let module = if checks {
+                    device.create_shader_module(desc)
+                } else {
+                    // SAFETY: our kernels index inside their bindings by construction (rows
+                    // and tokens clamped, caches sized by the session), bound every loop by a
+                    // constant or a uniform, and write workgroup memory before reading it
+                    // (`Options::shader_checks`; the tests run with checks on and off).
+                    unsafe { device.create_shader_module_trusted(desc, wgpu::ShaderRuntimeChecks::unchecked()) }
+                };
                 let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(&label),
                     layout: Some(&layout),
                     module: &module,
                     entry_point: Some(stem),
-                    compilation_options: Default::default(),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        zero_initialize_workgroup_memory: checks,
+                        ..Default::default()
+                    },
                     cache: None,
                 });
                 Pipeline { pipeline, layout0, label: label.clone() }

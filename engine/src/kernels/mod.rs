@@ -52,7 +52,8 @@ pub struct MatvecNormParams {
     pub stride0: u32,
     pub stride1: u32,
     pub stride2: u32,
-    pub _pad: u32,
+    /// KV cache rows per head (`KV_OUT`: y1 and y2 are the k and v caches).
+    pub capacity: u32,
 }
 
 /// `matvec_glu`: act = silu(Wg xn) * (Wu xn) with xn = rmsnorm(x); W = gate rows | up rows.
@@ -205,12 +206,21 @@ pub fn matvec_key(v: Variant, ty: WeightType, k: usize, tt: u32) -> PipelineKey 
 }
 
 /// Decode projection with the RMSNorm folded in (stacked rows, split outputs).
-pub fn matvec_norm_key(v: Variant, ty: WeightType, k: usize) -> PipelineKey {
+/// `rope_hd` > 0 also applies RoPE (adjacent pairs, head_dim `rope_hd`) to y0 and y1
+/// (q | k | v); then `kv_out` makes y1 and y2 the KV caches (kv_t, written at the token's
+/// position) instead of f32 scratch rows. `rope_hd` 0: plain outputs.
+pub fn matvec_norm_key(v: Variant, ty: WeightType, k: usize, rope_hd: usize, kv_out: bool) -> PipelineKey {
     PipelineKey {
         kernel: Kernel::MatvecNorm,
         weight: Some(ty),
         variant: v,
-        consts: vec![("WG", WG_ROWS), ("K", k as u32), ("ROW_BYTES", row_bytes(ty, k))],
+        consts: vec![
+            ("WG", WG_ROWS),
+            ("K", k as u32),
+            ("ROW_BYTES", row_bytes(ty, k)),
+            ("ROPE_HD", rope_hd as u32),
+            ("KV_OUT", (kv_out && rope_hd > 0) as u32),
+        ],
     }
 }
 
