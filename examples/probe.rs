@@ -244,8 +244,8 @@ async fn kernel_table(gpu: &aura::gpu::Gpu, label: &str, wg: u32, n: usize, pass
         })
         .to_vec(),
         inputs: vec![(rows * h / 32 * 20) as u64, h as u64 * f, h as u64 * f],
-        // y0, y1, y2, then the unused RoPE table.
-        outputs: vec![h as u64 * f, kv as u64 * f, (rows.max(h + kv) - h - kv).max(1) as u64 * f, 8],
+        // y0, y1, y2, the unused RoPE table, the prefetch placeholder.
+        outputs: vec![h as u64 * f, kv as u64 * f, (rows.max(h + kv) - h - kv).max(1) as u64 * f, 8, 4],
         groups: grid(groups, maxg),
     };
     let cases = vec![
@@ -256,7 +256,7 @@ async fn kernel_table(gpu: &aura::gpu::Gpu, label: &str, wg: u32, n: usize, pass
             key: matvec_glu_key(v, Q4_1, h),
             params: bytemuck::bytes_of(&MatvecGluParams { ffn: ffn as u32, eps: 1e-5, _pad: [0; 2] }).to_vec(),
             inputs: vec![(2 * ffn * h / 32 * 20) as u64, h as u64 * f, h as u64 * f],
-            outputs: vec![ffn as u64 * f],
+            outputs: vec![ffn as u64 * f, 4],
             groups: grid(ffn as u32 / 4, maxg),
         },
         Case {
@@ -270,7 +270,7 @@ async fn kernel_table(gpu: &aura::gpu::Gpu, label: &str, wg: u32, n: usize, pass
             })
             .to_vec(),
             inputs: vec![(h * ffn / 32 * 20) as u64, ffn as u64 * f],
-            outputs: vec![h as u64 * f],
+            outputs: vec![h as u64 * f, 4],
             groups: grid(h as u32 / 4, maxg),
         },
         norm("matvec_norm LM head 49152x576", vocab, vocab as u32 / 4),
@@ -554,6 +554,9 @@ async fn sequences(gpu: &aura::gpu::Gpu, passes: usize) -> aura::Result<()> {
             }),
         }],
     });
+    // Placeholders: matvec_norm's RoPE table, the prefetch binding.
+    let spare: Vec<wgpu::Buffer> =
+        (0..2).map(|_| gpu.buffer("spare", 8, wgpu::BufferUsages::STORAGE)).collect::<aura::Result<_>>()?;
     let regions = 128usize;
     let big = gpu.buffer_init("w", &q4_1_weights(h * regions, ffn), wgpu::BufferUsages::STORAGE)?;
     let xf = gpu.buffer_init("x", bytemuck::cast_slice(&vec![0.5f32; ffn]), wgpu::BufferUsages::STORAGE)?;
@@ -562,7 +565,7 @@ async fn sequences(gpu: &aura::gpu::Gpu, passes: usize) -> aura::Result<()> {
     let down_bg: Vec<wgpu::BindGroup> = (0..regions)
         .map(|r| {
             let prm = MatvecParams { rows: h as u32, accumulate: 1, out_stride: h as u32, row_base: (r * h) as u32 };
-            Ok(gpu.bind(&pdown, &[&aura::gpu::dispatch::uniform(gpu, prm)?, &big, &xf, &y]))
+            Ok(gpu.bind(&pdown, &[&aura::gpu::dispatch::uniform(gpu, prm)?, &big, &xf, &y, &spare[1]]))
         })
         .collect::<aura::Result<_>>()?;
     let g = grid(h as u32 / 4, maxg);
@@ -572,7 +575,7 @@ async fn sequences(gpu: &aura::gpu::Gpu, passes: usize) -> aura::Result<()> {
     let own_params: Vec<wgpu::BindGroup> = (0..n)
         .map(|_| {
             let prm = MatvecParams { rows: h as u32, accumulate: 1, out_stride: h as u32, row_base: 0 };
-            Ok(gpu.bind(&pdown, &[&aura::gpu::dispatch::uniform(gpu, prm)?, &big, &xf, &y]))
+            Ok(gpu.bind(&pdown, &[&aura::gpu::dispatch::uniform(gpu, prm)?, &big, &xf, &y, &spare[1]]))
         })
         .collect::<aura::Result<_>>()?;
     let op: Vec<_> = (0..n).map(|i| (&pdown.pipeline, &own_params[i], g)).collect();
@@ -602,9 +605,9 @@ async fn sequences(gpu: &aura::gpu::Gpu, passes: usize) -> aura::Result<()> {
         stride2: kv as u32,
         capacity: 0,
     };
-    let spare: Vec<wgpu::Buffer> =
-        (0..1).map(|_| gpu.buffer("spare", 8, wgpu::BufferUsages::STORAGE)).collect::<aura::Result<_>>()?;
-    let norm_bg = gpu.bind(&pn, &[&aura::gpu::dispatch::uniform(gpu, prm)?, &wn, &xf, &xf, &y, &y1, &y2, &spare[0]]);
+
+    let norm_bg =
+        gpu.bind(&pn, &[&aura::gpu::dispatch::uniform(gpu, prm)?, &wn, &xf, &xf, &y, &y1, &y2, &spare[0], &spare[1]]);
     let gn = grid((h + 2 * kv) as u32 / 4, maxg);
     let mix: Vec<_> = (0..n)
         .map(|i| if i % 2 == 0 { (&pn.pipeline, &norm_bg, gn) } else { (&pdown.pipeline, &down_bg[0], g) })
@@ -630,25 +633,46 @@ async fn sequences(gpu: &aura::gpu::Gpu, passes: usize) -> aura::Result<()> {
     );
     let xres = gpu.buffer_init("x", bytemuck::cast_slice(&vec![0.5f32; h]), wgpu::BufferUsages::STORAGE)?;
     let nw = gpu.buffer_init("nw", bytemuck::cast_slice(&vec![1.0f32; h]), wgpu::BufferUsages::STORAGE)?;
+    let ws: Vec<[wgpu::Buffer; 4]> = (0..30)
+        .map(|_| {
+            Ok([
+                gpu.buffer_init("wqkv", &q4_1_weights(h + 2 * kv, h), wgpu::BufferUsages::STORAGE)?,
+                gpu.buffer_init("wo", &q4_1_weights(h, h), wgpu::BufferUsages::STORAGE)?,
+                gpu.buffer_init("wgu", &q4_1_weights(2 * ffn, h), wgpu::BufferUsages::STORAGE)?,
+                gpu.buffer_init("wd", &q4_1_weights(h, ffn), wgpu::BufferUsages::STORAGE)?,
+            ])
+        })
+        .collect::<aura::Result<_>>()?;
+    // Bind groups per layer, without prefetch (placeholder) and with the engine's chain.
     let mut layer_bgs = Vec::new();
-    for _ in 0..30 {
-        let wqkv = gpu.buffer_init("wqkv", &q4_1_weights(h + 2 * kv, h), wgpu::BufferUsages::STORAGE)?;
-        let wo = gpu.buffer_init("wo", &q4_1_weights(h, h), wgpu::BufferUsages::STORAGE)?;
-        let wgu = gpu.buffer_init("wgu", &q4_1_weights(2 * ffn, h), wgpu::BufferUsages::STORAGE)?;
-        let wd = gpu.buffer_init("wd", &q4_1_weights(h, ffn), wgpu::BufferUsages::STORAGE)?;
-        let prm_o = MatvecParams { rows: h as u32, accumulate: 1, out_stride: h as u32, row_base: 0 };
-        let bg_qkv =
-            gpu.bind(&pn, &[&aura::gpu::dispatch::uniform(gpu, prm)?, &wqkv, &xres, &nw, &q, &kk, &vv, &spare[0]]);
-        let bg_o = gpu.bind(&po, &[&aura::gpu::dispatch::uniform(gpu, prm_o)?, &wo, &att, &xres]);
-        let prm_g = MatvecGluParams { ffn: ffn as u32, eps: 1e-5, _pad: [0; 2] };
-        let bg_g = gpu.bind(&pglu, &[&aura::gpu::dispatch::uniform(gpu, prm_g)?, &wgu, &xres, &nw, &act]);
-        let bg_d = gpu.bind(&pdown, &[&aura::gpu::dispatch::uniform(gpu, prm_o)?, &wd, &act, &xres]);
-        layer_bgs.push([bg_qkv, bg_o, bg_g, bg_d]);
+    for prefetch in [false, true] {
+        for l in 0..30 {
+            let [wqkv, wo, wgu, wd] = &ws[l];
+            let next_qkv = ws.get(l + 1).map_or(&spare[1], |n| &n[0]);
+            let prm_o = MatvecParams { rows: h as u32, accumulate: 1, out_stride: h as u32, row_base: 0 };
+            let u = |x| aura::gpu::dispatch::uniform(gpu, x);
+            let bg_qkv =
+                gpu.bind(&pn, &[&u(prm)?, wqkv, &xres, &nw, &q, &kk, &vv, &spare[0], pick(prefetch, wo, &spare[1])]);
+            let bg_o = gpu.bind(
+                &po,
+                &[&aura::gpu::dispatch::uniform(gpu, prm_o)?, wo, &att, &xres, pick(prefetch, wgu, &spare[1])],
+            );
+            let prm_g = MatvecGluParams { ffn: ffn as u32, eps: 1e-5, _pad: [0; 2] };
+            let bg_g = gpu.bind(
+                &pglu,
+                &[&aura::gpu::dispatch::uniform(gpu, prm_g)?, wgu, &xres, &nw, &act, pick(prefetch, wd, &spare[1])],
+            );
+            let bg_d = gpu.bind(
+                &pdown,
+                &[&aura::gpu::dispatch::uniform(gpu, prm_o)?, wd, &act, &xres, pick(prefetch, next_qkv, &spare[1])],
+            );
+            layer_bgs.push([bg_qkv, bg_o, bg_g, bg_d]);
+        }
     }
     let go = grid(h as u32 / 4, maxg);
     let gg = grid(ffn as u32 / 4, maxg);
     let mut step_seq = Vec::new();
-    for l in &layer_bgs {
+    for l in &layer_bgs[..30] {
         step_seq.push((&pn.pipeline, &l[0], gn));
         step_seq.push((&po.pipeline, &l[1], go));
         step_seq.push((&pglu.pipeline, &l[2], gg));
@@ -658,10 +682,30 @@ async fn sequences(gpu: &aura::gpu::Gpu, passes: usize) -> aura::Result<()> {
         "| 30 layers x (norm+qkv, o, glu, down), own weight buffers (66 MB) | {:.2} |",
         time_seq(gpu, &step_seq, Some(&step_bg), passes).await?
     );
+    let mut pf_seq = Vec::new();
+    for l in &layer_bgs[30..] {
+        pf_seq.push((&pn.pipeline, &l[0], gn));
+        pf_seq.push((&po.pipeline, &l[1], go));
+        pf_seq.push((&pglu.pipeline, &l[2], gg));
+        pf_seq.push((&pdown.pipeline, &l[3], g));
+    }
+    println!(
+        "| same, each kernel prefetching the next one's weights into L2 | {:.2} |",
+        time_seq(gpu, &pf_seq, Some(&step_bg), passes).await?
+    );
     let hot_seq: Vec<_> = step_seq.iter().enumerate().map(|(i, e)| (e.0, &layer_bgs[0][i % 4], e.2)).collect();
     println!(
         "| same, layer 0's weights every time (L2-hot) | {:.2} |",
         time_seq(gpu, &hot_seq, Some(&step_bg), passes).await?
     );
     Ok(())
+}
+
+/// `b` when on, else the placeholder.
+fn pick<'a>(on: bool, b: &'a wgpu::Buffer, none: &'a wgpu::Buffer) -> &'a wgpu::Buffer {
+    if on {
+        b
+    } else {
+        none
+    }
 }

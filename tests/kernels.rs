@@ -284,7 +284,9 @@ fn proj_case(
     let params =
         MatvecParams { rows: rows as u32, accumulate: m.acc as u32, out_stride: stride as u32, row_base: base as u32 };
     let st = StepUniform { slot: m.slot, ..step(0, m.n_tokens) };
-    run(gpu, &ctx, &key, params, &[&wb, &xb, &yb], groups, st);
+    let pf = prefetch_buf(gpu, &mut rng);
+    let res: &[&wgpu::Buffer] = if kind == Proj::Matmul { &[&wb, &xb, &yb] } else { &[&wb, &xb, &yb, &pf] };
+    run(gpu, &ctx, &key, params, res, groups, st);
     let got = read::<f32>(gpu, &yb, y0.len());
     let mut want = y0.clone();
     let mut written = vec![false; y0.len()];
@@ -299,6 +301,14 @@ fn proj_case(
     let (want_w, want_rest) = partition(&want, |i| written[i]);
     rep.check(ty.name(), &ctx, &got_w, &want_w, MATVEC_TOL);
     rep.untouched(ty.name(), &format!("{ctx}, y outside the written rows"), &got_rest, &want_rest);
+}
+
+/// The "next kernel's weights" the decode projections prefetch into L2: one word (the
+/// engine's placeholder) or a larger buffer of random bits, NaN patterns included; the
+/// outputs must not depend on it.
+fn prefetch_buf(gpu: &Gpu, rng: &mut Rng) -> wgpu::Buffer {
+    let words = [1, 1000, 40_000][rng.below(3)];
+    upload(gpu, &(0..words).map(|_| rng.next_u64() as u32).collect::<Vec<u32>>())
 }
 
 // ---------------------------------------------------------------- matvec_norm, matvec_glu
@@ -355,7 +365,8 @@ fn matvec_norm() {
                 let key = matvec_norm_key(gpu.variant, ty, k, 0, false);
                 // Without RoPE the table is unused: a placeholder.
                 let spare = upload(gpu, &[GARBAGE; 2]);
-                let res = [&wb, &xb, &nb, &bufs[0], &bufs[1], &bufs[2], &spare];
+                let pf = prefetch_buf(gpu, &mut rng);
+                let res = [&wb, &xb, &nb, &bufs[0], &bufs[1], &bufs[2], &spare, &pf];
                 run(gpu, &ctx, &key, p, &res, groups, st);
                 let mut want = ys.clone();
                 let mut written: Vec<Vec<bool>> = ys.iter().map(|y| vec![false; y.len()]).collect();
@@ -407,7 +418,8 @@ fn matvec_glu() {
                     grid((ffn as u32).div_ceil(MATVEC_ROWS), if case.is_multiple_of(3) { 3 } else { 65535 });
                 groups[2] = nt as u32;
                 let st = StepUniform { slot, ..step(0, nt) };
-                run(gpu, &ctx, &matvec_glu_key(gpu.variant, ty, k), p, &[&wb, &xb, &nb, &yb], groups, st);
+                let pf = prefetch_buf(gpu, &mut rng);
+                run(gpu, &ctx, &matvec_glu_key(gpu.variant, ty, k), p, &[&wb, &xb, &nb, &yb, &pf], groups, st);
                 let got = read::<f32>(gpu, &yb, y0.len());
                 let mut want = y0.clone();
                 let mut written = vec![false; y0.len()];
@@ -826,7 +838,8 @@ fn matvec_norm_rope() {
             let groups = grid((rows as u32).div_ceil(MATVEC_ROWS), 65535);
             let st = StepUniform { slot, ..step(pos, 1) };
             let key = matvec_norm_key(gpu.variant, ty, k, hd, kv_out);
-            run(gpu, &ctx, &key, p, &[&wb, &xb, &nb, &qb, &yb[0], &yb[1], &tb], groups, st);
+            let pf = prefetch_buf(gpu, &mut rng);
+            run(gpu, &ctx, &key, p, &[&wb, &xb, &nb, &qb, &yb[0], &yb[1], &tb, &pf], groups, st);
             let mut y = ops::matvec_norm(&w, &x[tok * k..][..k], &nw, eps);
             for h in 0..nh + nkv {
                 ops::rope(&mut y[h * hd..][..hd], pos, theta, RopeStyle::Adjacent);

@@ -110,6 +110,12 @@ fn greedy_matches_cpu_reference_on_every_backend_and_path() {
         let model = Model::load(&unfused, &path).unwrap();
         let (t, l) = run_gpu(&model, r, AttentionPath::SinglePass, r.prompt.len() + STEPS);
         check(&format!("{b:?} unfused single-pass"), r, &t, &l, tol);
+        // The fused decode with the L2 prefetch forced on (off by default on CPU adapters)
+        // and wgpu's runtime shader checks kept (off by default).
+        let opts = Options { backend: Some(b), l2_prefetch: Some(true), shader_checks: true, ..Options::default() };
+        let model = Model::load(&common::engine(opts), &path).unwrap();
+        let (t, l) = run_gpu(&model, r, AttentionPath::Auto, r.prompt.len() + STEPS);
+        check(&format!("{b:?} prefetch on, shader checks on"), r, &t, &l, tol);
     }
 }
 

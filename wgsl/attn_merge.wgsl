@@ -1,7 +1,10 @@
 // Pass 2 of split-K attention: merge step.n_blocks partials per query head.
 // Grid: x = query head (one workgroup per head: a grid that left every workgroup at
 // the same id would merge head 0 for all heads), y = token t of the chunk. Empty
-// blocks (past kv_len(t)) carry sum 0 and drop out. consts: WG (>= HD), HD
+// blocks (past kv_len(t)) carry sum 0 and drop out.
+// The blocks are spread over the workgroup: every thread takes part in the max, then
+// each thread owns 4 dims (lane) of one of NG block groups (blocks dealt round-robin),
+// and the groups' sums are added at the end. consts: WG (a multiple of HD / 4), HD
 struct Params {
     n_heads: u32,
     max_blocks: u32,
@@ -11,8 +14,12 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> pml: array<vec2<f32>>;
-@group(0) @binding(2) var<storage, read> po: array<f32>;
+@group(0) @binding(2) var<storage, read> po: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+const NG: u32 = WG / (HD / 4u);
+var<workgroup> accs: array<vec4<f32>, WG>;
+var<workgroup> ls: array<f32, WG>;
 
 @compute @workgroup_size(WG)
 fn attn_merge(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -20,30 +27,26 @@ fn attn_merge(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
     let qh = wid.y * p.n_heads + h;
     let nb = step.n_blocks;
     let first = qh * p.max_blocks;
-    // Four blocks per iteration, loads first (independent loads in flight together).
     var mx = -3.0e38;
-    var b = 0u;
-    for (; b + 4u <= nb; b = b + 4u) {
-        let m0 = max(pml[first + b].x, pml[first + b + 1u].x);
-        let m1 = max(pml[first + b + 2u].x, pml[first + b + 3u].x);
-        mx = max(mx, max(m0, m1));
-    }
-    for (; b < nb; b = b + 1u) {
+    for (var b = lid; b < nb; b = b + WG) {
         mx = max(mx, pml[first + b].x);
     }
-    let d = min(lid, HD - 1u);
+    mx = wg_max(mx, lid);
+    let lane = lid % (HD / 4u);
+    let g = lid / (HD / 4u);
     var l = 0.0;
-    var acc = 0.0;
-    b = 0u;
-    for (; b + 4u <= nb; b = b + 4u) {
+    var acc = vec4<f32>(0.0);
+    // Four blocks per iteration, loads first (independent loads in flight together).
+    var b = g;
+    for (; b + 3u * NG < nb; b = b + 4u * NG) {
         let a0 = pml[first + b];
-        let a1 = pml[first + b + 1u];
-        let a2 = pml[first + b + 2u];
-        let a3 = pml[first + b + 3u];
-        let o0 = po[(first + b) * HD + d];
-        let o1 = po[(first + b + 1u) * HD + d];
-        let o2 = po[(first + b + 2u) * HD + d];
-        let o3 = po[(first + b + 3u) * HD + d];
+        let a1 = pml[first + b + NG];
+        let a2 = pml[first + b + 2u * NG];
+        let a3 = pml[first + b + 3u * NG];
+        let o0 = po[(first + b) * (HD / 4u) + lane];
+        let o1 = po[(first + b + NG) * (HD / 4u) + lane];
+        let o2 = po[(first + b + 2u * NG) * (HD / 4u) + lane];
+        let o3 = po[(first + b + 3u * NG) * (HD / 4u) + lane];
         let w0 = exp(a0.x - mx);
         let w1 = exp(a1.x - mx);
         let w2 = exp(a2.x - mx);
@@ -51,13 +54,27 @@ fn attn_merge(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
         l = l + a0.y * w0 + a1.y * w1 + a2.y * w2 + a3.y * w3;
         acc = acc + o0 * w0 + o1 * w1 + o2 * w2 + o3 * w3;
     }
-    for (; b < nb; b = b + 1u) {
-        let ml = pml[first + b];
-        let w = exp(ml.x - mx);
-        l = l + ml.y * w;
-        acc = acc + po[(first + b) * HD + d] * w;
+    for (; b < nb; b = b + NG) {
+        let a = pml[first + b];
+        let w = exp(a.x - mx);
+        l = l + a.y * w;
+        acc = acc + po[(first + b) * (HD / 4u) + lane] * w;
     }
-    if (lid < HD) {
-        out[qh * HD + lid] = acc / l;
+    accs[lid] = acc;
+    ls[lid] = l;
+    workgroupBarrier();
+    if (lid < HD / 4u) {
+        var tot = vec4<f32>(0.0);
+        var lt = 0.0;
+        for (var i = 0u; i < NG; i = i + 1u) {
+            tot = tot + accs[i * (HD / 4u) + lid];
+            lt = lt + ls[i * (HD / 4u)];
+        }
+        let o = qh * HD + 4u * lid;
+        tot = tot / lt;
+        out[o] = tot.x;
+        out[o + 1u] = tot.y;
+        out[o + 2u] = tot.z;
+        out[o + 3u] = tot.w;
     }
 }

@@ -15,6 +15,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> wq: array<u32>;
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read> pf: array<u32>;
 
 @compute @workgroup_size(WG)
 fn matvec(
@@ -31,6 +32,7 @@ fn matvec(
     let b1 = (p.row_base + min(row0 + 1u, last)) * ROW_BYTES;
     let b2 = (p.row_base + min(row0 + 2u, last)) * ROW_BYTES;
     let b3 = (p.row_base + min(row0 + 3u, last)) * ROW_BYTES;
+    let pfa = prefetch_next(wid, nwg, lid);
     var acc: array<vec4<f32>, TT>;
     // A constant trip count (units past K clamped and masked) so the compiler can unroll
     // and issue every iteration's loads together: one memory round trip, not one per unit.
@@ -54,6 +56,7 @@ fn matvec(
             );
         }
     }
+    acc[0].x = acc[0].x + pfa;
     for (var tt = 0u; tt < TT; tt = tt + 1u) {
         let s = wg_sum4(acc[tt], lid);
         let t = t0 + tt;

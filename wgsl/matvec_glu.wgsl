@@ -14,6 +14,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> nw: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read_write> act: array<f32>;
+@group(0) @binding(5) var<storage, read> pf: array<u32>;
 
 @compute @workgroup_size(WG)
 fn matvec_glu(
@@ -26,7 +27,7 @@ fn matvec_glu(
     let last = p.ffn - 1u;
     let g = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) * ROW_BYTES;
     let up = g + vec4<u32>(p.ffn * ROW_BYTES);
-    var ag = vec4<f32>(0.0);
+    var ag = vec4<f32>(prefetch_next(wid, nwg, lid), 0.0, 0.0, 0.0);
     var au = vec4<f32>(0.0);
     var ss = 0.0;
     // Constant trip count, units past K clamped and masked: loads issue together.

@@ -28,6 +28,7 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> y1: array<y12_t>;
 @group(0) @binding(6) var<storage, read_write> y2: array<y12_t>;
 @group(0) @binding(7) var<storage, read> cs: array<vec2<f32>>;
+@group(0) @binding(8) var<storage, read> pf: array<u32>;
 
 const RHD: u32 = max(ROPE_HD, 2u);
 
@@ -49,7 +50,7 @@ fn matvec_norm(
     let t = wid.z;
     let last = p.rows - 1u;
     let b = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) * ROW_BYTES;
-    var acc = vec4<f32>(0.0);
+    var acc = vec4<f32>(prefetch_next(wid, nwg, lid), 0.0, 0.0, 0.0);
     var ss = 0.0;
     // Constant trip count, units past K clamped and masked: loads issue together.
     for (var i = 0u; i < UNIT_ITERS; i = i + 1u) {

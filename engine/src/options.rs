@@ -123,6 +123,10 @@ pub struct Options {
     /// bound, and every kernel writes its workgroup memory before reading it; the tests
     /// run both ways. WebGPU in a browser always checks, whatever this says.
     pub shader_checks: bool,
+    /// L2 prefetch in the fused decode: each projection also loads the next projection's
+    /// weights, so they come from L2 rather than memory. `None`: on for GPUs, off for CPU
+    /// adapters (where it is only extra loads).
+    pub l2_prefetch: Option<bool>,
     /// GPU timestamps between the stages of every step (needs timestamp queries
     /// inside passes; an error where the adapter lacks them). Off: no cost.
     pub profile: bool,
@@ -143,6 +147,7 @@ impl Default for Options {
             greedy_chunk: 0,
             msl_overrides: true,
             shader_checks: false,
+            l2_prefetch: None,
             profile: false,
         }
     }

@@ -91,7 +91,8 @@ pub struct Session {
     pos: usize,
     path: AttentionPath,
     scheme: KvScheme,
-    split_block: u32,
+    /// The split block forced by `AttentionPath::TwoPass { block }` (None: chosen per step).
+    split_block: Option<u32>,
     tokens: wgpu::Buffer,
     steps: wgpu::Buffer,
     step_bg: wgpu::BindGroup,
@@ -127,14 +128,19 @@ impl Session {
         if gpu.options.auto_asymmetric_k {
             scheme = scheme.with_auto_asymmetric_k(c.group());
         }
+        // A forced split block, else adaptive (dense) or the compressed default.
         let split_block = match path {
-            AttentionPath::TwoPass { block } if block > 0 => block,
-            _ => plan::default_split_block(scheme),
+            AttentionPath::TwoPass { block } if block > 0 => Some(block),
+            _ => None,
         };
-        if split_block % 64 != 0 {
-            return Err(Error::InvalidArgument(format!("split block {split_block} must be a positive multiple of 64")));
+        if split_block.is_some_and(|b| b % 64 != 0) {
+            return Err(Error::InvalidArgument(format!(
+                "split block {} must be a positive multiple of 64",
+                split_block.unwrap_or(0)
+            )));
         }
-        let max_blocks = cap.div_ceil(split_block as usize);
+        let min_block = split_block.unwrap_or(plan::DENSE_SPLIT_BLOCKS[0].min(plan::DEFAULT_COMPRESSED_SPLIT_BLOCK));
+        let max_blocks = cap.div_ceil(min_block as usize);
         let st = wgpu::BufferUsages::STORAGE;
         let t = MAX_SLOTS;
         let f32s = |label: &str, n: usize| gpu.buffer(label, (n * 4) as u64, st);
@@ -208,6 +214,11 @@ impl Session {
         // writable bindings).
         let spare = [f32s("spare_y1", 1)?, f32s("spare_y2", 1)?];
         let spare_table = f32s("spare_rope_table", 2)?;
+        // L2 prefetch: each fused decode projection loads the next one's weights (q|k|v ->
+        // o -> gate|up -> down -> next layer's q|k|v); a one-word placeholder otherwise.
+        let no_pf = f32s("no_prefetch", 1)?;
+        let prefetch = gpu.options.l2_prefetch.unwrap_or(!gpu.caps.cpu_adapter);
+        let prefetch = prefetch && gpu.options.fused;
         let no_rope = NormRope::None(&spare_table);
         // RoPE folds into the fused q|k|v projection when a pair's two rows are adjacent
         // (GGUF's convention), so they land in one workgroup.
@@ -231,8 +242,27 @@ impl Session {
                         (false, _) => (no_rope, [(&q, qd), (&k, kvd), (&vv, kvd)]),
                     };
                     Some([
-                        matvec_norm(gpu, qkv, c.rms_eps, &x, &l.attn_norm, outs, rope).await?,
-                        matvec_glu(gpu, gu, c.rms_eps, &x, &l.ffn_norm, &act).await?,
+                        matvec_norm(
+                            gpu,
+                            qkv,
+                            c.rms_eps,
+                            &x,
+                            &l.attn_norm,
+                            outs,
+                            rope,
+                            pf_buffer(Some(&l.wo), prefetch, &no_pf),
+                        )
+                        .await?,
+                        matvec_glu(
+                            gpu,
+                            gu,
+                            c.rms_eps,
+                            &x,
+                            &l.ffn_norm,
+                            &act,
+                            pf_buffer(Some(&l.down), prefetch, &no_pf),
+                        )
+                        .await?,
                     ])
                 }
                 _ => None,
@@ -242,18 +272,38 @@ impl Session {
             layers.push(LayerOps {
                 attn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.attn_norm, &xn).await?,
                 qkv: [
-                    proj(gpu, &l.wq, &xn, &q, false).await?,
-                    proj(gpu, &l.wk, &xn, &k, false).await?,
-                    proj(gpu, &l.wv, &xn, &vv, false).await?,
+                    proj(gpu, &l.wq, &xn, &q, false, &no_pf).await?,
+                    proj(gpu, &l.wk, &xn, &k, false, &no_pf).await?,
+                    proj(gpu, &l.wv, &xn, &vv, false, &no_pf).await?,
                 ],
                 attn,
                 rope_fused: fused.is_some() && fold_rope,
-                wo: proj(gpu, &l.wo, &att, &x, true).await?,
+                wo: proj(
+                    gpu,
+                    &l.wo,
+                    &att,
+                    &x,
+                    true,
+                    pf_buffer(l.gate_up.as_ref().filter(|_| fused.is_some()), prefetch, &no_pf),
+                )
+                .await?,
                 ffn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.ffn_norm, &xn).await?,
-                gate: proj(gpu, &l.gate, &xn, &g, false).await?,
-                up: proj(gpu, &l.up, &xn, &u, false).await?,
+                gate: proj(gpu, &l.gate, &xn, &g, false, &no_pf).await?,
+                up: proj(gpu, &l.up, &xn, &u, false, &no_pf).await?,
                 silu: Dispatch::new(gpu, &silu_p, &silu_res, [(ffn as u32).div_ceil(WG_WIDE), 1, 1], PerToken::Axis(1)),
-                down: proj(gpu, &l.down, &act, &x, true).await?,
+                down: proj(
+                    gpu,
+                    &l.down,
+                    &act,
+                    &x,
+                    true,
+                    pf_buffer(
+                        w.layers.get(li + 1).and_then(|n| n.qkv.as_ref()).filter(|_| fused.is_some()),
+                        prefetch,
+                        &no_pf,
+                    ),
+                )
+                .await?,
                 fused,
             });
         }
@@ -273,12 +323,12 @@ impl Session {
         });
         let fused_head = if gpu.options.fused {
             let outs = [(&logits, vocab), (&spare[0], 0), (&spare[1], 0)];
-            Some(matvec_norm(gpu, w.lm_head(), c.rms_eps, &x, &w.out_norm, outs, no_rope).await?)
+            Some(matvec_norm(gpu, w.lm_head(), c.rms_eps, &x, &w.out_norm, outs, no_rope, &no_pf).await?)
         } else {
             None
         };
         let final_norm = rms_d(gpu, c.rms_eps, h, &x, &w.out_norm, &xn).await?;
-        let lm_head = proj(gpu, w.lm_head(), &xn, &logits, false).await?;
+        let lm_head = proj(gpu, w.lm_head(), &xn, &logits, false, &no_pf).await?;
         let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("logits_staging"),
             size: (t * vocab * 4) as u64,
@@ -659,8 +709,17 @@ impl Session {
     }
 }
 
-/// y[t] (+)= W x[t]: 4 rows per workgroup (grid x/y), tokens along z.
-async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc: bool) -> Result<Proj> {
+/// y[t] (+)= W x[t]: 4 rows per workgroup (grid x/y), tokens along z. `pf`: the weights
+/// the decode matvec prefetches into L2 for the next kernel (a placeholder for none; the
+/// prefill kernels never prefetch).
+async fn proj(
+    gpu: &Gpu,
+    m: &GpuMatrix,
+    x: &wgpu::Buffer,
+    y: &wgpu::Buffer,
+    acc: bool,
+    pf: &wgpu::Buffer,
+) -> Result<Proj> {
     let params = uniform(
         gpu,
         MatvecParams {
@@ -670,7 +729,7 @@ async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc:
             row_base: m.row_base as u32,
         },
     )?;
-    let res = [&params, &m.buf, x, y];
+    let res = [&params, &m.buf, x, y, pf];
     let maxg = gpu.caps.max_workgroups_per_dim;
     let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, 1)).await?;
     let decode = Dispatch {
@@ -681,19 +740,31 @@ async fn proj(gpu: &Gpu, m: &GpuMatrix, x: &wgpu::Buffer, y: &wgpu::Buffer, acc:
     };
     let tt = PREFILL_TOKEN_TILE;
     // Row-per-thread matmul on CPU adapters, the tiled matvec (4 rows x tt tokens) on GPUs.
-    let (key, rows_per_group) = if gpu.options.prefill_matmul.unwrap_or(gpu.caps.cpu_adapter) {
+    let matmul = gpu.options.prefill_matmul.unwrap_or(gpu.caps.cpu_adapter);
+    let (key, rows_per_group) = if matmul {
         (matmul_key(gpu.variant, m.ty, m.cols, tt), WG_ROWS)
     } else {
         (matvec_key(gpu.variant, m.ty, m.cols, tt), MATVEC_ROWS)
     };
     let p = gpu.pipeline(&key).await?;
+    // The tiled matvec's prefetch binding gets the one-word placeholder... which `pf` is
+    // when prefetch is off; prefill steps are long enough not to need it.
+    let res: &[&wgpu::Buffer] = if matmul { &res[..4] } else { &res };
     let prefill = Dispatch {
-        bind: gpu.bind(&p, &res),
+        bind: gpu.bind(&p, res),
         pipeline: p,
         groups: grid((m.rows as u32).div_ceil(rows_per_group), maxg),
         per_token: PerToken::Tiles(2, tt),
     };
     Ok(Proj { decode, prefill })
+}
+
+/// The buffer a projection prefetches: the next matrix's, or the placeholder.
+fn pf_buffer<'a>(m: Option<&'a GpuMatrix>, on: bool, none: &'a wgpu::Buffer) -> &'a wgpu::Buffer {
+    match m {
+        Some(m) if on => &m.buf,
+        _ => none,
+    }
 }
 
 /// Whether `matvec_norm` also applies RoPE and writes the KV cache (q | k | v), or leaves
@@ -716,6 +787,7 @@ async fn matvec_norm(
     nw: &wgpu::Buffer,
     outs: [(&wgpu::Buffer, usize); 3],
     rope: NormRope<'_>,
+    pf: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let (n0, n1) = (outs[0].1, outs[0].1 + outs[1].1);
     debug_assert_eq!(n1 + outs[2].1, m.rows, "fused projection outputs must cover the stacked rows");
@@ -737,7 +809,7 @@ async fn matvec_norm(
         NormRope::None(b) => (0, false, b),
     };
     let p = gpu.pipeline(&matvec_norm_key(gpu.variant, m.ty, m.cols, rope_hd, kv_out)).await?;
-    let res = [&uniform(gpu, params)?, &m.buf, x, nw, outs[0].0, outs[1].0, outs[2].0, table];
+    let res = [&uniform(gpu, params)?, &m.buf, x, nw, outs[0].0, outs[1].0, outs[2].0, table, pf];
     let groups = grid((m.rows as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
     Ok(Dispatch::new(gpu, &p, &res, groups, PerToken::Tiles(2, 1)))
 }
@@ -750,12 +822,13 @@ async fn matvec_glu(
     x: &wgpu::Buffer,
     nw: &wgpu::Buffer,
     act: &wgpu::Buffer,
+    pf: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let ffn = m.rows / 2;
     let p = gpu.pipeline(&matvec_glu_key(gpu.variant, m.ty, m.cols)).await?;
     let params = uniform(gpu, MatvecGluParams { ffn: ffn as u32, eps, _pad: [0; 2] })?;
     let groups = grid((ffn as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
-    Ok(Dispatch::new(gpu, &p, &[&params, &m.buf, x, nw, act], groups, PerToken::Tiles(2, 1)))
+    Ok(Dispatch::new(gpu, &p, &[&params, &m.buf, x, nw, act, pf], groups, PerToken::Tiles(2, 1)))
 }
 
 /// out[t] = rmsnorm(x[t]) * w: one workgroup per token row.

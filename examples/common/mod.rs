@@ -33,6 +33,10 @@ pub struct ModelArgs {
     /// memory): on, or off (default; our kernels stay in bounds by construction).
     #[arg(long, value_name = "on|off")]
     pub shader_checks: Option<String>,
+    /// L2 prefetch of the next projection's weights in the fused decode: on or off
+    /// (default: on for GPUs, off for CPU adapters).
+    #[arg(long, value_name = "on|off")]
+    pub prefetch: Option<String>,
     /// Attention path: auto, single, two-pass, two-pass:BLOCK or mirror (dequant A/B path).
     #[arg(long, default_value = "auto")]
     pub attention: String,
@@ -98,6 +102,7 @@ impl ModelArgs {
             auto_asymmetric_k: self.auto_asymmetric_k,
             fused: on_off("fused", &self.fused)?.unwrap_or(true),
             shader_checks: on_off("shader-checks", &self.shader_checks)?.unwrap_or(false),
+            l2_prefetch: on_off("prefetch", &self.prefetch)?,
             ..Options::default()
         })
     }

@@ -1,6 +1,6 @@
 //! Per-layer KV cache and attention dispatches for every cache scheme:
 //! dense, AURA-compressed (read directly) and the dequant-mirror A/B path.
-use super::plan::DecodePlan;
+use super::plan::{self, DecodePlan};
 use crate::error::{Error, Result};
 use crate::gpu::dispatch::{uniform, Dispatch, PerToken};
 use crate::gpu::Gpu;
@@ -17,7 +17,8 @@ pub struct Shared<'a> {
     pub scheme: KvScheme,
     pub mirror: bool,
     pub capacity: usize,
-    pub split_block: u32,
+    /// A forced split block (None: the plan picks one per step).
+    pub split_block: Option<u32>,
     pub max_blocks: usize,
     pub q: &'a wgpu::Buffer,
     pub k: &'a wgpu::Buffer,
@@ -30,10 +31,11 @@ pub struct Shared<'a> {
     pub key_means: Option<&'a [f32]>,
 }
 
-/// Dense attention over a dense (or mirror) cache.
+/// Dense attention over a dense (or mirror) cache: single pass, and pass 1 of split-K
+/// for each block size the plan can pick, plus the merge.
 struct DenseOps {
     single: Dispatch,
-    split: Dispatch,
+    splits: Vec<(u32, Dispatch)>,
     merge: Dispatch,
 }
 
@@ -95,8 +97,16 @@ impl LayerAttention {
         let merge_p = gpu.pipeline(&merge_key(v, hd)).await?;
         let merge_params = uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, _pad: [0; 2] })?;
         let merge = Dispatch::new(gpu, &merge_p, &[&merge_params, s.pml, s.po, s.att], [nh, 1, 1], PerToken::Axis(1));
+        let dense_blocks = match s.split_block {
+            Some(b) => vec![b],
+            None => plan::DENSE_SPLIT_BLOCKS.to_vec(),
+        };
         let (single_p, split_p) = if dense_cache {
-            (Some(gpu.pipeline(&attn_key(v, hd, 0)).await?), Some(gpu.pipeline(&attn_key(v, hd, s.split_block)).await?))
+            let mut splits = Vec::new();
+            for &b in &dense_blocks {
+                splits.push((b, gpu.pipeline(&attn_key(v, hd, b)).await?));
+            }
+            (Some(gpu.pipeline(&attn_key(v, hd, 0)).await?), Some(splits))
         } else {
             (None, None)
         };
@@ -115,7 +125,10 @@ impl LayerAttention {
                 (single_p.as_ref().expect("dense pipelines"), split_p.as_ref().expect("dense pipelines"));
             Ok(DenseOps {
                 single: Dispatch::new(gpu, single_p, &res, [nh, 1, 1], PerToken::Axis(2)),
-                split: Dispatch::new(gpu, split_p, &res, [nh, 1, 1], PerToken::Axis(2)),
+                splits: split_p
+                    .iter()
+                    .map(|(b, p)| (*b, Dispatch::new(gpu, p, &res, [nh, 1, 1], PerToken::Axis(2))))
+                    .collect(),
                 merge,
             })
         };
@@ -236,7 +249,18 @@ impl LayerAttention {
             Ok(Dispatch::new(gpu, p, &res, [nkv, 1, 1], PerToken::Axis(2)))
         };
         let single = aura(s.att, &gpu.pipeline(&attn_aura_key(v, hd, g, 0, kb, vb)).await?)?;
-        let split = aura(s.po, &gpu.pipeline(&attn_aura_key(v, hd, g, s.split_block, kb, vb)).await?)?;
+        let split = aura(
+            s.po,
+            &gpu.pipeline(&attn_aura_key(
+                v,
+                hd,
+                g,
+                s.split_block.unwrap_or(plan::DEFAULT_COMPRESSED_SPLIT_BLOCK),
+                kb,
+                vb,
+            ))
+            .await?,
+        )?;
         let un_p = gpu.pipeline(&unrotate_key(v, hd)).await?;
         let un_params = uniform(gpu, UnrotateParams { n_heads: nh, s_off: hd as u32, _pad: [0; 2] })?;
         let unrotate = Dispatch::new(gpu, &un_p, &[&un_params, s.att, &consts], [nh, 1, 1], PerToken::Axis(1));
@@ -267,7 +291,7 @@ impl LayerAttention {
             self.rope_kv.run(pass, n);
         }
         match (&self.body, plan) {
-            (Body::Dense(d), DecodePlan::Dense { split }) => d.run(pass, split.map(|s| s.n_blocks), n),
+            (Body::Dense(d), DecodePlan::Dense { split }) => d.run(pass, split, n),
             (Body::Aura { encode, single, .. }, DecodePlan::CompressedSinglePass) => {
                 encode.run(pass, n);
                 single.run(pass, n);
@@ -282,7 +306,7 @@ impl LayerAttention {
             (Body::Mirror { encode, dequant, dense }, DecodePlan::DequantMirror { split }) => {
                 encode.run(pass, n);
                 dequant.iter().for_each(|d| d.run(pass, n));
-                dense.run(pass, split.map(|s| s.n_blocks), n);
+                dense.run(pass, split, n);
             }
             (_, plan) => unreachable!("decode plan {plan:?} does not match the session's cache scheme"),
         }
@@ -296,11 +320,16 @@ impl LayerAttention {
 }
 
 impl DenseOps {
-    fn run(&self, pass: &mut wgpu::ComputePass<'_>, n_blocks: Option<u32>, n: u32) {
-        match n_blocks {
+    fn run(&self, pass: &mut wgpu::ComputePass<'_>, split: Option<plan::Split>, n: u32) {
+        match split {
             None => self.single.run(pass, n),
-            Some(b) => {
-                self.split.run_with(pass, n, Some(b));
+            Some(sp) => {
+                let (_, d) = self
+                    .splits
+                    .iter()
+                    .find(|(b, _)| *b == sp.block)
+                    .expect("the plan picks split blocks the session built");
+                d.run_with(pass, n, Some(sp.n_blocks));
                 self.merge.run(pass, n);
             }
         }

@@ -103,8 +103,10 @@ impl Kernel {
             Kernel::Embed => &[Uniform, Read, Read, ReadWrite],
             // params, x, weight, out
             Kernel::RmsNorm => &[Uniform, Read, Read, ReadWrite],
+            // params, weights, x, y, next kernel's weights (L2 prefetch)
+            Kernel::Matvec => &[Uniform, Read, Read, ReadWrite, Read],
             // params, weights, x, y
-            Kernel::Matvec | Kernel::Matmul => &[Uniform, Read, Read, ReadWrite],
+            Kernel::Matmul => &[Uniform, Read, Read, ReadWrite],
             // params, q, k, v, k_cache, v_cache, cos/sin table
             Kernel::RopeKv => &[Uniform, ReadWrite, ReadWrite, Read, ReadWrite, ReadWrite, Read],
             // params, q, k_cache, v_cache, out, partial_ml, partial_o
@@ -121,10 +123,11 @@ impl Kernel {
             Kernel::AttnDecodeAura => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
             // params, att, consts
             Kernel::AttnUnrotate => &[Uniform, ReadWrite, Read],
-            // params, stacked weights, x, norm weight, y0, y1 (or k cache), y2 (or v cache), RoPE table
-            Kernel::MatvecNorm => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read],
-            // params, stacked gate|up weights, x, norm weight, act
-            Kernel::MatvecGlu => &[Uniform, Read, Read, Read, ReadWrite],
+            // params, stacked weights, x, norm weight, y0, y1 (or k cache), y2 (or v cache), RoPE
+            // table, next kernel's weights (L2 prefetch)
+            Kernel::MatvecNorm => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read, Read],
+            // params, stacked gate|up weights, x, norm weight, act, next kernel's weights
+            Kernel::MatvecGlu => &[Uniform, Read, Read, Read, ReadWrite, Read],
             // params, logits, tokens, ids
             Kernel::Argmax => &[Uniform, Read, ReadWrite, ReadWrite],
         }
@@ -133,6 +136,11 @@ impl Kernel {
     /// Whether the kernel uses the shared Walsh-Hadamard snippet (on its array `fw`).
     pub fn uses_fwht(self) -> bool {
         matches!(self, Kernel::KvEncodeAura | Kernel::KvDequantAura | Kernel::AttnDecodeAura | Kernel::AttnUnrotate)
+    }
+
+    /// Whether the kernel prefetches the next kernel's weights (`common/prefetch.wgsl`).
+    pub fn prefetches(self) -> bool {
+        matches!(self, Kernel::Matvec | Kernel::MatvecNorm | Kernel::MatvecGlu)
     }
 
     /// Whether the kernel reads a weight matrix through the quant snippet.
@@ -199,7 +207,7 @@ impl StepUniform {
 /// Bytes of the step uniform.
 pub const STEP_BYTES: u64 = std::mem::size_of::<StepUniform>() as u64;
 
-const STEP_WGSL: &str = "struct Step { pos: u32, kv_len: u32, slot: u32, n_blocks: u32, n_tokens: u32, _p0: u32, _p1: u32, _p2: u32 }\n@group(1) @binding(0) var<uniform> step: Step;\n";
+const STEP_WGSL: &str = "struct Step { pos: u32, kv_len: u32, slot: u32, n_blocks: u32, n_tokens: u32, _p0: u32, _p1: u32, zero: u32 }\n@group(1) @binding(0) var<uniform> step: Step;\n";
 
 /// Compose the full WGSL module for a key. Pure, so tests can validate every variant with naga.
 pub fn compose(key: &PipelineKey) -> String {
@@ -223,6 +231,9 @@ pub fn compose(key: &PipelineKey) -> String {
     } else {
         include_str!("../../../wgsl/common/reduce_workgroup.wgsl")
     });
+    if key.kernel.prefetches() {
+        s.push_str(include_str!("../../../wgsl/common/prefetch.wgsl"));
+    }
     if key.kernel.uses_fwht() {
         s.push_str(include_str!("../../../wgsl/common/fwht.wgsl"));
     }

@@ -284,12 +284,13 @@ pub fn attn_key(v: Variant, head_dim: usize, block: u32) -> PipelineKey {
     }
 }
 
+/// The split-K merge: a wide workgroup, so its block loop runs in parallel.
 pub fn merge_key(v: Variant, head_dim: usize) -> PipelineKey {
     PipelineKey {
         kernel: Kernel::AttnMerge,
         weight: None,
         variant: v,
-        consts: vec![("WG", attn_wg(head_dim)), ("HD", head_dim as u32)],
+        consts: vec![("WG", WG_WIDE.max(head_dim as u32)), ("HD", head_dim as u32)],
     }
 }
 

@@ -1,0 +1,18 @@
+// L2 prefetch of the weights the next kernel reads (`pf`, the last binding of the kernel
+// that includes this): each thread loads one word per 32-byte sector (the unit an NVIDIA
+// L2 fills from memory) of its share of the buffer, so the next dispatch finds its weights in L2 instead of going to memory (a
+// decode step's weights exceed L2 and each projection reads its matrix once). The loads
+// are folded into the kernel's result through `step.zero`, a uniform that is always 0 but
+// unknown to the compiler, so they stay live and cost nothing else. A one-word
+// placeholder binding (prefetch off, or no next kernel) makes this a single load.
+fn prefetch_next(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> f32 {
+    let n = arrayLength(&pf);
+    let threads = nwg.x * nwg.y * nwg.z * WG;
+    let g = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    var a = 0u;
+    for (var i = g * 8u; i < n; i = i + threads * 8u) {
+        a = a | pf[i];
+    }
+    // +0.0 at run time.
+    return bitcast<f32>(a & step.zero);
+}
