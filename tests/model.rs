@@ -180,17 +180,23 @@ fn batched_prefill_case(prefill_matmul: bool) {
     let opts = Options { backend: Some(Backend::Vulkan), prefill_matmul: Some(prefill_matmul), ..Options::default() };
     let engine = common::engine(opts);
     let model = Model::load(&engine, &common::model_path()).unwrap();
-    let text = "The quick brown fox jumps over the lazy dog. 1234567 is a number; so is 42. ".repeat(3);
+    let text = "The quick brown fox jumps over the lazy dog. 1234567 is a number; so is 42. ".repeat(6);
     let ids = model.tokenizer.encode(&text, false).unwrap();
     assert!(ids.len() > aura::session::MAX_SLOTS, "prompt must span several steps");
     pollster::block_on(async {
-        let mut a = Session::new(&model, SessionOptions { capacity: 256, attention: None, kv: None }).await.unwrap();
-        let mut b = Session::new(&model, SessionOptions { capacity: 256, attention: None, kv: None }).await.unwrap();
+        let opts = |attention| SessionOptions { capacity: ids.len() + 32, attention, kv: None };
+        let mut a = Session::new(&model, opts(None)).await.unwrap();
+        let mut b = Session::new(&model, opts(None)).await.unwrap();
+        // Split-K attention: steps of SPLIT_SLOTS tokens instead of MAX_SLOTS.
+        let mut c = Session::new(&model, opts(Some(AttentionPath::TwoPass { block: 64 }))).await.unwrap();
         let batched = a.forward(&ids, Some(0)).await.unwrap();
+        let split = c.forward(&ids, Some(0)).await.unwrap();
         let vocab = model.config.vocab;
         let mut lb = Vec::new();
         for (i, &t) in ids.iter().enumerate() {
             lb = b.step(t).await.unwrap();
+            let (nmse_split, _) = compare(&split[i * vocab..(i + 1) * vocab], &lb);
+            assert!(nmse_split < NMSE_F16_KV, "position {i}: split-K batched vs single-token NMSE {nmse_split:.3e}");
             let (nmse, _) = compare(&batched[i * vocab..(i + 1) * vocab], &lb);
             // Prefill's matmul sums each row serially, decode's matvec reduces across
             // threads: only the f32 summation order differs, but with an f16 KV cache

@@ -15,8 +15,12 @@ use crate::model::llama::GpuMatrix;
 use crate::options::AttentionPath;
 use crate::reference::ops::rope_table;
 
-/// Steps queued per submission (also the logits rows kept on the GPU).
-pub const MAX_SLOTS: usize = 32;
+/// Tokens in one step (a prefill chunk): the activation and logits rows kept on the GPU.
+pub const MAX_SLOTS: usize = 128;
+/// Tokens in a step whose attention runs split-K (the partials are sized for this many);
+/// longer steps run while the plan is single-pass. Chunks of 128 tokens halve a short
+/// prompt's steps against 32 (each step pays every dispatch once).
+pub const SPLIT_SLOTS: usize = 32;
 
 #[derive(Clone, Debug)]
 pub struct SessionOptions {
@@ -158,9 +162,11 @@ impl Session {
         let u = f32s("up", t * ffn)?;
         let act = f32s("act", t * ffn)?;
         let logits = f32s("logits", t * vocab)?;
-        // Split-K partials: (max, sum) [T][n_heads][max_blocks], o [T][n_heads][max_blocks][hd].
-        let pml = f32s("attn_partial_ml", t * c.n_heads * max_blocks * 2)?;
-        let po = f32s("attn_partial_o", t * c.n_heads * max_blocks * c.head_dim)?;
+        // Split-K partials: (max, sum) [T][n_heads][max_blocks], o [T][n_heads][max_blocks][hd],
+        // T <= SPLIT_SLOTS.
+        let ts = SPLIT_SLOTS;
+        let pml = f32s("attn_partial_ml", ts * c.n_heads * max_blocks * 2)?;
+        let po = f32s("attn_partial_o", ts * c.n_heads * max_blocks * c.head_dim)?;
         let tokens = gpu.buffer("tokens", (t * 4) as u64, st)?;
         // One step uniform per queued greedy step (dynamic offsets); forward() uses slot 0.
         let step_stride = (gpu.caps.uniform_align as u64).max(STEP_BYTES);
@@ -460,9 +466,10 @@ impl Session {
         self.scheme
     }
 
-    /// Run `tokens` through the model at the current position, up to MAX_SLOTS
-    /// tokens per step (one submission, one compute pass). Returns the logits rows
-    /// (each `vocab` long) for tokens at index >= `logits_from`, in order.
+    /// Run `tokens` through the model at the current position, up to MAX_SLOTS tokens per
+    /// step while the step's attention is single-pass, SPLIT_SLOTS when it is split-K (one
+    /// submission, one compute pass each). Returns the logits rows (each `vocab` long) for
+    /// tokens at index >= `logits_from`, in order.
     pub async fn forward(&mut self, tokens: &[u32], logits_from: Option<usize>) -> Result<Vec<f32>> {
         let vocab = self.model.config.vocab;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
@@ -474,12 +481,17 @@ impl Session {
         let from = logits_from.unwrap_or(usize::MAX);
         let mut out = Vec::new();
         let gpu = self.model.gpu.clone();
-        for (ci, chunk) in tokens.chunks(MAX_SLOTS).enumerate() {
-            let base = ci * MAX_SLOTS;
+        let mut base = 0;
+        while base < tokens.len() {
+            // The plan is fixed for the step by its last token's kv_len.
+            let mut len = (tokens.len() - base).min(MAX_SLOTS);
+            if len > SPLIT_SLOTS && self.plan_for(self.pos + len).n_blocks() > 0 {
+                len = SPLIT_SLOTS;
+            }
+            let plan = self.plan_for(self.pos + len);
+            let chunk = &tokens[base..base + len];
             let n = chunk.len() as u32;
             let pos = self.pos as u32;
-            // The plan is fixed for the step by its last token's kv_len.
-            let plan = self.plan_for(self.pos + chunk.len());
             let n_blocks = plan.n_blocks();
             let su = StepUniform { pos, kv_len: pos + 1, slot: 0, n_blocks, n_tokens: n, _pad: [0; 3] };
             gpu.queue.write_buffer(&self.steps, 0, bytemuck::bytes_of(&su));
@@ -520,6 +532,7 @@ impl Session {
                 return Err(Error::Gpu { kernel: "step".into(), message: e.to_string() });
             }
             self.pos += chunk.len();
+            base += chunk.len();
             if let Some(p) = &mut self.profiler {
                 let raw = gpu.map_read(&p.staging).await?;
                 let t: &[u64] = bytemuck::cast_slice(&raw);
