@@ -121,6 +121,13 @@ async fn run(cli: Cli) -> aura::Result<()> {
                 s.take_profile();
                 let tps = n as f64 / median(times);
                 println!("| {n} | {scheme} | {tps:.0} |");
+                if cli.profile {
+                    s.reset();
+                    let chunk = n.min(aura::session::MAX_SLOTS);
+                    for (label, k, us) in kernel_profile(&engine, &mut s, 0, chunk).await? {
+                        println!("|   | kernel, one {chunk}-token prefill step: {label} x{k}: {us:.1} µs | |");
+                    }
+                }
                 eprintln!("done: prefill {n} {scheme}: {tps:.0} tok/s");
                 prefill_rows.push(serde_json::json!({"prompt_tokens": n, "kv": scheme, "tok_s": tps}));
             }
@@ -165,7 +172,7 @@ async fn run(cli: Cli) -> aura::Result<()> {
                 }
                 let profile = s.take_profile();
                 let kernels =
-                    if cli.profile && host_col { Some(kernel_profile(&engine, &mut s, depth).await?) } else { None };
+                    if cli.profile && host_col { Some(kernel_profile(&engine, &mut s, depth, 0).await?) } else { None };
                 // GPU-sampling loop: queued steps, ids read back a chunk behind.
                 let mut gpu_tps = None;
                 if gpu_col {
@@ -254,12 +261,15 @@ async fn run(cli: Cli) -> aura::Result<()> {
     Ok(())
 }
 
-/// GPU time per kernel over one decode step at `depth`: a timestamp before every
-/// dispatch (so each span includes the barrier before the next), summed by pipeline label.
+/// GPU time per kernel over one decode step at `depth` (or, with `prefill` > 0, one
+/// prefill step of that many tokens): a timestamp before every dispatch (so each span
+/// includes the barrier before the next), summed by pipeline label. Each timestamp also
+/// costs some GPU time, so the spans overstate the kernels a little.
 async fn kernel_profile(
     engine: &aura::Engine,
     s: &mut Session,
     depth: usize,
+    prefill: usize,
 ) -> aura::Result<Vec<(String, usize, f64)>> {
     use aura::gpu::dispatch::{KernelTimer, KERNEL_TIMER};
     let gpu = &engine.gpu;
@@ -272,7 +282,10 @@ async fn kernel_profile(
     s.assume_filled(depth)?;
     s.step(1).await?;
     KERNEL_TIMER.with(|t| *t.borrow_mut() = Some(KernelTimer { queries, capacity: cap, labels: Vec::new() }));
-    let r = s.step(1).await;
+    let r = match prefill {
+        0 => s.step(1).await,
+        n => s.forward(&vec![1; n], None).await,
+    };
     let timer = KERNEL_TIMER.with(|t| t.borrow_mut().take()).expect("timer installed");
     r?;
     let n = timer.labels.len() as u32;
