@@ -184,7 +184,7 @@ async fn run(cli: Cli) -> aura::Result<()> {
     );
     if cli.kernels {
         // Shader checks on vs off (WG 64), then the matvec workgroup size (checks off).
-        for (checks, wg) in [(true, 64), (false, 64), (false, 128), (false, 256)] {
+        for (checks, wg) in [(false, 32), (false, 64), (false, 128), (false, 256)] {
             let engine = Engine::new(aura::Options { profile: true, shader_checks: checks, ..cli.model.options()? })
                 .await
                 .or(Engine::new(aura::Options { shader_checks: checks, ..cli.model.options()? }).await)?;
