@@ -1,7 +1,7 @@
 //! GPU tests of the AURA compressed-KV kernels against their CPU twin
 //! (`reference::aura`) for every variant engine (backend x f16 x subgroups):
-//! kv_encode_aura, attn_decode_aura (single pass, and split-K + attn_merge) followed by
-//! attn_unrotate, kv_dequant_aura (mirror) and attn_unrotate alone.
+//! kv_encode_aura, attn_decode_aura (single pass, which rotates its output back, and
+//! split-K + attn_merge with UNROTATE) and kv_dequant_aura (mirror).
 //!
 //! Buffers follow attention/layer.rs: `words` = K [n_kv][cap][rwk] then V at
 //! n_kv*cap*rwk; `gammas` = K [n_kv][cap] then V at n_kv*cap (f16 when the variant
@@ -17,7 +17,7 @@ use std::time::Instant;
 use aura::gpu::registry::StepUniform;
 use aura::gpu::Gpu;
 use aura::kernels::*;
-use aura::kv::{codebook, rotate, row_words, signs, unrotate, Codebook, KvKind, AURA_BITS};
+use aura::kv::{codebook, rotate, row_words, signs, Codebook, KvKind, AURA_BITS};
 use aura::reference::aura::{attention_packed, decode_row, encode_row, store_gamma, unpack, KeyCentering, PackedCache};
 use aura::reference::ops;
 use common::gpu::{assert_rows_distinct, base_seed, case_seed, engines, read, read_kv, run, upload, upload_kv};
@@ -53,8 +53,6 @@ const ATTN_TOL: Tol = Tol { nmse: 1e-9, abs: 5e-5 };
 /// when the mirror is f16. [0, 0: bit-exact on both]
 const DEQUANT_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-5 };
 const DEQUANT_F16_TOL: Tol = Tol { nmse: 1e-7, abs: 8e-3 };
-/// Unrotate: the same butterflies as `rotation::unrotate`. [0, 0]
-const UNROTATE_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-5 };
 
 /// Written where a kernel must not read (γ of rows past kv_len, stale partials) or must
 /// overwrite; representable in f16.
@@ -513,7 +511,7 @@ fn attn_centering_without_workgroup_coefficients() {
 }
 
 /// Encodes random rows with `encode_row` into packed caches (garbage past the last valid
-/// row), runs attention + unrotate on the GPU and compares every (token, head) with
+/// row), runs attention (which rotates back) on the GPU and compares every (token, head) with
 /// `attention_packed` on the same packed data. Returns the reference [T][n_heads][hd].
 fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
@@ -578,10 +576,8 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     } else {
         run(gpu, &ctx, &key, p, &[&qb, &wb, &gb, &cb, &po, &pml, &tb], [n_kv as u32, n_blocks as u32, nt32], st);
         let mp = MergeParams { n_heads: nh32, max_blocks: max_blocks as u32, _pad: [0; 2] };
-        run(gpu, &ctx, &merge_key(v, hd), mp, &[&pml, &po, &att], [nh32, nt32, 1], st);
+        run(gpu, &ctx, &merge_key(v, hd, true), mp, &[&pml, &po, &att, &cb], [nh32, nt32, 1], st);
     }
-    let up = UnrotateParams { n_heads: nh32, s_off: hd as u32, _pad: [0; 2] };
-    run(gpu, &ctx, &unrotate_key(v, hd), up, &[&att, &cb], [nh32, nt32, 1], st);
     let got: Vec<f32> = read(gpu, &att, nt * nh * hd);
     let want: Vec<f32> = (0..nt * nh)
         .flat_map(|r| {
@@ -702,36 +698,4 @@ fn dequant_case(rep: &mut Report, label: &str, gpu: &Gpu, (kb, vb, hd): (u32, u3
         }
         rep.untouched("dequant mirror", &format!("{ctx} {}", s.name), &got, &rest);
     }
-}
-
-// ---------------------------------------------------------------- attn_unrotate
-
-#[test]
-fn attn_unrotate() {
-    for_variants("attn_unrotate", |rep, label, gpu| {
-        let shapes = HEAD_DIMS.iter().flat_map(|&hd| [(1, 1), (5, 3), (12, 1)].map(|(nh, nt)| (hd, nh, nt)));
-        for (i, (hd, nh, nt)) in shapes.enumerate() {
-            let seed = seed("unrotate", i);
-            let mut rng = Rng(seed);
-            let l = Layer::new(rng.below(32), hd, 4, 2);
-            let ctx = format!("{label} unrotate hd={hd} heads={nh} T={nt} seed={seed:#x}");
-            // One extra row past [T][n_heads][hd] must stay as it is.
-            let x = rng.vec((nt * nh + 1) * hd, 2.0);
-            let (ab, cb) = (upload(gpu, &x), upload(gpu, &l.consts));
-            let up = UnrotateParams { n_heads: nh as u32, s_off: hd as u32, _pad: [0; 2] };
-            run(
-                gpu,
-                &ctx,
-                &unrotate_key(gpu.variant, hd),
-                up,
-                &[&ab, &cb],
-                [nh as u32, nt as u32, 1],
-                step(0, 1, nt, 0),
-            );
-            let got: Vec<f32> = read(gpu, &ab, x.len());
-            let want: Vec<f32> = x[..nt * nh * hd].chunks_exact(hd).flat_map(|r| unrotate(r, &l.sv)).collect();
-            rep.check(&format!("hd={hd}"), &ctx, &got[..want.len()], &want, UNROTATE_TOL);
-            rep.untouched("unrotate tail", &ctx, &got[want.len()..], &x[want.len()..]);
-        }
-    });
 }

@@ -770,7 +770,16 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
     );
     if block > 0 {
         let mp = MergeParams { n_heads: nh as u32, max_blocks: max_blocks as u32, _pad: [0; 2] };
-        run(gpu, &ctx, &merge_key(gpu.variant, hd), mp, &[&pml, &po, &out], [nh as u32, nt as u32, 1], st);
+        let no_consts = upload(gpu, &[0.0f32]);
+        run(
+            gpu,
+            &ctx,
+            &merge_key(gpu.variant, hd, false),
+            mp,
+            &[&pml, &po, &out, &no_consts],
+            [nh as u32, nt as u32, 1],
+            st,
+        );
     }
     let got = read::<f32>(gpu, &out, nt * nh * hd);
     let kv = |c: &[f32], h: usize| -> Vec<f32> { c[(h / group) * cap * hd..][..cap * hd].to_vec() };

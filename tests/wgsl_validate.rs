@@ -73,9 +73,10 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
         out.push(rope_kv_key(v, hd));
         out.push(attn_key(v, hd, 0));
         out.extend(SPLIT_BLOCKS.iter().map(|&b| attn_key(v, hd, b)));
-        out.push(merge_key(v, hd));
+        out.push(merge_key(v, hd, false));
+        out.push(merge_key(v, hd, true));
         // AURA-compressed KV: every K/V bit width the scheme parser accepts.
-        out.extend([kv_encode_key(v, hd), kv_dequant_key(v, hd), unrotate_key(v, hd)]);
+        out.extend([kv_encode_key(v, hd), kv_dequant_key(v, hd)]);
         for (kb, vb) in AURA_BITS.iter().flat_map(|&k| AURA_BITS.iter().map(move |&v| (k, v))) {
             for group in [1, 3, 8] {
                 out.extend([0, 64, 256].map(|block| attn_aura_key(v, hd, group, block, kb, vb)));

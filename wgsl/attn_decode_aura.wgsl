@@ -2,9 +2,12 @@
 // query heads of one KV head (grid x), so packed K/V rows are read once per group;
 // grid y = split-K block (BLOCK > 0) and z = token t of the step (kv_len(t) = step.kv_len + t).
 // Queries are rotated once: q~ = H diag(sK) q / sqrt(d) * scale; score = gammaK * q~ . cK[idx];
-// the output stays in the rotated domain, o~ = sum p * gammaV * cV[idx], and attn_unrotate
-// turns it back. BLOCK == 0 writes o~ normalized to dst (the attention output); BLOCK > 0
-// writes (max, sum, o~) partials in attn_merge's layout (dst = partial o).
+// the output accumulates in the rotated domain, o~ = sum p * gammaV * cV[idx]. BLOCK == 0
+// rotates it back (o = diag(sV) H o~ / sqrt(d), the FWHT in workgroup memory) and writes
+// the normalized attention output to dst; BLOCK > 0 writes (max, sum, o~) partials in
+// attn_merge's layout (dst = partial o), and attn_merge (UNROTATE) rotates the merged row.
+// V rows: each thread owns 4 consecutive dims (one packed word or two) of one of NRG row
+// groups; a tile's rows are dealt round-robin to the groups and summed at the end.
 // K rows are at the start of `words`/`gammas`, V rows at v_word_off/v_gamma_off; `consts`
 // holds K signs at 0, then V signs, then the codebooks. consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, KB, VB,
 // RWK, RWV (row words). cs: the RoPE (cos, sin) table [capacity][HD/2] (key centering).
@@ -34,7 +37,10 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> pml: array<vec2<f32>>;
 @group(0) @binding(7) var<storage, read> cs: array<vec2<f32>>;
 
-const NJ: u32 = HD / WG;
+// V: lanes of 4 dims per row, row groups per tile, rows per group per tile.
+const VL: u32 = HD / 4u;
+const NRG: u32 = max(WG / VL, 1u);
+const RPG: u32 = WG / NRG;
 var<workgroup> fw: array<f32, G * HD>;
 var<workgroup> ps: array<f32, G * WG>;
 var<workgroup> cbk: array<f32, 1u << KB>;
@@ -51,27 +57,18 @@ fn pair(j: u32) -> vec2<u32> {
     return vec2<u32>(2u * j, 2u * j + 1u);
 }
 
-// Index i of a packed row starting at word w0 (bits straddle words when 32 % bits != 0).
-fn k_idx(w0: u32, i: u32) -> u32 {
-    let bit = i * KB;
+// Indices d .. d + 3 of a packed V row starting at word w0 (4 * VB <= 32 bits, which may
+// straddle two words).
+fn v_idx4(w0: u32, d: u32) -> vec4<u32> {
+    let bit = d * VB;
     let w = w0 + (bit >> 5u);
     let off = bit & 31u;
     var v = words[w] >> off;
-    if (off + KB > 32u) {
+    if (off + 4u * VB > 32u) {
         v = v | (words[w + 1u] << (32u - off));
     }
-    return v & ((1u << KB) - 1u);
-}
-
-fn v_idx(w0: u32, i: u32) -> u32 {
-    let bit = i * VB;
-    let w = w0 + (bit >> 5u);
-    let off = bit & 31u;
-    var v = words[w] >> off;
-    if (off + VB > 32u) {
-        v = v | (words[w + 1u] << (32u - off));
-    }
-    return v & ((1u << VB) - 1u);
+    let m = (1u << VB) - 1u;
+    return vec4<u32>(v & m, (v >> VB) & m, (v >> (2u * VB)) & m, (v >> (3u * VB)) & m);
 }
 
 @compute @workgroup_size(WG)
@@ -112,7 +109,10 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
     let qscale = p.scale / sqrt(f32(HD));
     var m: array<f32, G>;
     var l: array<f32, G>;
-    var acc: array<f32, G * NJ>;
+    var acc: array<vec4<f32>, G>;
+    // This thread's V dims 4 * lane .. + 3 in row group rg.
+    let lane = lid % VL;
+    let rg = lid / VL;
     for (var g = 0u; g < G; g = g + 1u) {
         m[g] = -3.0e38;
     }
@@ -124,10 +124,23 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
             s[g] = -3.0e38;
         }
         if (tok < end) {
+            // The packed row's words first (all loads in flight together), then the
+            // indices from registers: HD and KB are constants, so every shift is too.
             let w0 = (base + tok) * RWK;
+            var kw: array<u32, RWK + 1u>;
+            for (var w = 0u; w < RWK; w = w + 1u) {
+                kw[w] = words[w0 + w];
+            }
+            kw[RWK] = 0u;
             var d: array<f32, G>;
             for (var i = 0u; i < HD; i = i + 1u) {
-                let c = cbk[k_idx(w0, i)];
+                let bit = i * KB;
+                let off = bit & 31u;
+                var kv = kw[bit >> 5u] >> off;
+                if (off + KB > 32u) {
+                    kv = kv | (kw[(bit >> 5u) + 1u] << (32u - off));
+                }
+                let c = cbk[kv & ((1u << KB) - 1u)];
                 for (var g = 0u; g < G; g = g + 1u) {
                     d[g] = d[g] + fw[g * HD + i] * c;
                 }
@@ -168,58 +181,53 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
             ps[g * WG + lid] = pr;
             let corr = exp(m[g] - mn);
             l[g] = l[g] * corr + wg_sum(pr, lid);
-            for (var jj = 0u; jj < NJ; jj = jj + 1u) {
-                acc[g * NJ + jj] = acc[g * NJ + jj] * corr;
-            }
+            acc[g] = acc[g] * corr;
             m[g] = mn;
         }
-        // V: thread owns output dims lid + jj * WG; the wg_sum barriers published ps.
-        // Four rows per iteration with their loads first, then the tail row by row.
+        // V: the wg_sum barriers published ps. Rows past the tile's end weigh 0 and read
+        // the last valid row; a constant trip count, so the loads issue together.
         let n = min(WG, end - t0);
-        var tt = 0u;
-        for (; tt + 4u <= n; tt = tt + 4u) {
-            var vals: array<f32, 4 * NJ>;
-            for (var u = 0u; u < 4u; u = u + 1u) {
-                let row = base + t0 + tt + u;
-                let gv = f32(gammas[p.v_gamma_off + row]);
-                let w0 = p.v_word_off + row * RWV;
-                for (var jj = 0u; jj < NJ; jj = jj + 1u) {
-                    vals[u * NJ + jj] = gv * cbv[v_idx(w0, lid + jj * WG)];
-                }
-            }
-            for (var u = 0u; u < 4u; u = u + 1u) {
-                for (var jj = 0u; jj < NJ; jj = jj + 1u) {
-                    for (var g = 0u; g < G; g = g + 1u) {
-                        acc[g * NJ + jj] = acc[g * NJ + jj] + ps[g * WG + tt + u] * vals[u * NJ + jj];
-                    }
-                }
+        for (var i = 0u; i < RPG; i = i + 1u) {
+            let j = rg + i * NRG;
+            let row = base + t0 + min(j, n - 1u);
+            let gv = f32(gammas[p.v_gamma_off + row]);
+            let ix = v_idx4(p.v_word_off + row * RWV, 4u * lane);
+            let val = gv * vec4<f32>(cbv[ix.x], cbv[ix.y], cbv[ix.z], cbv[ix.w]);
+            for (var g = 0u; g < G; g = g + 1u) {
+                acc[g] = acc[g] + ps[g * WG + j] * val;
             }
         }
-        for (; tt < n; tt = tt + 1u) {
-            let row = base + t0 + tt;
-            let gv = f32(gammas[p.v_gamma_off + row]);
-            let w0 = p.v_word_off + row * RWV;
-            for (var jj = 0u; jj < NJ; jj = jj + 1u) {
-                let val = gv * cbv[v_idx(w0, lid + jj * WG)];
-                for (var g = 0u; g < G; g = g + 1u) {
-                    acc[g * NJ + jj] = acc[g * NJ + jj] + ps[g * WG + tt] * val;
+        workgroupBarrier();
+    }
+    // Sum the row groups into fw (the queries are no longer needed), one group at a time.
+    for (var r = 0u; r < NRG; r = r + 1u) {
+        if (rg == r) {
+            for (var g = 0u; g < G; g = g + 1u) {
+                for (var c = 0u; c < 4u; c = c + 1u) {
+                    let i = g * HD + 4u * lane + c;
+                    fw[i] = select(fw[i], 0.0, r == 0u) + acc[g][c];
                 }
             }
         }
         workgroupBarrier();
     }
-    for (var g = 0u; g < G; g = g + 1u) {
-        let qh = qh0 + g;
-        for (var jj = 0u; jj < NJ; jj = jj + 1u) {
-            let j = lid + jj * WG;
-            if (BLOCK == 0u) {
-                dst[qh * HD + j] = acc[g * NJ + jj] / l[g];
-            } else {
-                dst[(qh * p.max_blocks + wid.y) * HD + j] = acc[g * NJ + jj];
-            }
+    if (BLOCK == 0u) {
+        // Normalize, then rotate back: o = diag(sV) H o~ / sqrt(d) (V signs at consts[HD..]).
+        for (var i = lid; i < G * HD; i = i + WG) {
+            fw[i] = fw[i] / l[i / HD];
         }
-        if (BLOCK > 0u && lid == 0u) {
-            pml[qh * p.max_blocks + wid.y] = vec2<f32>(m[g], l[g]);
+        workgroupBarrier();
+        fwht_rows(lid, G);
+        let r = 1.0 / sqrt(f32(HD));
+        for (var i = lid; i < G * HD; i = i + WG) {
+            dst[(qh0 + i / HD) * HD + i % HD] = fw[i] * r * consts[HD + i % HD];
+        }
+    } else {
+        for (var i = lid; i < G * HD; i = i + WG) {
+            dst[((qh0 + i / HD) * p.max_blocks + wid.y) * HD + i % HD] = fw[i];
+        }
+        if (lid < G) {
+            pml[(qh0 + lid) * p.max_blocks + wid.y] = vec2<f32>(m[lid], l[lid]);
         }
     }
 }

@@ -4,7 +4,9 @@
 // blocks (past kv_len(t)) carry sum 0 and drop out.
 // The blocks are spread over the workgroup: every thread takes part in the max, then
 // each thread owns 4 dims (lane) of one of NG block groups (blocks dealt round-robin),
-// and the groups' sums are added at the end. consts: WG (a multiple of HD / 4), HD
+// and the groups' sums are added at the end. UNROTATE (AURA caches): the merged row is in
+// the rotated V domain and is turned back, o = diag(sV) H o~ / sqrt(d), with the V signs
+// at consts[HD..]. consts: WG (a multiple of HD / 4), HD, UNROTATE
 struct Params {
     n_heads: u32,
     max_blocks: u32,
@@ -16,10 +18,13 @@ struct Params {
 @group(0) @binding(1) var<storage, read> pml: array<vec2<f32>>;
 @group(0) @binding(2) var<storage, read> po: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
+// The layer's AURA constants (UNROTATE), else a placeholder.
+@group(0) @binding(4) var<storage, read> consts: array<f32>;
 
 const NG: u32 = WG / (HD / 4u);
 var<workgroup> accs: array<vec4<f32>, WG>;
 var<workgroup> ls: array<f32, WG>;
+var<workgroup> fw: array<f32, HD>;
 
 @compute @workgroup_size(WG)
 fn attn_merge(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -70,11 +75,22 @@ fn attn_merge(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
             tot = tot + accs[i * (HD / 4u) + lid];
             lt = lt + ls[i * (HD / 4u)];
         }
-        let o = qh * HD + 4u * lid;
         tot = tot / lt;
-        out[o] = tot.x;
-        out[o + 1u] = tot.y;
-        out[o + 2u] = tot.z;
-        out[o + 3u] = tot.w;
+        for (var c = 0u; c < 4u; c = c + 1u) {
+            fw[4u * lid + c] = tot[c];
+        }
+    }
+    workgroupBarrier();
+    var r = 1.0;
+    if (UNROTATE != 0u) {
+        fwht_rows(lid, 1u);
+        r = 1.0 / sqrt(f32(HD));
+    }
+    for (var i = lid; i < HD; i = i + WG) {
+        var sign = 1.0;
+        if (UNROTATE != 0u) {
+            sign = consts[HD + i];
+        }
+        out[qh * HD + i] = fw[i] * r * sign;
     }
 }

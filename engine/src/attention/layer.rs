@@ -41,7 +41,7 @@ struct DenseOps {
 
 enum Body {
     Dense(DenseOps),
-    Aura { encode: Dispatch, single: Dispatch, split: Dispatch, merge: Dispatch, unrotate: Dispatch },
+    Aura { encode: Dispatch, single: Dispatch, split: Dispatch, merge: Dispatch },
     Mirror { encode: Dispatch, dequant: [Dispatch; 2], dense: DenseOps },
 }
 
@@ -94,9 +94,15 @@ impl LayerAttention {
         );
         let rope_targets = (kcb.clone(), vcb.clone(), !s.scheme.is_compressed());
         let scale = 1.0 / (hd as f32).sqrt();
-        let merge_p = gpu.pipeline(&merge_key(v, hd)).await?;
         let merge_params = uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, _pad: [0; 2] })?;
-        let merge = Dispatch::new(gpu, &merge_p, &[&merge_params, s.pml, s.po, s.att], [nh, 1, 1], PerToken::Axis(1));
+        // The merge's AURA-constants binding: unused for a dense cache.
+        let no_consts = gpu.buffer("unused_consts", 4, st)?;
+        let merge_p = [gpu.pipeline(&merge_key(v, hd, false)).await?, gpu.pipeline(&merge_key(v, hd, true)).await?];
+        let merge_of = |unrotate: bool, consts: &wgpu::Buffer| {
+            let res = [&merge_params, s.pml, s.po, s.att, consts];
+            Dispatch::new(gpu, &merge_p[unrotate as usize], &res, [nh, 1, 1], PerToken::Axis(1))
+        };
+        let merge = merge_of(false, &no_consts);
         let dense_blocks = match s.split_block {
             Some(b) => vec![b],
             None => plan::DENSE_SPLIT_BLOCKS.to_vec(),
@@ -261,15 +267,10 @@ impl LayerAttention {
             ))
             .await?,
         )?;
-        let un_p = gpu.pipeline(&unrotate_key(v, hd)).await?;
-        let un_params = uniform(gpu, UnrotateParams { n_heads: nh, s_off: hd as u32, _pad: [0; 2] })?;
-        let unrotate = Dispatch::new(gpu, &un_p, &[&un_params, s.att, &consts], [nh, 1, 1], PerToken::Axis(1));
-        Ok(LayerAttention {
-            rope_kv,
-            body: Body::Aura { encode, single, split, merge, unrotate },
-            dense_k: None,
-            rope_targets,
-        })
+        // The compressed kernels' outputs are in the rotated V domain: single-pass turns its
+        // rows back itself, and the 2-pass merge does for split-K.
+        let merge = merge_of(true, &consts);
+        Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, split, merge }, dense_k: None, rope_targets })
     }
 
     /// The k and v caches RoPE writes at each position (placeholders when compressed),
@@ -295,13 +296,11 @@ impl LayerAttention {
             (Body::Aura { encode, single, .. }, DecodePlan::CompressedSinglePass) => {
                 encode.run(pass, n);
                 single.run(pass, n);
-                self.unrotate(pass, n);
             }
             (Body::Aura { encode, split, merge, .. }, DecodePlan::CompressedTwoPass(sp)) => {
                 encode.run(pass, n);
                 split.run_with(pass, n, Some(sp.n_blocks));
                 merge.run(pass, n);
-                self.unrotate(pass, n);
             }
             (Body::Mirror { encode, dequant, dense }, DecodePlan::DequantMirror { split }) => {
                 encode.run(pass, n);
@@ -309,12 +308,6 @@ impl LayerAttention {
                 dense.run(pass, split, n);
             }
             (_, plan) => unreachable!("decode plan {plan:?} does not match the session's cache scheme"),
-        }
-    }
-
-    fn unrotate(&self, pass: &mut wgpu::ComputePass<'_>, n: u32) {
-        if let Body::Aura { unrotate, .. } = &self.body {
-            unrotate.run(pass, n);
         }
     }
 }

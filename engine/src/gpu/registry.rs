@@ -21,7 +21,6 @@ pub enum Kernel {
     KvEncodeAura,
     KvDequantAura,
     AttnDecodeAura,
-    AttnUnrotate,
     MatvecNorm,
     MatvecGlu,
     Argmax,
@@ -38,14 +37,13 @@ pub enum Bind {
 use Bind::*;
 
 impl Kernel {
-    pub const ALL: [Kernel; 15] = [
+    pub const ALL: [Kernel; 14] = [
         Kernel::Argmax,
         Kernel::MatvecNorm,
         Kernel::MatvecGlu,
         Kernel::KvEncodeAura,
         Kernel::KvDequantAura,
         Kernel::AttnDecodeAura,
-        Kernel::AttnUnrotate,
         Kernel::Embed,
         Kernel::RmsNorm,
         Kernel::Matvec,
@@ -69,7 +67,6 @@ impl Kernel {
             Kernel::KvEncodeAura => "kv_encode_aura",
             Kernel::KvDequantAura => "kv_dequant_aura",
             Kernel::AttnDecodeAura => "attn_decode_aura",
-            Kernel::AttnUnrotate => "attn_unrotate",
             Kernel::MatvecNorm => "matvec_norm",
             Kernel::MatvecGlu => "matvec_glu",
             Kernel::Argmax => "argmax",
@@ -89,7 +86,6 @@ impl Kernel {
             Kernel::KvEncodeAura => include_str!("../../../wgsl/kv_encode_aura.wgsl"),
             Kernel::KvDequantAura => include_str!("../../../wgsl/kv_dequant_aura.wgsl"),
             Kernel::AttnDecodeAura => include_str!("../../../wgsl/attn_decode_aura.wgsl"),
-            Kernel::AttnUnrotate => include_str!("../../../wgsl/attn_unrotate.wgsl"),
             Kernel::MatvecNorm => include_str!("../../../wgsl/matvec_norm.wgsl"),
             Kernel::MatvecGlu => include_str!("../../../wgsl/matvec_glu.wgsl"),
             Kernel::Argmax => include_str!("../../../wgsl/argmax.wgsl"),
@@ -111,8 +107,8 @@ impl Kernel {
             Kernel::RopeKv => &[Uniform, ReadWrite, ReadWrite, Read, ReadWrite, ReadWrite, Read],
             // params, q, k_cache, v_cache, out, partial_ml, partial_o
             Kernel::AttnDecode => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            // params, partial_ml, partial_o, out
-            Kernel::AttnMerge => &[Uniform, Read, Read, ReadWrite],
+            // params, partial_ml, partial_o, out, AURA consts (V signs)
+            Kernel::AttnMerge => &[Uniform, Read, Read, ReadWrite, Read],
             // params, gate, up, out
             Kernel::SiluMul => &[Uniform, Read, Read, ReadWrite],
             // params [K, V], k, words, gammas, consts (signs + codebooks + key means), RoPE table, v
@@ -121,8 +117,6 @@ impl Kernel {
             Kernel::KvDequantAura => &[Uniform, Read, Read, Read, ReadWrite, Read],
             // params, q, words, gammas, consts, dst (out or partial o), partial_ml, RoPE table
             Kernel::AttnDecodeAura => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
-            // params, att, consts
-            Kernel::AttnUnrotate => &[Uniform, ReadWrite, Read],
             // params, stacked weights, x, norm weight, y0, y1 (or k cache), y2 (or v cache), RoPE
             // table, next kernel's weights (L2 prefetch)
             Kernel::MatvecNorm => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read, Read],
@@ -135,7 +129,7 @@ impl Kernel {
 
     /// Whether the kernel uses the shared Walsh-Hadamard snippet (on its array `fw`).
     pub fn uses_fwht(self) -> bool {
-        matches!(self, Kernel::KvEncodeAura | Kernel::KvDequantAura | Kernel::AttnDecodeAura | Kernel::AttnUnrotate)
+        matches!(self, Kernel::KvEncodeAura | Kernel::KvDequantAura | Kernel::AttnDecodeAura | Kernel::AttnMerge)
     }
 
     /// Whether the kernel prefetches the next kernel's weights (`common/prefetch.wgsl`).

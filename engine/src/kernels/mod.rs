@@ -149,14 +149,6 @@ pub struct AttnAuraParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-pub struct UnrotateParams {
-    pub n_heads: u32,
-    pub s_off: u32,
-    pub _pad: [u32; 2],
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct AttnParams {
     pub n_heads: u32,
     pub group: u32,
@@ -300,13 +292,14 @@ pub fn attn_key(v: Variant, head_dim: usize, block: u32) -> PipelineKey {
     }
 }
 
-/// The split-K merge: a wide workgroup, so its block loop runs in parallel.
-pub fn merge_key(v: Variant, head_dim: usize) -> PipelineKey {
+/// The split-K merge: a wide workgroup, so its block loop runs in parallel; `unrotate`
+/// (AURA caches) turns the merged row back from the rotated V domain.
+pub fn merge_key(v: Variant, head_dim: usize, unrotate: bool) -> PipelineKey {
     PipelineKey {
         kernel: Kernel::AttnMerge,
         weight: None,
         variant: v,
-        consts: vec![("WG", WG_WIDE.max(head_dim as u32)), ("HD", head_dim as u32)],
+        consts: vec![("WG", WG_WIDE.max(head_dim as u32)), ("HD", head_dim as u32), ("UNROTATE", unrotate as u32)],
     }
 }
 
@@ -329,15 +322,6 @@ pub fn kv_encode_key(v: Variant, head_dim: usize) -> PipelineKey {
 pub fn kv_dequant_key(v: Variant, head_dim: usize) -> PipelineKey {
     PipelineKey {
         kernel: Kernel::KvDequantAura,
-        weight: None,
-        variant: v,
-        consts: vec![("WG", WG_AURA), ("HD", head_dim as u32)],
-    }
-}
-
-pub fn unrotate_key(v: Variant, head_dim: usize) -> PipelineKey {
-    PipelineKey {
-        kernel: Kernel::AttnUnrotate,
         weight: None,
         variant: v,
         consts: vec![("WG", WG_AURA), ("HD", head_dim as u32)],
