@@ -231,7 +231,7 @@ async fn kernel_table(gpu: &aura::gpu::Gpu, label: &str, wg: u32, n: usize, pass
     let f = 4u64;
     let norm = |name: &str, rows: usize, groups: u32| Case {
         name: name.into(),
-        key: matvec_norm_key(v, Q4_1, h, 0, false),
+        key: matvec_norm_key(v, Q4_1, h, rows, 0, false),
         params: bytemuck::bytes_of(&MatvecNormParams {
             rows: rows as u32,
             n0: rows.min(h) as u32,
@@ -253,7 +253,7 @@ async fn kernel_table(gpu: &aura::gpu::Gpu, label: &str, wg: u32, n: usize, pass
         norm("matvec_norm, 1 workgroup (4 rows)", 4, 1),
         Case {
             name: "matvec_glu gate|up 2x1536x576".into(),
-            key: matvec_glu_key(v, Q4_1, h),
+            key: matvec_glu_key(v, Q4_1, h, ffn),
             params: bytemuck::bytes_of(&MatvecGluParams { ffn: ffn as u32, eps: 1e-5, _pad: [0; 2] }).to_vec(),
             inputs: vec![(2 * ffn * h / 32 * 20) as u64, h as u64 * f, h as u64 * f],
             outputs: vec![ffn as u64 * f, 4],
@@ -261,7 +261,7 @@ async fn kernel_table(gpu: &aura::gpu::Gpu, label: &str, wg: u32, n: usize, pass
         },
         Case {
             name: "matvec down 576x1536 (+= residual)".into(),
-            key: matvec_key(v, Q4_1, ffn, 1),
+            key: matvec_key(v, Q4_1, ffn, h, 1),
             params: bytemuck::bytes_of(&MatvecParams {
                 rows: h as u32,
                 accumulate: 1,
@@ -561,7 +561,7 @@ async fn sequences(gpu: &aura::gpu::Gpu, passes: usize) -> aura::Result<()> {
     let big = gpu.buffer_init("w", &q4_1_weights(h * regions, ffn), wgpu::BufferUsages::STORAGE)?;
     let xf = gpu.buffer_init("x", bytemuck::cast_slice(&vec![0.5f32; ffn]), wgpu::BufferUsages::STORAGE)?;
     let y = gpu.buffer("y", 4 * ffn as u64, wgpu::BufferUsages::STORAGE)?;
-    let pdown = gpu.pipeline(&matvec_key(v, Q4_1, ffn, 1)).await?;
+    let pdown = gpu.pipeline(&matvec_key(v, Q4_1, ffn, h, 1)).await?;
     let down_bg: Vec<wgpu::BindGroup> = (0..regions)
         .map(|r| {
             let prm = MatvecParams { rows: h as u32, accumulate: 1, out_stride: h as u32, row_base: (r * h) as u32 };
@@ -589,7 +589,7 @@ async fn sequences(gpu: &aura::gpu::Gpu, passes: usize) -> aura::Result<()> {
         time_seq(gpu, &cold, Some(&step_bg), passes).await?
     );
     // matvec_norm q|k|v writing y (as y0), alternating with the down matvec.
-    let pn = gpu.pipeline(&matvec_norm_key(v, Q4_1, h, 0, false)).await?;
+    let pn = gpu.pipeline(&matvec_norm_key(v, Q4_1, h, h + 2 * kv, 0, false)).await?;
     let wn = gpu.buffer_init("wn", &q4_1_weights(h + 2 * kv, h), wgpu::BufferUsages::STORAGE)?;
     let (y1, y2) = (
         gpu.buffer("y1", 4 * kv as u64, wgpu::BufferUsages::STORAGE)?,
@@ -622,8 +622,8 @@ async fn sequences(gpu: &aura::gpu::Gpu, passes: usize) -> aura::Result<()> {
     println!("| same, down weights L2-cold | {:.2} |", time_seq(gpu, &mixc, Some(&step_bg), passes).await?);
     // The decode step's projections without attention: 30 layers of norm+q|k|v, o (+= x),
     // norm+gate|up+SwiGLU, down (+= x), each layer's weights in their own buffers (66 MB).
-    let pglu = gpu.pipeline(&matvec_glu_key(v, Q4_1, h)).await?;
-    let po = gpu.pipeline(&matvec_key(v, Q4_1, h, 1)).await?;
+    let pglu = gpu.pipeline(&matvec_glu_key(v, Q4_1, h, ffn)).await?;
+    let po = gpu.pipeline(&matvec_key(v, Q4_1, h, h, 1)).await?;
     let (q, kk, vv, att, act) = (
         gpu.buffer("q", 4 * h as u64, wgpu::BufferUsages::STORAGE)?,
         gpu.buffer("k", 4 * kv as u64, wgpu::BufferUsages::STORAGE)?,

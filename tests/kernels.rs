@@ -269,8 +269,13 @@ fn proj_case(
     let stride = rows + m.stride_pad;
     let y0 = rng.vec((m.slot as usize + m.n_tokens) * stride + 3, 4.0);
     let (key, rows_per_group, fold_max, tt) = match kind {
-        Proj::Matvec => (matvec_key(gpu.variant, ty, k, 1), MATVEC_ROWS, 3, 1),
-        Proj::MatvecTiled => (matvec_key(gpu.variant, ty, k, PREFILL_TOKEN_TILE), MATVEC_ROWS, 3, PREFILL_TOKEN_TILE),
+        Proj::Matvec => (matvec_key(gpu.variant, ty, k, wg_rows(rows, seed), 1), MATVEC_ROWS, 3, 1),
+        Proj::MatvecTiled => (
+            matvec_key(gpu.variant, ty, k, wg_rows(rows, seed), PREFILL_TOKEN_TILE),
+            MATVEC_ROWS,
+            3,
+            PREFILL_TOKEN_TILE,
+        ),
         Proj::Matmul => (matmul_key(gpu.variant, ty, k, PREFILL_TOKEN_TILE), WG_ROWS, 2, PREFILL_TOKEN_TILE),
     };
     let n = (rows as u32).div_ceil(rows_per_group);
@@ -301,6 +306,17 @@ fn proj_case(
     let (want_w, want_rest) = partition(&want, |i| written[i]);
     rep.check(ty.name(), &ctx, &got_w, &want_w, MATVEC_TOL);
     rep.untouched(ty.name(), &format!("{ctx}, y outside the written rows"), &got_rest, &want_rest);
+}
+
+/// The row count the decode mat-vec keys choose their workgroup size from
+/// (`matvec_wg`): the case's own or, for every other seed, a tall matrix's, so each
+/// workgroup size runs on the small test shapes too.
+fn wg_rows(rows: usize, seed: u64) -> usize {
+    if seed & 1 == 0 {
+        rows
+    } else {
+        1 << 14
+    }
 }
 
 /// The "next kernel's weights" the decode projections prefetch into L2: one word (the
@@ -362,7 +378,7 @@ fn matvec_norm() {
                     grid((rows as u32).div_ceil(MATVEC_ROWS), if case.is_multiple_of(3) { 3 } else { 65535 });
                 groups[2] = nt as u32;
                 let st = StepUniform { slot, ..step(0, nt) };
-                let key = matvec_norm_key(gpu.variant, ty, k, 0, false);
+                let key = matvec_norm_key(gpu.variant, ty, k, wg_rows(rows, seed), 0, false);
                 // Without RoPE the table is unused: a placeholder.
                 let spare = upload(gpu, &[GARBAGE; 2]);
                 let pf = prefetch_buf(gpu, &mut rng);
@@ -419,7 +435,8 @@ fn matvec_glu() {
                 groups[2] = nt as u32;
                 let st = StepUniform { slot, ..step(0, nt) };
                 let pf = prefetch_buf(gpu, &mut rng);
-                run(gpu, &ctx, &matvec_glu_key(gpu.variant, ty, k), p, &[&wb, &xb, &nb, &yb, &pf], groups, st);
+                let key = matvec_glu_key(gpu.variant, ty, k, wg_rows(ffn, seed));
+                run(gpu, &ctx, &key, p, &[&wb, &xb, &nb, &yb, &pf], groups, st);
                 let got = read::<f32>(gpu, &yb, y0.len());
                 let mut want = y0.clone();
                 let mut written = vec![false; y0.len()];
@@ -846,7 +863,7 @@ fn matvec_norm_rope() {
             };
             let groups = grid((rows as u32).div_ceil(MATVEC_ROWS), 65535);
             let st = StepUniform { slot, ..step(pos, 1) };
-            let key = matvec_norm_key(gpu.variant, ty, k, hd, kv_out);
+            let key = matvec_norm_key(gpu.variant, ty, k, wg_rows(rows, seed), hd, kv_out);
             let pf = prefetch_buf(gpu, &mut rng);
             run(gpu, &ctx, &key, p, &[&wb, &xb, &nb, &qb, &yb[0], &yb[1], &tb, &pf], groups, st);
             let mut y = ops::matvec_norm(&w, &x[tok * k..][..k], &nw, eps);

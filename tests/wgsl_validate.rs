@@ -55,16 +55,20 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
         out.push(embed_key(v, ty, HIDDEN));
         for k in [HIDDEN, FFN] {
             for tt in [1, PREFILL_TOKEN_TILE] {
-                out.push(matvec_key(v, ty, k, tt));
+                for rows in [HIDDEN, 4 * FFN] {
+                    out.push(matvec_key(v, ty, k, rows, tt));
+                }
             }
             out.push(matmul_key(v, ty, k, PREFILL_TOKEN_TILE));
         }
-        out.push(matvec_norm_key(v, ty, HIDDEN, 0, false));
-        for hd in HEAD_DIMS {
-            out.push(matvec_norm_key(v, ty, HIDDEN, hd, false));
-            out.push(matvec_norm_key(v, ty, HIDDEN, hd, true));
+        for rows in [HIDDEN, 4 * FFN] {
+            out.push(matvec_norm_key(v, ty, HIDDEN, rows, 0, false));
+            for hd in HEAD_DIMS {
+                out.push(matvec_norm_key(v, ty, HIDDEN, rows, hd, false));
+                out.push(matvec_norm_key(v, ty, HIDDEN, rows, hd, true));
+            }
+            out.push(matvec_glu_key(v, ty, HIDDEN, rows));
         }
-        out.push(matvec_glu_key(v, ty, HIDDEN));
     }
     out.push(argmax_key(v));
     out.push(rmsnorm_key(v, HIDDEN));
@@ -168,7 +172,7 @@ fn validator_rejects_features_the_variant_lacks() {
     for key in [rope_kv_key(f16, 64), attn_key(f16, 64, 0)] {
         assert!(validate(&key, validator(plain)).is_err(), "{} validated without SHADER_FLOAT16", describe(&key));
     }
-    for key in [rmsnorm_key(sg, HIDDEN), matvec_key(sg, WeightType::Q4_1, HIDDEN, 1), attn_key(sg, 64, 64)] {
+    for key in [rmsnorm_key(sg, HIDDEN), matvec_key(sg, WeightType::Q4_1, HIDDEN, HIDDEN, 1), attn_key(sg, 64, 64)] {
         assert!(validate(&key, validator(plain)).is_err(), "{} validated without SUBGROUP", describe(&key));
     }
 }

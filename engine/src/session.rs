@@ -744,7 +744,7 @@ async fn proj(
     )?;
     let res = [&params, &m.buf, x, y, pf];
     let maxg = gpu.caps.max_workgroups_per_dim;
-    let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, 1)).await?;
+    let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, m.rows, 1)).await?;
     let decode = Dispatch {
         bind: gpu.bind(&p, &res),
         pipeline: p,
@@ -757,7 +757,7 @@ async fn proj(
     let (key, rows_per_group) = if matmul {
         (matmul_key(gpu.variant, m.ty, m.cols, tt), WG_ROWS)
     } else {
-        (matvec_key(gpu.variant, m.ty, m.cols, tt), MATVEC_ROWS)
+        (matvec_key(gpu.variant, m.ty, m.cols, m.rows, tt), MATVEC_ROWS)
     };
     let p = gpu.pipeline(&key).await?;
     // The tiled matvec's prefetch binding gets the one-word placeholder... which `pf` is
@@ -821,7 +821,7 @@ async fn matvec_norm(
         NormRope::Fold { table, kv_out, hd, .. } => (hd, kv_out, table),
         NormRope::None(b) => (0, false, b),
     };
-    let p = gpu.pipeline(&matvec_norm_key(gpu.variant, m.ty, m.cols, rope_hd, kv_out)).await?;
+    let p = gpu.pipeline(&matvec_norm_key(gpu.variant, m.ty, m.cols, m.rows, rope_hd, kv_out)).await?;
     let res = [&uniform(gpu, params)?, &m.buf, x, nw, outs[0].0, outs[1].0, outs[2].0, table, pf];
     let groups = grid((m.rows as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
     Ok(Dispatch::new(gpu, &p, &res, groups, PerToken::Tiles(2, 1)))
@@ -838,7 +838,7 @@ async fn matvec_glu(
     pf: &wgpu::Buffer,
 ) -> Result<Dispatch> {
     let ffn = m.rows / 2;
-    let p = gpu.pipeline(&matvec_glu_key(gpu.variant, m.ty, m.cols)).await?;
+    let p = gpu.pipeline(&matvec_glu_key(gpu.variant, m.ty, m.cols, ffn)).await?;
     let params = uniform(gpu, MatvecGluParams { ffn: ffn as u32, eps, _pad: [0; 2] })?;
     let groups = grid((ffn as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
     Ok(Dispatch::new(gpu, &p, &[&params, &m.buf, x, nw, act, pf], groups, PerToken::Tiles(2, 1)))

@@ -9,8 +9,14 @@ fn prefetch_next(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> f32 {
     let n = arrayLength(&pf);
     let threads = nwg.x * nwg.y * nwg.z * WG;
     let g = ((wid.z * nwg.y + wid.y) * nwg.x + wid.x) * WG + lid;
+    let stride = threads * 8u;
     var a = 0u;
-    for (var i = g * 8u; i < n; i = i + threads * 8u) {
+    var i = g * 8u;
+    // Four loads per iteration, all in flight together, then the rest one by one.
+    for (; i + 3u * stride < n; i = i + 4u * stride) {
+        a = a | pf[i] | pf[i + stride] | pf[i + 2u * stride] | pf[i + 3u * stride];
+    }
+    for (; i < n; i = i + stride) {
         a = a | pf[i];
     }
     // +0.0 at run time.

@@ -11,17 +11,20 @@ use crate::model::tensor::WeightType;
 pub const WG_ROWS: u32 = 64;
 /// Threads for single-workgroup reductions (rmsnorm) and elementwise kernels.
 pub const WG_WIDE: u32 = 256;
-/// Threads of a decode mat-vec workgroup (4 rows each) for rows of `k` elements: 32 when
-/// a row has few 8-element units (K <= 1024: 3 per thread at K = 576), else 256 (one or a
-/// few units per thread). Measured on an H200 (Vulkan, `probe --kernels`, dependent chains
-/// with weights cold in L2), µs per dispatch with WG 32 / 64 / 128 / 256: norm + q|k|v
-/// 960x576 5.19 / 6.16 / 5.56 / 5.91, norm + gate|up 2x1536x576 7.35 / 9.72 / 8.65 / 9.51,
-/// LM head 49152x576 22.5 / 33.2 / 42.9 / 84.5, down 576x1536 7.11 / 7.10 / 5.93 / 4.86.
-pub fn matvec_wg(k: usize) -> u32 {
-    if k <= 1024 {
-        32
-    } else {
-        256
+/// Threads of a decode mat-vec workgroup (4 rows each) for a matrix of `rows` rows of `k`
+/// elements: 256 when a row has many 8-element units (K > 1024), else 32 (3 units per
+/// thread at K = 576) for tall matrices and 64 for small ones, which would otherwise leave
+/// too few threads for their loads and the next kernel's prefetch. Measured on an H200
+/// (Vulkan, `probe --kernels`, dependent chains with weights cold in L2), µs per dispatch
+/// with WG 32 / 64 / 128 / 256: norm + q|k|v 960x576 5.19 / 6.16 / 5.56 / 5.91, norm +
+/// gate|up 2x1536x576 7.35 / 9.72 / 8.65 / 9.51, LM head 49152x576 22.5 / 33.2 / 42.9 /
+/// 84.5, down 576x1536 7.11 / 7.10 / 5.93 / 4.86; in a decode step (`bench --profile`) the
+/// 576x576 o-projection took 15.1 µs at WG 32 against 12.3 at 64.
+pub fn matvec_wg(k: usize, rows: usize) -> u32 {
+    match (k > 1024, rows < 768) {
+        (true, _) => 256,
+        (false, true) => 64,
+        (false, false) => 32,
     }
 }
 
@@ -201,10 +204,10 @@ pub fn matmul_key(v: Variant, ty: WeightType, k: usize, tt: u32) -> PipelineKey 
     }
 }
 
-/// `tt` tokens per workgroup (1 = decode matvec, `matvec_wg` threads; the tiled prefill
-/// keeps WG_ROWS).
-pub fn matvec_key(v: Variant, ty: WeightType, k: usize, tt: u32) -> PipelineKey {
-    let wg = if tt == 1 { matvec_wg(k) } else { WG_ROWS };
+/// `tt` tokens per workgroup (1 = decode matvec, `matvec_wg` threads for `rows` rows; the
+/// tiled prefill keeps WG_ROWS).
+pub fn matvec_key(v: Variant, ty: WeightType, k: usize, rows: usize, tt: u32) -> PipelineKey {
+    let wg = if tt == 1 { matvec_wg(k, rows) } else { WG_ROWS };
     PipelineKey {
         kernel: Kernel::Matvec,
         weight: Some(ty),
@@ -217,13 +220,13 @@ pub fn matvec_key(v: Variant, ty: WeightType, k: usize, tt: u32) -> PipelineKey 
 /// `rope_hd` > 0 also applies RoPE (adjacent pairs, head_dim `rope_hd`) to y0 and y1
 /// (q | k | v); then `kv_out` makes y1 and y2 the KV caches (kv_t, written at the token's
 /// position) instead of f32 scratch rows. `rope_hd` 0: plain outputs.
-pub fn matvec_norm_key(v: Variant, ty: WeightType, k: usize, rope_hd: usize, kv_out: bool) -> PipelineKey {
+pub fn matvec_norm_key(v: Variant, ty: WeightType, k: usize, rows: usize, rope_hd: usize, kv_out: bool) -> PipelineKey {
     PipelineKey {
         kernel: Kernel::MatvecNorm,
         weight: Some(ty),
         variant: v,
         consts: vec![
-            ("WG", matvec_wg(k)),
+            ("WG", matvec_wg(k, rows)),
             ("K", k as u32),
             ("ROW_BYTES", row_bytes(ty, k)),
             ("ROPE_HD", rope_hd as u32),
@@ -233,12 +236,13 @@ pub fn matvec_norm_key(v: Variant, ty: WeightType, k: usize, rope_hd: usize, kv_
 }
 
 /// Decode gate/up + SwiGLU with the RMSNorm folded in.
-pub fn matvec_glu_key(v: Variant, ty: WeightType, k: usize) -> PipelineKey {
+/// `ffn` gate rows (and as many up rows).
+pub fn matvec_glu_key(v: Variant, ty: WeightType, k: usize, ffn: usize) -> PipelineKey {
     PipelineKey {
         kernel: Kernel::MatvecGlu,
         weight: Some(ty),
         variant: v,
-        consts: vec![("WG", matvec_wg(k)), ("K", k as u32), ("ROW_BYTES", row_bytes(ty, k))],
+        consts: vec![("WG", matvec_wg(k, 2 * ffn)), ("K", k as u32), ("ROW_BYTES", row_bytes(ty, k))],
     }
 }
 
