@@ -81,13 +81,7 @@ async fn run(cli: Cli) -> aura::Result<()> {
     let qs = stamps.then(|| {
         dev.create_query_set(&wgpu::QuerySetDescriptor { label: None, ty: wgpu::QueryType::Timestamp, count: 2 })
     });
-    let resolve = gpu.buffer("resolve", 16, wgpu::BufferUsages::QUERY_RESOLVE)?;
-    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: 16,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    let (resolve, staging) = stamp_buffers(gpu)?;
     println!("| dispatches per pass | kind | wall µs/dispatch | GPU µs/dispatch (timestamps) | host µs/dispatch (record + submit) |");
     println!("|---:|---|---:|---:|---:|");
     for dependent in [true, false] {
@@ -182,6 +176,11 @@ async fn run(cli: Cli) -> aura::Result<()> {
         t * 1e6,
         t * 1e9 / 65536.0
     );
+    if cli.kernels && !gpu.caps.has_timestamps {
+        return Err(aura::Error::Unsupported(
+            "--kernels times kernels with GPU timestamps, which this adapter does not have".into(),
+        ));
+    }
     if cli.kernels {
         // Shader checks on vs off (WG 64), then the matvec workgroup size (checks off).
         for (checks, wg) in [(false, 32), (false, 64), (false, 128), (false, 256)] {
@@ -279,32 +278,7 @@ async fn kernel_table(gpu: &aura::gpu::Gpu, label: &str, wg: u32, n: usize, pass
     println!("| kernel | weights KB | dependent (barriers) | dependent, weights L2-cold | independent | GB/s (cold) |");
     println!("|---|---:|---:|---:|---:|---:|");
     let dev = &gpu.device;
-    let align = gpu.caps.uniform_align as u64;
-    let step_buf = gpu.buffer_init(
-        "step",
-        &[bytemuck::bytes_of(&aura::gpu::registry::StepUniform::default()), &vec![0u8; align as usize][..]].concat(),
-        wgpu::BufferUsages::UNIFORM,
-    )?;
-    let step_bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("step"),
-        layout: gpu.registry.step_layout(dev),
-        entries: &[wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &step_buf,
-                offset: 0,
-                size: wgpu::BufferSize::new(aura::gpu::registry::STEP_BYTES),
-            }),
-        }],
-    });
-    let qs = dev.create_query_set(&wgpu::QuerySetDescriptor { label: None, ty: wgpu::QueryType::Timestamp, count: 2 });
-    let resolve = gpu.buffer("resolve", 16, wgpu::BufferUsages::QUERY_RESOLVE)?;
-    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: 16,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    let step_bg = step_group(gpu)?;
     for mut c in cases {
         for k in c.key.consts.iter_mut() {
             if k.0 == "WG" {
@@ -353,46 +327,17 @@ async fn kernel_table(gpu: &aura::gpu::Gpu, label: &str, wg: u32, n: usize, pass
         }
         let mut row = vec![];
         for mode in 0..3 {
-            let mut t = Vec::new();
-            for pass_i in 0..passes + 3 {
-                let mut enc = dev.create_command_encoder(&Default::default());
-                {
-                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: None,
-                        timestamp_writes: gpu.caps.has_timestamps.then_some(wgpu::ComputePassTimestampWrites {
-                            query_set: &qs,
-                            beginning_of_pass_write_index: Some(0),
-                            end_of_pass_write_index: Some(1),
-                        }),
-                    });
-                    pass.set_pipeline(&p.pipeline);
-                    pass.set_bind_group(1, &step_bg, &[0]);
-                    for i in 0..n {
-                        pass.set_bind_group(
-                            0,
-                            match mode {
-                                0 => &binds[0].0,
-                                1 => &cold[i],
-                                _ => &binds[i].0,
-                            },
-                            &[],
-                        );
-                        pass.dispatch_workgroups(c.groups[0], c.groups[1], c.groups[2]);
-                    }
-                }
-                enc.resolve_query_set(&qs, 0..2, &resolve, 0);
-                enc.copy_buffer_to_buffer(&resolve, 0, &staging, 0, 16);
-                gpu.queue.submit([enc.finish()]);
-                let raw = gpu.map_read(&staging).await?;
-                let ts: &[u64] = bytemuck::cast_slice(&raw);
-                if pass_i >= 3 {
-                    t.push(
-                        ts[1].saturating_sub(ts[0]) as f64 * gpu.queue.get_timestamp_period() as f64 / 1e3 / n as f64,
-                    );
-                }
-            }
-            t.sort_by(f64::total_cmp);
-            row.push(t[t.len() / 2]);
+            let seq: Vec<_> = (0..n)
+                .map(|i| {
+                    let bg = match mode {
+                        0 => &binds[0].0,
+                        1 => &cold[i],
+                        _ => &binds[i].0,
+                    };
+                    (&p.pipeline, bg, c.groups)
+                })
+                .collect();
+            row.push(time_seq(gpu, &seq, Some(&step_bg), passes).await?);
         }
         let kb = c.inputs[0] as f64 / 1e3;
         println!("| {} | {kb:.0} | {:.2} | {:.2} | {:.2} | {:.0} |", c.name, row[0], row[1], row[2], kb / row[1]);
@@ -409,13 +354,7 @@ async fn time_seq(
 ) -> aura::Result<f64> {
     let dev = &gpu.device;
     let qs = dev.create_query_set(&wgpu::QuerySetDescriptor { label: None, ty: wgpu::QueryType::Timestamp, count: 2 });
-    let resolve = gpu.buffer("resolve", 16, wgpu::BufferUsages::QUERY_RESOLVE)?;
-    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: 16,
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    let (resolve, staging) = stamp_buffers(gpu)?;
     let mut t = Vec::new();
     for pass_i in 0..passes + 3 {
         let mut enc = dev.create_command_encoder(&Default::default());
@@ -536,24 +475,7 @@ async fn sequences(gpu: &aura::gpu::Gpu, passes: usize) -> aura::Result<()> {
     let v = gpu.variant;
     let maxg = gpu.caps.max_workgroups_per_dim;
     let (h, ffn, kv) = (576usize, 1536usize, 192usize);
-    let align = gpu.caps.uniform_align as u64;
-    let step_buf = gpu.buffer_init(
-        "step",
-        &[bytemuck::bytes_of(&aura::gpu::registry::StepUniform::default()), &vec![0u8; align as usize][..]].concat(),
-        wgpu::BufferUsages::UNIFORM,
-    )?;
-    let step_bg = dev.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some("step"),
-        layout: gpu.registry.step_layout(dev),
-        entries: &[wgpu::BindGroupEntry {
-            binding: 0,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: &step_buf,
-                offset: 0,
-                size: wgpu::BufferSize::new(aura::gpu::registry::STEP_BYTES),
-            }),
-        }],
-    });
+    let step_bg = step_group(gpu)?;
     // Placeholders: matvec_norm's RoPE table, the prefetch binding.
     let spare: Vec<wgpu::Buffer> =
         (0..2).map(|_| gpu.buffer("spare", 8, wgpu::BufferUsages::STORAGE)).collect::<aura::Result<_>>()?;
@@ -671,24 +593,16 @@ async fn sequences(gpu: &aura::gpu::Gpu, passes: usize) -> aura::Result<()> {
     }
     let go = grid(h as u32 / 4, maxg);
     let gg = grid(ffn as u32 / 4, maxg);
-    let mut step_seq = Vec::new();
-    for l in &layer_bgs[..30] {
-        step_seq.push((&pn.pipeline, &l[0], gn));
-        step_seq.push((&po.pipeline, &l[1], go));
-        step_seq.push((&pglu.pipeline, &l[2], gg));
-        step_seq.push((&pdown.pipeline, &l[3], g));
-    }
+    let pipes = [&pn.pipeline, &po.pipeline, &pglu.pipeline, &pdown.pipeline];
+    let grids = [gn, go, gg, g];
+    // The 30 layers' 4 projections in order, from one of the two sets of bind groups.
+    let (plain, pf) = layer_bgs.split_at(30);
+    let step_seq: Vec<_> = plain.iter().flat_map(|l| (0..4).map(move |k| (pipes[k], &l[k], grids[k]))).collect();
     println!(
         "| 30 layers x (norm+qkv, o, glu, down), own weight buffers (66 MB) | {:.2} |",
         time_seq(gpu, &step_seq, Some(&step_bg), passes).await?
     );
-    let mut pf_seq = Vec::new();
-    for l in &layer_bgs[30..] {
-        pf_seq.push((&pn.pipeline, &l[0], gn));
-        pf_seq.push((&po.pipeline, &l[1], go));
-        pf_seq.push((&pglu.pipeline, &l[2], gg));
-        pf_seq.push((&pdown.pipeline, &l[3], g));
-    }
+    let pf_seq: Vec<_> = pf.iter().flat_map(|l| (0..4).map(move |k| (pipes[k], &l[k], grids[k]))).collect();
     println!(
         "| same, each kernel prefetching the next one's weights into L2 | {:.2} |",
         time_seq(gpu, &pf_seq, Some(&step_bg), passes).await?
@@ -708,4 +622,24 @@ fn pick<'a>(on: bool, b: &'a wgpu::Buffer, none: &'a wgpu::Buffer) -> &'a wgpu::
     } else {
         none
     }
+}
+
+/// The step uniform's bind group (group 1) for a one-token step at position 0.
+fn step_group(gpu: &aura::gpu::Gpu) -> aura::Result<wgpu::BindGroup> {
+    let align = gpu.caps.uniform_align as usize;
+    let bytes = [bytemuck::bytes_of(&aura::gpu::registry::StepUniform::default()), &vec![0u8; align][..]].concat();
+    let step_buf = gpu.buffer_init("step", &bytes, wgpu::BufferUsages::UNIFORM)?;
+    Ok(gpu.registry.step_bind_group(&gpu.device, &step_buf))
+}
+
+/// The resolve and read-back buffers for a pass's two timestamps.
+fn stamp_buffers(gpu: &aura::gpu::Gpu) -> aura::Result<(wgpu::Buffer, wgpu::Buffer)> {
+    let resolve = gpu.buffer("resolve", 16, wgpu::BufferUsages::QUERY_RESOLVE)?;
+    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    Ok((resolve, staging))
 }

@@ -171,18 +171,7 @@ impl Session {
         // One step uniform per queued greedy step (dynamic offsets); forward() uses slot 0.
         let step_stride = (gpu.caps.uniform_align as u64).max(STEP_BYTES);
         let steps = gpu.buffer("steps", step_stride * GREEDY_CHUNK as u64, wgpu::BufferUsages::UNIFORM)?;
-        let step_bg = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("step"),
-            layout: gpu.registry.step_layout(&gpu.device),
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &steps,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(STEP_BYTES),
-                }),
-            }],
-        });
+        let step_bg = gpu.registry.step_bind_group(&gpu.device, &steps);
         let mirror = path == AttentionPath::Mirror;
         if mirror && !scheme.is_compressed() {
             return Err(Error::InvalidArgument("the dequant-mirror path needs a compressed (aura) KV scheme".into()));

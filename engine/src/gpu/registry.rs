@@ -247,6 +247,22 @@ pub fn compose(key: &PipelineKey) -> String {
 }
 
 impl Registry {
+    /// Group 1's bind group over a buffer of step uniforms (bound with dynamic offsets).
+    pub fn step_bind_group(&self, device: &wgpu::Device, steps: &wgpu::Buffer) -> wgpu::BindGroup {
+        device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("step"),
+            layout: self.step_layout(device),
+            entries: &[wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: steps,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(STEP_BYTES),
+                }),
+            }],
+        })
+    }
+
     pub fn step_layout(&self, device: &wgpu::Device) -> &wgpu::BindGroupLayout {
         self.step_layout.get_or_init(|| {
             device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -389,18 +405,7 @@ impl Gpu {
         let mut res = vec![&params];
         res.extend(buffers.iter().copied());
         let bind = self.bind(&p, &res);
-        let step_bg = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("step"),
-            layout: self.registry.step_layout(&self.device),
-            entries: &[wgpu::BindGroupEntry {
-                binding: 0,
-                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                    buffer: &step_buf,
-                    offset: 0,
-                    size: wgpu::BufferSize::new(STEP_BYTES),
-                }),
-            }],
-        });
+        let step_bg = self.registry.step_bind_group(&self.device, &step_buf);
         let mut enc = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
