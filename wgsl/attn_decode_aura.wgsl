@@ -172,17 +172,32 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
                 }
             }
         }
-        for (var g = 0u; g < G; g = g + 1u) {
-            let mn = max(m[g], wg_max(s[g], lid));
-            var pr = 0.0;
-            if (tok < end) {
-                pr = exp(s[g] - mn);
+        // Online softmax for up to four query heads per pair of reductions (a vec4 max, then
+        // a vec4 sum whose barriers also publish ps).
+        for (var g0 = 0u; g0 < G; g0 = g0 + 4u) {
+            var sv = vec4<f32>(-3.0e38);
+            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
+                sv[c] = s[g0 + c];
             }
-            ps[g * WG + lid] = pr;
-            let corr = exp(m[g] - mn);
-            l[g] = l[g] * corr + wg_sum(pr, lid);
-            acc[g] = acc[g] * corr;
-            m[g] = mn;
+            let mx = wg_max4(sv, lid);
+            var pr = vec4<f32>(0.0);
+            var corr = vec4<f32>(1.0);
+            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
+                let g = g0 + c;
+                let mn = max(m[g], mx[c]);
+                if (tok < end) {
+                    pr[c] = exp(s[g] - mn);
+                }
+                ps[g * WG + lid] = pr[c];
+                corr[c] = exp(m[g] - mn);
+                m[g] = mn;
+            }
+            let lt = wg_sum4(pr, lid);
+            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
+                let g = g0 + c;
+                l[g] = l[g] * corr[c] + lt[c];
+                acc[g] = acc[g] * corr[c];
+            }
         }
         // V: the wg_sum barriers published ps. Rows past the tile's end weigh 0 and read
         // the last valid row; a constant trip count, so the loads issue together.

@@ -20,16 +20,20 @@ fn wg_sum(v: f32, lid: u32) -> f32 {
     return wg_sum4(vec4<f32>(v, 0.0, 0.0, 0.0), lid).x;
 }
 
-fn wg_max(v: f32, lid: u32) -> f32 {
-    red4[lid] = vec4<f32>(v, 0.0, 0.0, 0.0);
+fn wg_max4(v: vec4<f32>, lid: u32) -> vec4<f32> {
+    red4[lid] = v;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s >> 1u) {
         if (lid < s) {
-            red4[lid].x = max(red4[lid].x, red4[lid + s].x);
+            red4[lid] = max(red4[lid], red4[lid + s]);
         }
         workgroupBarrier();
     }
-    let r = red4[0].x;
+    let r = red4[0];
     workgroupBarrier();
     return r;
+}
+
+fn wg_max(v: f32, lid: u32) -> f32 {
+    return wg_max4(vec4<f32>(v), lid).x;
 }
