@@ -264,7 +264,9 @@ async fn run(cli: Cli) -> aura::Result<()> {
 /// GPU time per kernel over one decode step at `depth` (or, with `prefill` > 0, one
 /// prefill step of that many tokens): a timestamp before every dispatch (so each span
 /// includes the barrier before the next), summed by pipeline label. Each timestamp also
-/// costs some GPU time, so the spans overstate the kernels a little.
+/// costs some GPU time, so the spans overstate the kernels a little. The step's last
+/// dispatch (the LM head, or the last layer's down projection in prefill) has no closing
+/// stamp and is not listed.
 async fn kernel_profile(
     engine: &aura::Engine,
     s: &mut Session,

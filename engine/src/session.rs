@@ -137,11 +137,8 @@ impl Session {
             AttentionPath::TwoPass { block } if block > 0 => Some(block),
             _ => None,
         };
-        if split_block.is_some_and(|b| b % 64 != 0) {
-            return Err(Error::InvalidArgument(format!(
-                "split block {} must be a positive multiple of 64",
-                split_block.unwrap_or(0)
-            )));
+        if let Some(b) = split_block.filter(|b| b % 64 != 0) {
+            return Err(Error::InvalidArgument(format!("split block {b} must be a positive multiple of 64")));
         }
         let min_block = split_block.unwrap_or(plan::DENSE_SPLIT_BLOCKS[0].min(plan::DEFAULT_COMPRESSED_SPLIT_BLOCK));
         let max_blocks = cap.div_ceil(min_block as usize);
@@ -213,7 +210,6 @@ impl Session {
         // o -> gate|up -> down -> next layer's q|k|v); a one-word placeholder otherwise.
         let no_pf = f32s("no_prefetch", 1)?;
         let prefetch = gpu.options.l2_prefetch.unwrap_or(!gpu.caps.cpu_adapter);
-        let prefetch = prefetch && gpu.options.fused;
         let no_rope = NormRope::None(&spare_table);
         // RoPE folds into the fused q|k|v projection when a pair's two rows are adjacent
         // (GGUF's convention), so they land in one workgroup.
@@ -262,29 +258,23 @@ impl Session {
                 }
                 _ => None,
             };
+            // The o-projection and down prefetch only into the fused chain.
+            let chain = prefetch && fused.is_some();
             let silu_params = uniform(gpu, SiluMulParams { n: ffn as u32, _pad: [0; 3] })?;
             let silu_res = [&silu_params, &g, &u, &act];
             layers.push(LayerOps {
                 attn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.attn_norm, &xn).await?,
                 qkv: [
-                    proj(gpu, &l.wq, &xn, &q, false, &no_pf).await?,
-                    proj(gpu, &l.wk, &xn, &k, false, &no_pf).await?,
-                    proj(gpu, &l.wv, &xn, &vv, false, &no_pf).await?,
+                    proj(gpu, &l.wq, &xn, &q, false, &no_pf, &no_pf).await?,
+                    proj(gpu, &l.wk, &xn, &k, false, &no_pf, &no_pf).await?,
+                    proj(gpu, &l.wv, &xn, &vv, false, &no_pf, &no_pf).await?,
                 ],
                 attn,
                 rope_fused: fused.is_some() && fold_rope,
-                wo: proj(
-                    gpu,
-                    &l.wo,
-                    &att,
-                    &x,
-                    true,
-                    pf_buffer(l.gate_up.as_ref().filter(|_| fused.is_some()), prefetch, &no_pf),
-                )
-                .await?,
+                wo: proj(gpu, &l.wo, &att, &x, true, pf_buffer(l.gate_up.as_ref(), chain, &no_pf), &no_pf).await?,
                 ffn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.ffn_norm, &xn).await?,
-                gate: proj(gpu, &l.gate, &xn, &g, false, &no_pf).await?,
-                up: proj(gpu, &l.up, &xn, &u, false, &no_pf).await?,
+                gate: proj(gpu, &l.gate, &xn, &g, false, &no_pf, &no_pf).await?,
+                up: proj(gpu, &l.up, &xn, &u, false, &no_pf, &no_pf).await?,
                 silu: Dispatch::new(gpu, &silu_p, &silu_res, [(ffn as u32).div_ceil(WG_WIDE), 1, 1], PerToken::Axis(1)),
                 down: proj(
                     gpu,
@@ -292,11 +282,8 @@ impl Session {
                     &act,
                     &x,
                     true,
-                    pf_buffer(
-                        w.layers.get(li + 1).and_then(|n| n.qkv.as_ref()).filter(|_| fused.is_some()),
-                        prefetch,
-                        &no_pf,
-                    ),
+                    pf_buffer(w.layers.get(li + 1).and_then(|n| n.qkv.as_ref()), chain, &no_pf),
+                    &no_pf,
                 )
                 .await?,
                 fused,
@@ -323,7 +310,7 @@ impl Session {
             None
         };
         let final_norm = rms_d(gpu, c.rms_eps, h, &x, &w.out_norm, &xn).await?;
-        let lm_head = proj(gpu, w.lm_head(), &xn, &logits, false, &no_pf).await?;
+        let lm_head = proj(gpu, w.lm_head(), &xn, &logits, false, &no_pf, &no_pf).await?;
         let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("logits_staging"),
             size: (t * vocab * 4) as u64,
@@ -712,8 +699,8 @@ impl Session {
 }
 
 /// y[t] (+)= W x[t]: 4 rows per workgroup (grid x/y), tokens along z. `pf`: the weights
-/// the decode matvec prefetches into L2 for the next kernel (a placeholder for none; the
-/// prefill kernels never prefetch).
+/// the decode matvec prefetches into L2 for the next kernel (`no_pf`, the one-word
+/// placeholder, for none); the prefill kernels never prefetch.
 async fn proj(
     gpu: &Gpu,
     m: &GpuMatrix,
@@ -721,6 +708,7 @@ async fn proj(
     y: &wgpu::Buffer,
     acc: bool,
     pf: &wgpu::Buffer,
+    no_pf: &wgpu::Buffer,
 ) -> Result<Proj> {
     let params = uniform(
         gpu,
@@ -732,6 +720,7 @@ async fn proj(
         },
     )?;
     let res = [&params, &m.buf, x, y, pf];
+    let prefill_res = [&params, &m.buf, x, y, no_pf];
     let maxg = gpu.caps.max_workgroups_per_dim;
     let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, m.rows, 1)).await?;
     let decode = Dispatch {
@@ -749,9 +738,8 @@ async fn proj(
         (matvec_key(gpu.variant, m.ty, m.cols, m.rows, tt), MATVEC_ROWS)
     };
     let p = gpu.pipeline(&key).await?;
-    // The tiled matvec's prefetch binding gets the one-word placeholder... which `pf` is
-    // when prefetch is off; prefill steps are long enough not to need it.
-    let res: &[&wgpu::Buffer] = if matmul { &res[..4] } else { &res };
+    // The matmul has no prefetch binding; the tiled matvec's gets the placeholder.
+    let res: &[&wgpu::Buffer] = if matmul { &prefill_res[..4] } else { &prefill_res };
     let prefill = Dispatch {
         bind: gpu.bind(&p, res),
         pipeline: p,

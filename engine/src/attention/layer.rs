@@ -95,14 +95,13 @@ impl LayerAttention {
         let rope_targets = (kcb.clone(), vcb.clone(), !s.scheme.is_compressed());
         let scale = 1.0 / (hd as f32).sqrt();
         let merge_params = uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, _pad: [0; 2] })?;
-        // The merge's AURA-constants binding: unused for a dense cache.
-        let no_consts = gpu.buffer("unused_consts", 4, st)?;
-        let merge_p = [gpu.pipeline(&merge_key(v, hd, false)).await?, gpu.pipeline(&merge_key(v, hd, true)).await?];
-        let merge_of = |unrotate: bool, consts: &wgpu::Buffer| {
+        // Only the compressed kernels' merge rotates back (and reads the AURA constants):
+        // build the one variant this layer uses.
+        let merge_p = gpu.pipeline(&merge_key(v, hd, !dense_cache)).await?;
+        let merge_of = |consts: &wgpu::Buffer| {
             let res = [&merge_params, s.pml, s.po, s.att, consts];
-            Dispatch::new(gpu, &merge_p[unrotate as usize], &res, [nh, 1, 1], PerToken::Axis(1))
+            Dispatch::new(gpu, &merge_p, &res, [nh, 1, 1], PerToken::Axis(1))
         };
-        let merge = merge_of(false, &no_consts);
         let dense_blocks = match s.split_block {
             Some(b) => vec![b],
             None => plan::DENSE_SPLIT_BLOCKS.to_vec(),
@@ -140,6 +139,8 @@ impl LayerAttention {
         };
         let (kb, vb) = match s.scheme {
             KvScheme::F16 => {
+                // The merge's AURA-constants binding is unused for a dense cache.
+                let merge = merge_of(&gpu.buffer("unused_consts", 4, st)?);
                 let body = Body::Dense(dense_ops(kcb, vcb, merge)?);
                 return Ok(LayerAttention { rope_kv, body, dense_k: kc, rope_targets });
             }
@@ -231,6 +232,7 @@ impl LayerAttention {
             };
             let dequant =
                 [deq(kcb, kb, rwk, 0, 0, 0, ck_off)?, deq(vcb, vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off)?];
+            let merge = merge_of(&gpu.buffer("unused_consts", 4, st)?);
             let body = Body::Mirror { encode, dequant, dense: dense_ops(kcb, vcb, merge)? };
             return Ok(LayerAttention { rope_kv, body, dense_k: kc, rope_targets });
         }
@@ -269,7 +271,7 @@ impl LayerAttention {
         )?;
         // The compressed kernels' outputs are in the rotated V domain: single-pass turns its
         // rows back itself, and the 2-pass merge does for split-K.
-        let merge = merge_of(true, &consts);
+        let merge = merge_of(&consts);
         Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, split, merge }, dense_k: None, rope_targets })
     }
 
@@ -284,9 +286,9 @@ impl LayerAttention {
         self.dense_k.as_ref()
     }
 
-    /// RoPE + cache write, then attention into `att`, for a step of `n` tokens.
-    /// Record the layer's attention for a step; `rope_done`: q and k are already rotated
-    /// and the dense cache written (RoPE fused into the q|k|v projection).
+    /// RoPE + cache write, then attention into `att`, for a step of `n` tokens;
+    /// `rope_done`: q and k are already rotated and the dense cache written (RoPE fused
+    /// into the q|k|v projection), so only the attention is recorded.
     pub fn run(&self, pass: &mut wgpu::ComputePass<'_>, plan: DecodePlan, n: u32, rope_done: bool) {
         if !rope_done {
             self.rope_kv.run(pass, n);

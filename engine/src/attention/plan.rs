@@ -69,7 +69,6 @@ impl DecodePlan {
 }
 
 /// Choose the attention path for one step whose last token sees `kv_len` rows.
-/// `block` is the split size the session's pipelines were built for.
 /// `block`: a split block forced by the caller (`AttentionPath::TwoPass { block }`), else
 /// `auto_dense_block` for dense attention and `DEFAULT_COMPRESSED_SPLIT_BLOCK` for the
 /// compressed kernels.
