@@ -24,7 +24,7 @@ struct Cli {
     /// KV schemes.
     #[arg(long, default_value = "f16,aura8v4,aura4v4,aura4v2,aura3v3", value_delimiter = ',')]
     schemes: Vec<String>,
-    /// Attention paths: auto, single, two-pass[:BLOCK] (BLOCK a multiple of 64), mirror.
+    /// Attention paths: auto, single, two-pass[:BLOCK] (BLOCK 16, 32 or a multiple of 64), mirror.
     #[arg(long, default_value = "auto", value_delimiter = ',')]
     paths: Vec<String>,
     /// Decode loops to time: host, gpu (comma list).

@@ -20,7 +20,9 @@ use aura::kernels::*;
 use aura::kv::{codebook, rotate, row_words, signs, Codebook, KvKind, AURA_BITS};
 use aura::reference::aura::{attention_packed, decode_row, encode_row, store_gamma, unpack, KeyCentering, PackedCache};
 use aura::reference::ops;
-use common::gpu::{assert_rows_distinct, base_seed, case_seed, engines, read, read_kv, run, upload, upload_kv};
+use common::gpu::{
+    assert_rows_distinct, base_seed, case_seed, engines, partial_ml, read, read_kv, run, upload, upload_kv,
+};
 use common::Rng;
 
 /// Accepted error: normalized MSE (||got-want||^2 / ||want||^2) and max abs error.
@@ -69,7 +71,7 @@ const GROUPS: [usize; 4] = [1, 3, 4, 8];
 const ATTN_GROUPS: [[usize; 3]; 4] = [[8, 3, 1], [4, 1, 3], [3, 4, 1], [1, 3, 3]];
 const KV_LENS: [usize; 6] = [1, 31, 32, 33, 1000, 4097];
 /// 0 = single pass; else the split-K block.
-const BLOCKS: [u32; 4] = [0, 64, 128, 256];
+const BLOCKS: [u32; 4] = [0, 16, 64, 256];
 const DEFAULT_SEED: u64 = 0xA0BA_2025;
 
 // ---------------------------------------------------------------- harness
@@ -429,6 +431,8 @@ struct AttnCase {
     kb: u32,
     vb: u32,
     block: u32,
+    /// Split-K: the last block merges (MERGE), else an attn_merge dispatch follows.
+    merge: bool,
     hd: usize,
     group: usize,
     n_kv: usize,
@@ -439,7 +443,8 @@ struct AttnCase {
 
 /// A seeded sample: each path (single, each block) runs every kv_len once and compiles
 /// one pipeline per head dim (two kv_lens each, one with T = 3 on two of them); the 12
-/// pipelines take the 7 presets in a seeded order and the groups of ATTN_GROUPS.
+/// pipelines take the 7 presets in a seeded order and the groups of ATTN_GROUPS. Split
+/// cases alternate between the fused merge and the merge dispatch.
 fn attn_cases() -> Vec<AttnCase> {
     let mut rng = Rng(seed("attn-shapes", 0));
     let mut presets = PRESETS;
@@ -453,7 +458,7 @@ fn attn_cases() -> Vec<AttnCase> {
             let (kb, vb) = presets[(pi * 3 + j) % 7];
             let (hd, group, nt) = (HEAD_DIMS[j], ATTN_GROUPS[pi][j], if i % 3 == 0 { 3 } else { 1 });
             let (n_kv, cap) = (1 + rng.below(2), kv_len + nt + rng.below(100));
-            out.push(AttnCase { kb, vb, block, hd, group, n_kv, kv_len, nt, cap });
+            out.push(AttnCase { kb, vb, block, merge: i % 2 == 0, hd, group, n_kv, kv_len, nt, cap });
         }
     }
     out
@@ -485,8 +490,8 @@ fn attn_decode() {
 #[test]
 fn attn_heads_are_distinct() {
     for_variants("attn_decode_aura-heads", |rep, label, gpu| {
-        for (i, block) in [0u32, 64, 256].into_iter().enumerate() {
-            let c = AttnCase { kb: 4, vb: 2, block, hd: 64, group: 4, n_kv: 3, kv_len: 300, nt: 2, cap: 700 };
+        for (i, (block, merge)) in [(0u32, false), (64, false), (256, true), (32, true)].into_iter().enumerate() {
+            let c = AttnCase { kb: 4, vb: 2, block, merge, hd: 64, group: 4, n_kv: 3, kv_len: 300, nt: 2, cap: 700 };
             let want = attn_case(rep, label, gpu, &c, seed("attn-heads", i));
             assert_rows_distinct(&format!("{label} {c:?}"), &want, c.hd);
         }
@@ -504,7 +509,8 @@ fn attn_centering_without_workgroup_coefficients() {
         assert!(!seeds.is_empty());
         for (i, &sd) in seeds.iter().enumerate() {
             let block = [0u32, 64][i % 2];
-            let c = AttnCase { kb: 8, vb: 4, block, hd: 256, group: 8, n_kv: 1, kv_len: 70, nt: 1, cap: 100 };
+            let c =
+                AttnCase { kb: 8, vb: 4, block, merge: true, hd: 256, group: 8, n_kv: 1, kv_len: 70, nt: 1, cap: 100 };
             attn_case(rep, label, gpu, &c, sd);
         }
     });
@@ -515,7 +521,7 @@ fn attn_centering_without_workgroup_coefficients() {
 /// `attention_packed` on the same packed data. Returns the reference [T][n_heads][hd].
 fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
-    let AttnCase { kb, vb, block, hd, group, n_kv, kv_len, nt, cap } = *c;
+    let AttnCase { kb, vb, block, merge, hd, group, n_kv, kv_len, nt, cap } = *c;
     let l = Layer::new(rng.below(32), hd, kb, vb);
     let (nh, last, rows) = (group * n_kv, kv_len + nt - 1, n_kv * cap);
     let (words0, gam0) = garbage_cache(gpu, &mut rng, rows, &l);
@@ -537,7 +543,11 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let scale = 1.0 / (hd as f32).sqrt();
     let (max_blocks, n_blocks) =
         if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), last.div_ceil(block as usize)) };
-    let path = if block == 0 { "single".to_string() } else { format!("split{block}") };
+    let path = match (block, merge) {
+        (0, _) => "single".to_string(),
+        (b, true) => format!("split{b}+merge"),
+        (b, false) => format!("split{b}"),
+    };
     let ctx = format!("{label} {path} n_blocks={n_blocks}/{max_blocks} K{kb}/V{vb} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} T={nt} cap={cap} seed={seed:#x} centered={}", seed & 1 == 1);
     let words = [kc.words.as_slice(), &vc.words].concat();
     let gammas = [kc.gamma.as_slice(), &vc.gamma].concat();
@@ -549,10 +559,11 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let table = ops::rope_table(cap, hd, 10000.0);
     let tb = upload(gpu, &table.concat());
     let (qb, wb, gb, cb) = (upload(gpu, &q), upload(gpu, &words), upload_kv(gpu, &gammas), upload(gpu, &consts));
-    let att = upload(gpu, &vec![GARBAGE; nt * nh * hd]);
-    // Stale partials: a merge reading past n_blocks picks these up.
-    let pml = upload(gpu, &vec![GARBAGE; nt * nh * max_blocks * 2]);
-    let po = upload(gpu, &vec![GARBAGE; nt * nh * max_blocks * hd]);
+    // Output rows, then stale partials (a merge reading past n_blocks picks these up).
+    let att = upload(gpu, &vec![GARBAGE; nt * nh * hd * (1 + max_blocks)]);
+    let (pml_host, n_ml) = partial_ml(nt * nh * max_blocks, nt * nh, GARBAGE);
+    let pml = upload(gpu, &pml_host);
+    let po_off = (nt * nh * hd / 4) as u32;
     let [ck, _, cv, _] = l.offs;
     let p = AttnAuraParams {
         n_heads: nh as u32,
@@ -566,18 +577,20 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
         mu_off,
         has_mu: center as u32,
         halves: halves as u32,
-        _pad: 0,
+        po_off,
     };
     let st = step(kv_len - 1, kv_len, nt, n_blocks);
     let (v, (nh32, nt32)) = (gpu.variant, (nh as u32, nt as u32));
-    let key = attn_aura_key(v, hd, group, block, kb, vb);
-    if block == 0 {
-        run(gpu, &ctx, &key, p, &[&qb, &wb, &gb, &cb, &att, &pml, &tb], [n_kv as u32, 1, nt32], st);
-    } else {
-        run(gpu, &ctx, &key, p, &[&qb, &wb, &gb, &cb, &po, &pml, &tb], [n_kv as u32, n_blocks as u32, nt32], st);
-        let mp = MergeParams { n_heads: nh32, max_blocks: max_blocks as u32, _pad: [0; 2] };
-        run(gpu, &ctx, &merge_key(v, hd, true), mp, &[&pml, &po, &att, &cb], [nh32, nt32, 1], st);
+    let key = attn_aura_key(v, hd, group, block, merge, kb, vb);
+    let bufs = [&qb, &wb, &gb, &cb, &att, &pml, &tb];
+    run(gpu, &ctx, &key, p, &bufs, [n_kv as u32, (n_blocks as u32).max(1), nt32], st);
+    if block > 0 && !merge {
+        let mp = MergeParams { n_heads: nh32, max_blocks: max_blocks as u32, po_off, _pad: 0 };
+        run(gpu, &ctx, &merge_key(v, hd, true), mp, &[&pml, &att, &cb], [nh32, nt32, 1], st);
     }
+    // The fused merge's counters are back at zero for the next dispatch.
+    let counters = read::<u32>(gpu, &pml, pml_host.len());
+    rep.untouched("merge counters", &ctx, &counters[n_ml..], &vec![0u32; nt * nh]);
     let got: Vec<f32> = read(gpu, &att, nt * nh * hd);
     let want: Vec<f32> = (0..nt * nh)
         .flat_map(|r| {

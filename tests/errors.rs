@@ -162,6 +162,8 @@ fn option_parsing_errors() {
     assert!(matches!(Backend::parse("cuda"), Err(Error::InvalidArgument(_))));
     assert_eq!(AttentionPath::parse("two-pass:128").unwrap(), AttentionPath::TwoPass { block: 128 });
     assert!(AttentionPath::parse("two-pass:100").is_err());
+    assert_eq!(AttentionPath::parse("two-pass:16").unwrap(), AttentionPath::TwoPass { block: 16 });
+    assert!(AttentionPath::parse("two-pass:8").is_err());
     assert!(AttentionPath::parse("fast").is_err());
 }
 

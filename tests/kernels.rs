@@ -15,7 +15,9 @@ use aura::kernels::*;
 use aura::model::config::RopeStyle;
 use aura::model::tensor::WeightType;
 use aura::reference::{ops, quant};
-use common::gpu::{assert_rows_distinct, base_seed, case_seed, engines, read, read_kv, run, upload, upload_kv};
+use common::gpu::{
+    assert_rows_distinct, base_seed, case_seed, engines, partial_ml, read, read_kv, run, upload, upload_kv,
+};
 use common::Rng;
 
 /// Accepted error: normalized MSE (||got-want||^2 / ||want||^2) and max abs error.
@@ -117,9 +119,11 @@ impl Report {
     }
 
     /// Memory the kernel must leave alone: bitwise equal.
-    fn untouched(&mut self, what: &str, ctx: &str, got: &[f32], want: &[f32]) {
+    fn untouched<T: bytemuck::Pod>(&mut self, what: &str, ctx: &str, got: &[T], want: &[T]) {
         self.checks += 1;
-        let changed = got.iter().zip(want).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
+        let sz = std::mem::size_of::<T>();
+        let (g, w): (&[u8], &[u8]) = (bytemuck::cast_slice(got), bytemuck::cast_slice(want));
+        let changed = g.chunks(sz).zip(w.chunks(sz)).filter(|(a, b)| a != b).count();
         if changed > 0 || got.len() != want.len() {
             self.failures
                 .push(format!("{what} [{ctx}]: {changed} of {} elements that must stay untouched changed", want.len()));
@@ -682,7 +686,7 @@ fn rope_case(
 
 // ---------------------------------------------------------------- attention
 
-const ATTN_BLOCKS: [u32; 4] = [0, 64, 128, 256]; // 0: single pass
+const ATTN_BLOCKS: [u32; 6] = [0, 16, 32, 64, 128, 256]; // 0: single pass
 const ATTN_HEAD_DIMS: [usize; 3] = [64, 128, 256];
 const ATTN_GROUPS: [usize; 4] = [1, 3, 4, 8];
 const ATTN_KV_LENS: [usize; 9] = [1, 31, 32, 33, 63, 64, 65, 257, 1000];
@@ -691,6 +695,8 @@ const ATTN_KV_LENS: [usize; 9] = [1, 31, 32, 33, 63, 64, 65, 257, 1000];
 #[derive(Clone, Copy, Debug)]
 struct AttnShape {
     block: u32,
+    /// Split-K: the last block merges (MERGE), else an attn_merge dispatch follows.
+    merge: bool,
     hd: usize,
     group: usize,
     n_kv: usize,
@@ -702,6 +708,7 @@ struct AttnShape {
 /// A seeded sample of blocks x head dims x groups x kv_lens: each path (single, each
 /// split block) runs every kv_len once, every head dim 3 times, every group at least
 /// twice and two multi-token chunks; kv_len pairs with head dims differently per path.
+/// Split cases alternate between the fused merge and the merge dispatch.
 fn attn_shapes() -> Vec<AttnShape> {
     let mut rng = Rng(seed("attention-shapes", 0));
     let mut out = Vec::new();
@@ -712,7 +719,7 @@ fn attn_shapes() -> Vec<AttnShape> {
             let n_tokens = if i % 4 == 3 { 2 + rng.below(7) } else { 1 };
             let cap = kv_len + n_tokens + 37 + rng.below(200);
             let (hd, group, n_kv) = (ATTN_HEAD_DIMS[i % 3], ATTN_GROUPS[(i + pi) % 4], 1 + rng.below(2));
-            out.push(AttnShape { block, hd, group, n_kv, kv_len, n_tokens, cap });
+            out.push(AttnShape { block, merge: i % 2 == 0, hd, group, n_kv, kv_len, n_tokens, cap });
         }
     }
     out
@@ -732,8 +739,9 @@ fn attention() {
 #[test]
 fn attention_heads_are_distinct() {
     for_variants("attention-heads", |rep, label, gpu| {
-        for (i, (block, n_tokens)) in [(0u32, 1usize), (64, 1), (256, 1), (64, 4)].into_iter().enumerate() {
-            let s = AttnShape { block, hd: 64, group: 3, n_kv: 3, kv_len: 300, n_tokens, cap: 700 };
+        let cases = [(0u32, false, 1usize), (64, false, 1), (256, true, 1), (64, false, 4), (32, true, 4)];
+        for (i, (block, merge, n_tokens)) in cases.into_iter().enumerate() {
+            let s = AttnShape { block, merge, hd: 64, group: 3, n_kv: 3, kv_len: 300, n_tokens, cap: 700 };
             let want = attn_case(rep, label, gpu, &s, seed("attention-heads", i));
             assert_rows_distinct(&format!("{label} {s:?}"), &want, s.hd);
         }
@@ -744,7 +752,7 @@ fn attention_heads_are_distinct() {
 /// query head; returns the reference output [n_tokens][n_heads][hd].
 fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
-    let AttnShape { block, hd, group, n_kv, kv_len, n_tokens: nt, cap } = *s;
+    let AttnShape { block, merge, hd, group, n_kv, kv_len, n_tokens: nt, cap } = *s;
     let (nh, last_len) = (group * n_kv, kv_len + nt - 1);
     let q = rng.vec(nt * nh * hd, 3.0);
     // Rows past the last token's kv_len are garbage: reading them, or striding the
@@ -758,46 +766,55 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
     let scale = 1.0 / (hd as f32).sqrt();
     let (max_blocks, n_blocks) =
         if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), last_len.div_ceil(block as usize)) };
-    let path = if block == 0 { "single".to_string() } else { format!("split{block} n_blocks={n_blocks}/{max_blocks}") };
+    let path = match (block, merge) {
+        (0, _) => "single".to_string(),
+        (b, true) => format!("split{b}+merge n_blocks={n_blocks}/{max_blocks}"),
+        (b, false) => format!("split{b} n_blocks={n_blocks}/{max_blocks}"),
+    };
     let ctx =
         format!("{label} {path} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} n_tokens={nt} cap={cap} seed={seed:#x}");
     let (qb, kcb, vcb) = (upload(gpu, &q), upload_kv(gpu, &kc), upload_kv(gpu, &vc));
-    let out = upload(gpu, &vec![GARBAGE; nt * nh * hd]);
-    // Stale partials: a merge reading past n_blocks picks these up.
-    let pml = upload(gpu, &vec![GARBAGE; nt * nh * max_blocks * 2]);
-    let po = upload(gpu, &vec![GARBAGE; nt * nh * max_blocks * hd]);
+    // Output rows, then stale partials (a merge reading past n_blocks picks these up).
+    let out = upload(gpu, &vec![GARBAGE; nt * nh * hd * (1 + max_blocks)]);
+    let (pml_host, n_ml) = partial_ml(nt * nh * max_blocks, nt * nh, GARBAGE);
+    let pml = upload(gpu, &pml_host);
+    let po_off = (nt * nh * hd / 4) as u32;
     let params = AttnParams {
         n_heads: nh as u32,
         group: group as u32,
         capacity: cap as u32,
         max_blocks: max_blocks as u32,
         scale,
-        _pad: [0; 3],
+        po_off,
+        _pad: [0; 2],
     };
     let st = StepUniform { n_blocks: n_blocks as u32, ..step(kv_len - 1, nt) };
-    let bufs = [&qb, &kcb, &vcb, &out, &pml, &po];
+    let bufs = [&qb, &kcb, &vcb, &out, &pml];
     run(
         gpu,
         &ctx,
-        &attn_key(gpu.variant, hd, block),
+        &attn_key(gpu.variant, hd, block, merge),
         params,
         &bufs,
         [nh as u32, (n_blocks as u32).max(1), nt as u32],
         st,
     );
-    if block > 0 {
-        let mp = MergeParams { n_heads: nh as u32, max_blocks: max_blocks as u32, _pad: [0; 2] };
+    if block > 0 && !merge {
+        let mp = MergeParams { n_heads: nh as u32, max_blocks: max_blocks as u32, po_off, _pad: 0 };
         let no_consts = upload(gpu, &[0.0f32]);
         run(
             gpu,
             &ctx,
             &merge_key(gpu.variant, hd, false),
             mp,
-            &[&pml, &po, &out, &no_consts],
+            &[&pml, &out, &no_consts],
             [nh as u32, nt as u32, 1],
             st,
         );
     }
+    // The fused merge's counters are back at zero for the next dispatch.
+    let counters = read::<u32>(gpu, &pml, pml_host.len());
+    rep.untouched("merge counters", &ctx, &counters[n_ml..], &vec![0u32; nt * nh]);
     let got = read::<f32>(gpu, &out, nt * nh * hd);
     let kv = |c: &[f32], h: usize| -> Vec<f32> { c[(h / group) * cap * hd..][..cap * hd].to_vec() };
     let want: Vec<f32> = (0..nt * nh)

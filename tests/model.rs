@@ -105,6 +105,12 @@ fn greedy_matches_cpu_reference_on_every_backend_and_path() {
         let r = &refs[0];
         let (t, l) = run_gpu(&model, r, AttentionPath::TwoPass { block: 64 }, 1000);
         check(&format!("{b:?} two-pass:64"), r, &t, &l, tol);
+        // Split-K with the merge as a dispatch of its own (fused_merge off; the default
+        // merges in the last block), 32-token blocks (half a tile).
+        let opts = Options { backend: Some(b), fused_merge: Some(false), ..Options::default() };
+        let model = Model::load(&common::engine(opts), &path).unwrap();
+        let (t, l) = run_gpu(&model, r, AttentionPath::TwoPass { block: 32 }, 1000);
+        check(&format!("{b:?} two-pass:32, merge dispatch"), r, &t, &l, tol);
         // Decode with the norms as their own dispatches (Options::fused off).
         let unfused = common::engine(Options { backend: Some(b), fused: false, ..Options::default() });
         let model = Model::load(&unfused, &path).unwrap();
@@ -256,13 +262,16 @@ fn _engine_is_send(e: Engine) -> impl Send {
 }
 
 /// Greedy tokens with an 8-bit AURA cache equal the dense cache's for 32 steps on
-/// every test prompt, through single-pass, 2-pass and the dequant mirror.
+/// every test prompt, through single-pass, 2-pass (fused merge, and the merge dispatch
+/// on the first prompt) and the dequant mirror.
 #[test]
 fn aura8v8_greedy_equals_dense() {
     use aura::kv::scheme::KvScheme;
     let engine = common::engine(Options { backend: Some(Backend::Vulkan), ..Options::default() });
     let model = Model::load(&engine, &common::model_path()).unwrap();
-    let gen = |ids: &[u32], kv: KvScheme, path: AttentionPath| -> Vec<u32> {
+    let opts = Options { backend: Some(Backend::Vulkan), fused_merge: Some(false), ..Options::default() };
+    let unfused_merge = Model::load(&common::engine(opts), &common::model_path()).unwrap();
+    let gen_on = |model: &Model, ids: &[u32], kv: KvScheme, path: AttentionPath| -> Vec<u32> {
         pollster::block_on(async {
             let mut s = Session::new(&model, SessionOptions { capacity: 256, attention: Some(path), kv: Some(kv) })
                 .await
@@ -277,6 +286,7 @@ fn aura8v8_greedy_equals_dense() {
             out
         })
     };
+    let gen = |ids: &[u32], kv: KvScheme, path: AttentionPath| gen_on(&model, ids, kv, path);
     let a88 = KvScheme::Aura { k_bits: 8, v_bits: 8 };
     for (i, p) in PROMPTS.iter().enumerate() {
         let chat =
@@ -290,6 +300,11 @@ fn aura8v8_greedy_equals_dense() {
         };
         for &path in paths {
             assert_eq!(gen(&ids, a88, path), dense, "prompt {i} ({p:?}), aura8v8 {path:?} vs dense f16");
+        }
+        if i == 0 {
+            let two = AttentionPath::TwoPass { block: 32 };
+            let got = gen_on(&unfused_merge, &ids, a88, two);
+            assert_eq!(got, dense, "prompt {i} ({p:?}), aura8v8 two-pass:32 with the merge dispatch vs dense f16");
         }
     }
 }

@@ -15,7 +15,7 @@ use naga::valid::{Capabilities, ShaderStages, SubgroupOperationSet, ValidationFl
 const HIDDEN: usize = 576;
 const FFN: usize = 1536;
 const HEAD_DIMS: [usize; 3] = [64, 128, 256];
-const SPLIT_BLOCKS: [u32; 4] = [64, 128, 256, 512];
+const SPLIT_BLOCKS: [u32; 6] = [16, 32, 64, 128, 256, 512];
 /// Bits per index of the AURA KV scheme (`aura{K}v{V}`).
 const AURA_BITS: [u32; 4] = [2, 3, 4, 8];
 /// Device limits the engine requests (gpu/mod.rs caps them at these values).
@@ -75,15 +75,20 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
     out.push(silu_mul_key(v));
     for hd in HEAD_DIMS {
         out.push(rope_kv_key(v, hd));
-        out.push(attn_key(v, hd, 0));
-        out.extend(SPLIT_BLOCKS.iter().map(|&b| attn_key(v, hd, b)));
+        out.push(attn_key(v, hd, 0, false));
+        for merge in [false, true] {
+            out.extend(SPLIT_BLOCKS.iter().map(|&b| attn_key(v, hd, b, merge)));
+        }
         out.push(merge_key(v, hd, false));
         out.push(merge_key(v, hd, true));
         // AURA-compressed KV: every K/V bit width the scheme parser accepts.
         out.extend([kv_encode_key(v, hd), kv_dequant_key(v, hd)]);
         for (kb, vb) in AURA_BITS.iter().flat_map(|&k| AURA_BITS.iter().map(move |&v| (k, v))) {
             for group in [1, 3, 8] {
-                out.extend([0, 64, 256].map(|block| attn_aura_key(v, hd, group, block, kb, vb)));
+                out.push(attn_aura_key(v, hd, group, 0, false, kb, vb));
+                for merge in [false, true] {
+                    out.extend([16, 64, 256].map(|block| attn_aura_key(v, hd, group, block, merge, kb, vb)));
+                }
             }
         }
     }
@@ -169,10 +174,12 @@ fn validator_rejects_features_the_variant_lacks() {
     let f16 = Variant { f16: true, subgroups: false };
     let sg = Variant { f16: false, subgroups: true };
     let plain = Variant { f16: false, subgroups: false };
-    for key in [rope_kv_key(f16, 64), attn_key(f16, 64, 0)] {
+    for key in [rope_kv_key(f16, 64), attn_key(f16, 64, 0, false)] {
         assert!(validate(&key, validator(plain)).is_err(), "{} validated without SHADER_FLOAT16", describe(&key));
     }
-    for key in [rmsnorm_key(sg, HIDDEN), matvec_key(sg, WeightType::Q4_1, HIDDEN, HIDDEN, 1), attn_key(sg, 64, 64)] {
+    for key in
+        [rmsnorm_key(sg, HIDDEN), matvec_key(sg, WeightType::Q4_1, HIDDEN, HIDDEN, 1), attn_key(sg, 64, 64, true)]
+    {
         assert!(validate(&key, validator(plain)).is_err(), "{} validated without SUBGROUP", describe(&key));
     }
 }

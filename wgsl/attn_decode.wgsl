@@ -2,17 +2,20 @@
 // kv_len(t) = step.kv_len + t cache rows (causal); q/out are [t][n_heads][HD].
 // BLOCK == 0: single pass, one workgroup per query head over [0, kv_len), writes out.
 // BLOCK > 0: pass 1 of split-K, workgroup (head, block) over its BLOCK tokens, writes
-// partial (max, sum) and unnormalized output for attn_merge; blocks past kv_len(t)
-// write an empty partial (sum 0).
+// partial (max, sum) and unnormalized output (common/merge.wgsl's layout); blocks past
+// kv_len(t) write an empty partial (sum 0). MERGE = 1: the head's last block to finish
+// merges them (no attn_merge dispatch); else attn_merge does. BLOCK may be smaller than
+// the WG-token tile (threads past the block idle).
 // Tokens are processed in tiles of WG with an online softmax. Cache [n_kv][capacity][HD]:
-// capacity is the row stride, kv_len the loop bound. consts: WG (>= HD), HD, BLOCK
+// capacity is the row stride, kv_len the loop bound. consts: WG (>= HD), HD, BLOCK, MERGE
 struct Params {
     n_heads: u32,
     group: u32,
     capacity: u32,
     max_blocks: u32,
     scale: f32,
-    _p0: u32,
+    // vec4 index of the split-K partial o rows in att
+    po_off: u32,
     _p1: u32,
     _p2: u32,
 }
@@ -22,9 +25,9 @@ struct Params {
 // Keys are read four elements per load (HD is a multiple of 4).
 @group(0) @binding(2) var<storage, read> kc: array<vec4<kv_t>>;
 @group(0) @binding(3) var<storage, read> vc: array<vec4<kv_t>>;
-@group(0) @binding(4) var<storage, read_write> out: array<f32>;
-@group(0) @binding(5) var<storage, read_write> pml: array<vec2<f32>>;
-@group(0) @binding(6) var<storage, read_write> po: array<f32>;
+// Output rows [t][n_heads][HD] first, then the split-K partial o rows (at po_off).
+@group(0) @binding(4) var<storage, read_write> att: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> pml: array<atomic<u32>>;
 
 var<workgroup> qs: array<vec4<f32>, HD / 4u>;
 var<workgroup> ps: array<f32, WG>;
@@ -37,7 +40,11 @@ const NRG: u32 = WG / (HD / 4u);
 const RPG: u32 = WG / NRG;
 
 @compute @workgroup_size(WG)
-fn attn_decode(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+fn attn_decode(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
     let h = wid.x;
     let t = wid.z;
     let qh = t * p.n_heads + h;
@@ -99,21 +106,20 @@ fn attn_decode(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
             tot = tot + accs[g * (HD / 4u) + lid];
         }
         if (BLOCK == 0u) {
-            tot = tot / l;
-        }
-        var o = (qh * HD + 4u * lid);
-        if (BLOCK > 0u) {
+            att[qh * (HD / 4u) + lid] = tot / l;
+        } else {
             let pi = qh * p.max_blocks + wid.y;
-            o = pi * HD + 4u * lid;
+            att[p.po_off + pi * (HD / 4u) + lid] = tot;
             if (lid == 0u) {
-                pml[pi] = vec2<f32>(m, l);
+                ml_store(pi, vec2<f32>(m, l));
             }
         }
-        for (var c = 0u; c < 4u; c = c + 1u) {
-            if (BLOCK == 0u) {
-                out[o + c] = tot[c];
-            } else {
-                po[o + c] = tot[c];
+    }
+    if (BLOCK > 0u && MERGE != 0u) {
+        if (last_block(lid, qh, nwg.y)) {
+            let r = merge_head(lid, qh, nwg.y);
+            if (lid < HD / 4u) {
+                att[qh * (HD / 4u) + lid] = r;
             }
         }
     }

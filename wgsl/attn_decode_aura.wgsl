@@ -4,12 +4,14 @@
 // Queries are rotated once: q~ = H diag(sK) q / sqrt(d) * scale; score = gammaK * q~ . cK[idx];
 // the output accumulates in the rotated domain, o~ = sum p * gammaV * cV[idx]. BLOCK == 0
 // rotates it back (o = diag(sV) H o~ / sqrt(d), the FWHT in workgroup memory) and writes
-// the normalized attention output to dst; BLOCK > 0 writes (max, sum, o~) partials in
-// attn_merge's layout (dst = partial o), and attn_merge (UNROTATE) rotates the merged row.
+// the normalized attention output to att; BLOCK > 0 writes (max, sum, o~) partials in
+// common/merge.wgsl's layout, and either the KV group's last block to finish merges and
+// rotates them back (MERGE = 1) or attn_merge (UNROTATE) does. BLOCK may be smaller than
+// the 64-token tile (threads past the block idle).
 // V rows: each thread owns 4 consecutive dims (one packed word or two) of one of NRG row
 // groups; a tile's rows are dealt round-robin to the groups and summed at the end.
 // K rows are at the start of `words`/`gammas`, V rows at v_word_off/v_gamma_off; `consts`
-// holds K signs at 0, then V signs, then the codebooks. consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, KB, VB,
+// holds K signs at 0, then V signs, then the codebooks. consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, MERGE, KB, VB,
 // RWK, RWV (row words). cs: the RoPE (cos, sin) table [capacity][HD/2] (key centering).
 struct Params {
     n_heads: u32,
@@ -25,7 +27,8 @@ struct Params {
     mu_off: u32,
     has_mu: u32,
     halves: u32,
-    _p0: u32,
+    // vec4 index of the split-K partial o rows in att
+    po_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -33,8 +36,9 @@ struct Params {
 @group(0) @binding(2) var<storage, read> words: array<u32>;
 @group(0) @binding(3) var<storage, read> gammas: array<kv_t>;
 @group(0) @binding(4) var<storage, read> consts: array<f32>;
-@group(0) @binding(5) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(6) var<storage, read_write> pml: array<vec2<f32>>;
+// Output rows [t][n_heads][HD] first, then the split-K partial o rows (at po_off).
+@group(0) @binding(5) var<storage, read_write> att: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> pml: array<atomic<u32>>;
 @group(0) @binding(7) var<storage, read> cs: array<vec2<f32>>;
 
 // V: lanes of 4 dims per row, row groups per tile, rows per group per tile.
@@ -72,7 +76,11 @@ fn v_idx4(w0: u32, d: u32) -> vec4<u32> {
 }
 
 @compute @workgroup_size(WG)
-fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+fn attn_decode_aura(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
     let kvh = wid.x;
     let t = wid.z;
     let kv_len = step.kv_len + t;
@@ -227,22 +235,46 @@ fn attn_decode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgrou
         workgroupBarrier();
     }
     if (BLOCK == 0u) {
-        // Normalize, then rotate back: o = diag(sV) H o~ / sqrt(d) (V signs at consts[HD..]).
+        // Normalize, then rotate back.
         for (var i = lid; i < G * HD; i = i + WG) {
             fw[i] = fw[i] / l[i / HD];
         }
         workgroupBarrier();
-        fwht_rows(lid, G);
-        let r = 1.0 / sqrt(f32(HD));
-        for (var i = lid; i < G * HD; i = i + WG) {
-            dst[(qh0 + i / HD) * HD + i % HD] = fw[i] * r * consts[HD + i % HD];
+        unrotate_out(lid, qh0);
+        return;
+    }
+    for (var i = lid; i < G * HD / 4u; i = i + WG) {
+        let o = ((qh0 + i / VL) * p.max_blocks + wid.y) * VL + i % VL;
+        att[p.po_off + o] = vec4<f32>(fw[4u * i], fw[4u * i + 1u], fw[4u * i + 2u], fw[4u * i + 3u]);
+    }
+    if (lid < G) {
+        ml_store((qh0 + lid) * p.max_blocks + wid.y, vec2<f32>(m[lid], l[lid]));
+    }
+    if (MERGE != 0u) {
+        // Counter per (token, KV group): qh0 is the group's first query head.
+        if (last_block(lid, qh0, nwg.y)) {
+            for (var g = 0u; g < G; g = g + 1u) {
+                let r = merge_head(lid, qh0 + g, nwg.y);
+                if (lid < VL) {
+                    for (var c = 0u; c < 4u; c = c + 1u) {
+                        fw[g * HD + 4u * lid + c] = r[c];
+                    }
+                }
+            }
+            workgroupBarrier();
+            unrotate_out(lid, qh0);
         }
-    } else {
-        for (var i = lid; i < G * HD; i = i + WG) {
-            dst[((qh0 + i / HD) * p.max_blocks + wid.y) * HD + i % HD] = fw[i];
-        }
-        if (lid < G) {
-            pml[(qh0 + lid) * p.max_blocks + wid.y] = vec2<f32>(m[lid], l[lid]);
-        }
+    }
+}
+
+// fw holds the G merged rows (rotated V domain, normalized): o = diag(sV) H o~ / sqrt(d)
+// (V signs at consts[HD..]) into att. Uniform control flow, after fw is published.
+fn unrotate_out(lid: u32, qh0: u32) {
+    fwht_rows(lid, G);
+    let r = 1.0 / sqrt(f32(HD));
+    for (var i = lid; i < G * HD / 4u; i = i + WG) {
+        let d = 4u * (i % VL);
+        let s = vec4<f32>(consts[HD + d], consts[HD + d + 1u], consts[HD + d + 2u], consts[HD + d + 3u]);
+        att[qh0 * VL + i] = vec4<f32>(fw[4u * i], fw[4u * i + 1u], fw[4u * i + 2u], fw[4u * i + 3u]) * r * s;
     }
 }

@@ -72,13 +72,13 @@ impl AttentionPath {
         }
         if let Some(b) = s.strip_prefix("two-pass:") {
             if let Ok(block) = b.parse::<u32>() {
-                if block > 0 && block % 64 == 0 {
+                if crate::attention::plan::valid_split_block(block) {
                     return Ok(AttentionPath::TwoPass { block });
                 }
             }
         }
         Err(Error::InvalidArgument(format!(
-            "unknown attention path `{s}` (expected auto, single, two-pass, two-pass:BLOCK with BLOCK a multiple of 64, or mirror)"
+            "unknown attention path `{s}` (expected auto, single, two-pass, two-pass:BLOCK with BLOCK 16, 32 or a multiple of 64, or mirror)"
         )))
     }
 }
@@ -127,6 +127,12 @@ pub struct Options {
     /// weights, so they come from L2 rather than memory. `None`: on for GPUs, off for CPU
     /// adapters (where it is only extra loads).
     pub l2_prefetch: Option<bool>,
+    /// Split-K attention merges in its own dispatch: the last block of each head (KV group
+    /// for AURA) to finish merges the partials, counted through an atomic, so no
+    /// `attn_merge` dispatch (and barrier) follows. `Some(false)`: the separate merge.
+    /// `None`: on, except on Metal, where cross-threadgroup visibility through the
+    /// device-scope barrier is untested.
+    pub fused_merge: Option<bool>,
     /// GPU timestamps between the stages of every step (needs timestamp queries
     /// inside passes; an error where the adapter lacks them). Off: no cost.
     pub profile: bool,
@@ -148,6 +154,7 @@ impl Default for Options {
             msl_overrides: true,
             shader_checks: false,
             l2_prefetch: None,
+            fused_merge: None,
             profile: false,
         }
     }

@@ -97,6 +97,7 @@ pub struct Session {
     scheme: KvScheme,
     /// The split block forced by `AttentionPath::TwoPass { block }` (None: chosen per step).
     split_block: Option<u32>,
+    merge: plan::MergeMode,
     tokens: wgpu::Buffer,
     steps: wgpu::Buffer,
     step_bg: wgpu::BindGroup,
@@ -137,11 +138,16 @@ impl Session {
             AttentionPath::TwoPass { block } if block > 0 => Some(block),
             _ => None,
         };
-        if let Some(b) = split_block.filter(|b| b % 64 != 0) {
-            return Err(Error::InvalidArgument(format!("split block {b} must be a positive multiple of 64")));
+        if let Some(b) = split_block.filter(|&b| !plan::valid_split_block(b)) {
+            return Err(Error::InvalidArgument(format!("split block {b} must be 16, 32 or a positive multiple of 64")));
         }
-        let min_block = split_block.unwrap_or(plan::DENSE_SPLIT_BLOCKS[0].min(plan::DEFAULT_COMPRESSED_SPLIT_BLOCK));
-        let max_blocks = cap.div_ceil(min_block as usize);
+        let merge = gpu.merge_mode();
+        // The most split blocks any step of this session can plan (partials are sized by it).
+        let max_blocks = (1..=cap)
+            .map(|kv| plan::plan(scheme, path, c.n_heads, c.n_kv_heads, kv, split_block, merge).n_blocks())
+            .max()
+            .unwrap_or(0)
+            .max(1) as usize;
         let st = wgpu::BufferUsages::STORAGE;
         let t = MAX_SLOTS;
         let f32s = |label: &str, n: usize| gpu.buffer(label, (n * 4) as u64, st);
@@ -154,16 +160,16 @@ impl Session {
         let q = f32s("q", t * qd)?;
         let k = f32s("k", t * kvd)?;
         let vv = f32s("v", t * kvd)?;
-        let att = f32s("att", t * qd)?;
+        // att [T][q_dim], then the split-K partial o [T'][n_heads][max_blocks][hd] (T' <= SPLIT_SLOTS).
+        let ts = SPLIT_SLOTS;
+        let att = f32s("att", t * qd + ts * c.n_heads * max_blocks * c.head_dim)?;
         let g = f32s("gate", t * ffn)?;
         let u = f32s("up", t * ffn)?;
         let act = f32s("act", t * ffn)?;
         let logits = f32s("logits", t * vocab)?;
-        // Split-K partials: (max, sum) [T][n_heads][max_blocks], o [T][n_heads][max_blocks][hd],
-        // T <= SPLIT_SLOTS.
-        let ts = SPLIT_SLOTS;
-        let pml = f32s("attn_partial_ml", ts * c.n_heads * max_blocks * 2)?;
-        let po = f32s("attn_partial_o", ts * c.n_heads * max_blocks * c.head_dim)?;
+        // Split-K (max, sum) partials [T'][n_heads][max_blocks], then a finished-block counter
+        // per (token, head) at the end (zeroed here; the last block resets its counter).
+        let pml = f32s("attn_partial_ml", ts * c.n_heads * (max_blocks * 2 + 1))?;
         let tokens = gpu.buffer("tokens", (t * 4) as u64, st)?;
         // One step uniform per queued greedy step (dynamic offsets); forward() uses slot 0.
         let step_stride = (gpu.caps.uniform_align as u64).max(STEP_BYTES);
@@ -184,13 +190,14 @@ impl Session {
             mirror,
             capacity: cap,
             split_block,
+            merge,
             max_blocks,
             q: &q,
             k: &k,
             v: &vv,
             att: &att,
+            po_off: (t * qd / 4) as u32,
             pml: &pml,
-            po: &po,
             rope_table: &rope_buf,
             key_means: key_means.as_ref().map(|m| m.as_slice()),
         };
@@ -354,6 +361,7 @@ impl Session {
             path,
             scheme,
             split_block,
+            merge,
             tokens,
             steps,
             step_bg,
@@ -434,7 +442,7 @@ impl Session {
     /// The plan a step whose last token sees `kv_len` cache rows would use.
     pub fn plan_for(&self, kv_len: usize) -> DecodePlan {
         let c = &self.model.config;
-        plan::plan(self.scheme, self.path, c.n_heads, c.n_kv_heads, kv_len, self.split_block)
+        plan::plan(self.scheme, self.path, c.n_heads, c.n_kv_heads, kv_len, self.split_block, self.merge)
     }
 
     /// The session's KV cache scheme.

@@ -37,6 +37,10 @@ pub struct ModelArgs {
     /// (default: on for GPUs, off for CPU adapters).
     #[arg(long, value_name = "on|off")]
     pub prefetch: Option<String>,
+    /// Split-K attention: the last block of each head merges the partials (on) or a merge
+    /// dispatch follows (off). Default: on, except on Metal.
+    #[arg(long, value_name = "on|off")]
+    pub fused_merge: Option<String>,
     /// Attention path: auto, single, two-pass, two-pass:BLOCK or mirror (dequant A/B path).
     #[arg(long, default_value = "auto")]
     pub attention: String,
@@ -103,6 +107,7 @@ impl ModelArgs {
             fused: on_off("fused", &self.fused)?.unwrap_or(true),
             shader_checks: on_off("shader-checks", &self.shader_checks)?.unwrap_or(false),
             l2_prefetch: on_off("prefetch", &self.prefetch)?,
+            fused_merge: on_off("fused-merge", &self.fused_merge)?,
             ..Options::default()
         })
     }

@@ -84,3 +84,12 @@ pub fn assert_rows_distinct(ctx: &str, want: &[f32], hd: usize) {
         assert!(d > 1e-2, "{ctx}: reference outputs {a} and {b} coincide; a mix-up would go unseen");
     }
 }
+
+/// The split-K (max, sum) buffer as a session lays it out: `n_partials` stale pairs
+/// (`garbage`: a merge that reads past its blocks picks them up), then `n_counters`
+/// finished-block counters, zero. Returns the buffer and the counters' first index.
+pub fn partial_ml(n_partials: usize, n_counters: usize, garbage: f32) -> (Vec<f32>, usize) {
+    let mut v = vec![garbage; 2 * n_partials];
+    v.resize(2 * n_partials + n_counters, 0.0);
+    (v, 2 * n_partials)
+}

@@ -19,30 +19,46 @@ pub struct Shared<'a> {
     pub capacity: usize,
     /// A forced split block (None: the plan picks one per step).
     pub split_block: Option<u32>,
+    /// How split-K merges (the plan picks per step in `MergeMode::Auto`).
+    pub merge: plan::MergeMode,
     pub max_blocks: usize,
     pub q: &'a wgpu::Buffer,
     pub k: &'a wgpu::Buffer,
     pub v: &'a wgpu::Buffer,
+    /// Attention output [T][q_dim], then the split-K partial o rows at vec4 index `po_off`.
     pub att: &'a wgpu::Buffer,
+    pub po_off: u32,
+    /// Split-K (max, sum) partials, then one block counter per (token, head) at the end.
     pub pml: &'a wgpu::Buffer,
-    pub po: &'a wgpu::Buffer,
     pub rope_table: &'a wgpu::Buffer,
     /// Key means [n_layers][n_kv][hd] subtracted before encoding (AURA key centering).
     pub key_means: Option<&'a [f32]>,
 }
 
-/// Dense attention over a dense (or mirror) cache: single pass, and pass 1 of split-K
-/// for each block size the plan can pick, plus the merge.
+/// Dense attention over a dense (or mirror) cache: single pass, and split-K for each block
+/// size (and merge mode) the plan can pick, plus the merge dispatch when some split
+/// kernels don't merge.
 struct DenseOps {
     single: Dispatch,
-    splits: Vec<(u32, Dispatch)>,
-    merge: Dispatch,
+    /// (block, the last block merges, dispatch)
+    splits: Vec<(u32, bool, Dispatch)>,
+    merge: Option<Dispatch>,
 }
 
 enum Body {
     Dense(DenseOps),
-    Aura { encode: Dispatch, single: Dispatch, split: Dispatch, merge: Dispatch },
-    Mirror { encode: Dispatch, dequant: [Dispatch; 2], dense: DenseOps },
+    /// `splits`: the split kernel with the fused merge and/or without (then `merge`).
+    Aura {
+        encode: Dispatch,
+        single: Dispatch,
+        splits: Vec<(bool, Dispatch)>,
+        merge: Option<Dispatch>,
+    },
+    Mirror {
+        encode: Dispatch,
+        dequant: [Dispatch; 2],
+        dense: DenseOps,
+    },
 }
 
 pub struct LayerAttention {
@@ -94,45 +110,54 @@ impl LayerAttention {
         );
         let rope_targets = (kcb.clone(), vcb.clone(), !s.scheme.is_compressed());
         let scale = 1.0 / (hd as f32).sqrt();
-        let merge_params = uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, _pad: [0; 2] })?;
+        // Dense caches use one merge mode (the plan fuses unless the mode forbids it);
+        // compressed ones whichever the mode allows.
+        let dense_fused = s.merge != plan::MergeMode::Dispatch;
+        let needs_dispatch = if dense_cache { !dense_fused } else { s.merge.allows(false) };
+        let merge_params =
+            uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, po_off: s.po_off, _pad: 0 })?;
         // Only the compressed kernels' merge rotates back (and reads the AURA constants):
-        // build the one variant this layer uses.
-        let merge_p = gpu.pipeline(&merge_key(v, hd, !dense_cache)).await?;
+        // build the one variant this layer uses, and none when the split kernels merge.
+        let merge_p = if needs_dispatch { Some(gpu.pipeline(&merge_key(v, hd, !dense_cache)).await?) } else { None };
         let merge_of = |consts: &wgpu::Buffer| {
-            let res = [&merge_params, s.pml, s.po, s.att, consts];
-            Dispatch::new(gpu, &merge_p, &res, [nh, 1, 1], PerToken::Axis(1))
+            merge_p.as_ref().map(|mp| {
+                let res = [&merge_params, s.pml, s.att, consts];
+                Dispatch::new(gpu, mp, &res, [nh, 1, 1], PerToken::Axis(1))
+            })
         };
         let dense_blocks = match s.split_block {
             Some(b) => vec![b],
+            None if dense_fused => plan::DENSE_FUSED_SPLIT_BLOCKS.to_vec(),
             None => plan::DENSE_SPLIT_BLOCKS.to_vec(),
         };
         let (single_p, split_p) = if dense_cache {
             let mut splits = Vec::new();
             for &b in &dense_blocks {
-                splits.push((b, gpu.pipeline(&attn_key(v, hd, b)).await?));
+                splits.push((b, gpu.pipeline(&attn_key(v, hd, b, dense_fused)).await?));
             }
-            (Some(gpu.pipeline(&attn_key(v, hd, 0)).await?), Some(splits))
+            (Some(gpu.pipeline(&attn_key(v, hd, 0, false)).await?), Some(splits))
         } else {
             (None, None)
         };
-        let dense_ops = |kc: &wgpu::Buffer, vc: &wgpu::Buffer, merge: Dispatch| -> Result<DenseOps> {
+        let dense_ops = |kc: &wgpu::Buffer, vc: &wgpu::Buffer, merge: Option<Dispatch>| -> Result<DenseOps> {
             let ap = AttnParams {
                 n_heads: nh,
                 group: c.group() as u32,
                 capacity: cap as u32,
                 max_blocks: s.max_blocks as u32,
                 scale,
-                _pad: [0; 3],
+                po_off: s.po_off,
+                _pad: [0; 2],
             };
             let params = uniform(gpu, ap)?;
-            let res = [&params, s.q, kc, vc, s.att, s.pml, s.po];
+            let res = [&params, s.q, kc, vc, s.att, s.pml];
             let (single_p, split_p) =
                 (single_p.as_ref().expect("dense pipelines"), split_p.as_ref().expect("dense pipelines"));
             Ok(DenseOps {
                 single: Dispatch::new(gpu, single_p, &res, [nh, 1, 1], PerToken::Axis(2)),
                 splits: split_p
                     .iter()
-                    .map(|(b, p)| (*b, Dispatch::new(gpu, p, &res, [nh, 1, 1], PerToken::Axis(2))))
+                    .map(|(b, p)| (*b, dense_fused, Dispatch::new(gpu, p, &res, [nh, 1, 1], PerToken::Axis(2))))
                     .collect(),
                 merge,
             })
@@ -249,30 +274,23 @@ impl LayerAttention {
             mu_off,
             has_mu,
             halves,
-            _pad: 0,
+            po_off: s.po_off,
         };
-        let aura = |dst: &wgpu::Buffer, p: &std::sync::Arc<crate::gpu::registry::Pipeline>| -> Result<Dispatch> {
+        let aura = |p: &std::sync::Arc<crate::gpu::registry::Pipeline>| -> Result<Dispatch> {
             let params = uniform(gpu, ap)?;
-            let res = [&params, s.q, &words, &gammas, &consts, dst, s.pml, s.rope_table];
+            let res = [&params, s.q, &words, &gammas, &consts, s.att, s.pml, s.rope_table];
             Ok(Dispatch::new(gpu, p, &res, [nkv, 1, 1], PerToken::Axis(2)))
         };
-        let single = aura(s.att, &gpu.pipeline(&attn_aura_key(v, hd, g, 0, kb, vb)).await?)?;
-        let split = aura(
-            s.po,
-            &gpu.pipeline(&attn_aura_key(
-                v,
-                hd,
-                g,
-                s.split_block.unwrap_or(plan::DEFAULT_COMPRESSED_SPLIT_BLOCK),
-                kb,
-                vb,
-            ))
-            .await?,
-        )?;
+        let single = aura(&gpu.pipeline(&attn_aura_key(v, hd, g, 0, false, kb, vb)).await?)?;
+        let block = s.split_block.unwrap_or(plan::DEFAULT_COMPRESSED_SPLIT_BLOCK);
+        let mut splits = Vec::new();
+        for fused in [true, false].into_iter().filter(|&f| s.merge.allows(f)) {
+            splits.push((fused, aura(&gpu.pipeline(&attn_aura_key(v, hd, g, block, fused, kb, vb)).await?)?));
+        }
         // The compressed kernels' outputs are in the rotated V domain: single-pass turns its
         // rows back itself, and the 2-pass merge does for split-K.
         let merge = merge_of(&consts);
-        Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, split, merge }, dense_k: None, rope_targets })
+        Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, splits, merge }, dense_k: None, rope_targets })
     }
 
     /// The k and v caches RoPE writes at each position (placeholders when compressed),
@@ -299,10 +317,14 @@ impl LayerAttention {
                 encode.run(pass, n);
                 single.run(pass, n);
             }
-            (Body::Aura { encode, split, merge, .. }, DecodePlan::CompressedTwoPass(sp)) => {
+            (Body::Aura { encode, splits, merge, .. }, DecodePlan::CompressedTwoPass(sp)) => {
                 encode.run(pass, n);
-                split.run_with(pass, n, Some(sp.n_blocks));
-                merge.run(pass, n);
+                let (_, d) =
+                    splits.iter().find(|(f, _)| *f == sp.merge).expect("the plan picks a merge mode the session built");
+                d.run_with(pass, n, Some(sp.n_blocks));
+                if !sp.merge {
+                    merge.as_ref().expect("a merge dispatch for split-K without the fused merge").run(pass, n);
+                }
             }
             (Body::Mirror { encode, dequant, dense }, DecodePlan::DequantMirror { split }) => {
                 encode.run(pass, n);
@@ -319,13 +341,15 @@ impl DenseOps {
         match split {
             None => self.single.run(pass, n),
             Some(sp) => {
-                let (_, d) = self
+                let (.., d) = self
                     .splits
                     .iter()
-                    .find(|(b, _)| *b == sp.block)
+                    .find(|(b, f, _)| *b == sp.block && *f == sp.merge)
                     .expect("the plan picks split blocks the session built");
                 d.run_with(pass, n, Some(sp.n_blocks));
-                self.merge.run(pass, n);
+                if !sp.merge {
+                    self.merge.as_ref().expect("a merge dispatch for split-K without the fused merge").run(pass, n);
+                }
             }
         }
     }

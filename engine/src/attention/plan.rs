@@ -3,32 +3,81 @@
 use crate::kv::scheme::KvScheme;
 use crate::options::AttentionPath;
 
-/// Split-K block sizes a dense session can pick per step (a pipeline each; multiples of
-/// the 64-token tile).
+/// Whether split-K can run blocks of `b` tokens: 16 and 32 (part of a 64-token tile, the
+/// other threads idle) or a positive multiple of the 64-token tile.
+pub fn valid_split_block(b: u32) -> bool {
+    b == 16 || b == 32 || (b > 0 && b % 64 == 0)
+}
+
+/// How split-K attention merges its partials.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeMode {
+    /// The last block of each head (KV group) to finish merges, in the same dispatch.
+    Fused,
+    /// An `attn_merge` dispatch follows the blocks.
+    Dispatch,
+    /// Per step: fused where measured faster (always for dense caches; compressed caches
+    /// up to `COMPRESSED_FUSED_MAX_BLOCKS` blocks), else the dispatch.
+    Auto,
+}
+
+impl MergeMode {
+    /// Whether a session in this mode may run the fused (`true`) or dispatch (`false`) merge.
+    pub fn allows(self, fused: bool) -> bool {
+        match self {
+            MergeMode::Fused => fused,
+            MergeMode::Dispatch => !fused,
+            MergeMode::Auto => true,
+        }
+    }
+}
+
+/// Split-K block sizes a dense session can pick per step with the merge dispatch (a
+/// pipeline each).
 pub const DENSE_SPLIT_BLOCKS: [u32; 5] = [64, 128, 256, 512, 1024];
-/// Dense 2-pass aims at no more than this many blocks per query head: small blocks keep
-/// every workgroup's serial work short, and the merge spreads the blocks over a wide
-/// workgroup. Measured on an H200 (Vulkan, SmolLM2 shapes, GPU loop tok/s), blocks of
-/// 64 / 128 / 256: depth 4096 565 / 547 / 474, depth 16384 497 / 450 / 418.
+/// Dense 2-pass with the merge dispatch aims at no more than this many blocks per query
+/// head: small blocks keep every workgroup's serial work short, and the merge spreads the
+/// blocks over a wide workgroup. Measured on an H200 (Vulkan, SmolLM2 shapes, GPU loop
+/// tok/s), blocks of 64 / 128 / 256: depth 4096 565 / 547 / 474, depth 16384 497 / 450 / 418.
 pub const DENSE_TARGET_BLOCKS: u32 = 512;
+/// Split-K block sizes a dense session can pick with the fused merge: half tiles too, since
+/// the merge is cheap when there are few blocks.
+pub const DENSE_FUSED_SPLIT_BLOCKS: [u32; 7] = [16, 32, 64, 128, 256, 512, 1024];
+/// With the fused merge, one workgroup (64 threads) merges a head's blocks, so fewer,
+/// longer blocks pay: H200, SmolLM2 shapes, GPU loop tok/s, fused merge, blocks of
+/// 32 / 64 / 128 / 256: depth 4096 669 / 619 / 602 / 551 (129 / 65 / 33 / 17 blocks),
+/// depth 16384 420 / 497 / 548 / 528 (513 / 257 / 129 / 65 blocks).
+pub const DENSE_FUSED_TARGET_BLOCKS: u32 = 128;
 /// Compressed caches use one split block (measured on an H200 at 16k, decode tok/s with
 /// blocks 64 / 128 / 256: aura8v4 123 / 118 / 90, aura4v4 122 / 119 / 87).
 pub const DEFAULT_COMPRESSED_SPLIT_BLOCK: u32 = 64;
+/// The compressed kernel's last block merges a whole GQA group (G heads, one after the
+/// other), so past this many blocks the merge dispatch's wide workgroups win. H200,
+/// aura4v4, 64-token blocks, fused / dispatch: 17 blocks 456 / 455 tok/s, 65 blocks
+/// 414 / 436, 257 blocks 339 / 413.
+pub const COMPRESSED_FUSED_MAX_BLOCKS: u32 = 32;
 
-/// The dense split block for a step whose last token sees `kv_len` rows: the smallest of
-/// `DENSE_SPLIT_BLOCKS` giving at most `DENSE_TARGET_BLOCKS` blocks.
-pub fn auto_dense_block(kv_len: usize) -> u32 {
-    let want = (kv_len as u32).div_ceil(DENSE_TARGET_BLOCKS);
-    DENSE_SPLIT_BLOCKS.into_iter().find(|&b| b >= want).unwrap_or(DENSE_SPLIT_BLOCKS[DENSE_SPLIT_BLOCKS.len() - 1])
+/// The dense split block for a step whose last token sees `kv_len` rows: the smallest
+/// block of the mode's list giving at most its target blocks per head.
+pub fn auto_dense_block(kv_len: usize, fused: bool) -> u32 {
+    let (blocks, target): (&[u32], u32) = if fused {
+        (&DENSE_FUSED_SPLIT_BLOCKS, DENSE_FUSED_TARGET_BLOCKS)
+    } else {
+        (&DENSE_SPLIT_BLOCKS, DENSE_TARGET_BLOCKS)
+    };
+    let want = (kv_len as u32).div_ceil(target);
+    blocks.iter().copied().find(|&b| b >= want).unwrap_or(blocks[blocks.len() - 1])
 }
 
 /// With at least this many workgroups, single-pass attention alone fills a GPU.
 pub const MIN_PARALLEL_WORKGROUPS: u32 = 64;
 
-/// Dense single-pass is kept while the context fits in this many 64-token tiles
-/// (one workgroup per query head walks them serially). H200 measurements bracket the
-/// crossover: at depth 0 single-pass is faster (312 vs 287 tok/s), at 4096 2-pass is
-/// 9x faster (140 vs 16); the crossover in between is not measured yet.
+/// Dense single-pass (with the merge dispatch) is kept while the context fits in this many
+/// 64-token tiles (one workgroup per query head walks them serially). H200 measurements
+/// bracket the crossover: at depth 0 single-pass is faster (312 vs 287 tok/s), at 4096
+/// 2-pass is 9x faster (140 vs 16); the crossover in between is not measured yet. With the
+/// fused merge, split-K runs from the second 16-token block on: depth 0, 128 tokens,
+/// single-pass 722 tok/s vs fused 16-token blocks 752.
 pub const SINGLE_PASS_MAX_TILES: u32 = 8;
 
 /// Compressed single-pass runs one workgroup per KV head (3 for SmolLM2 vs 9 dense),
@@ -40,6 +89,8 @@ pub const COMPRESSED_SINGLE_PASS_MAX_TILES: u32 = 4;
 pub struct Split {
     pub block: u32,
     pub n_blocks: u32,
+    /// The last block merges (no merge dispatch).
+    pub merge: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +122,7 @@ impl DecodePlan {
 /// Choose the attention path for one step whose last token sees `kv_len` rows.
 /// `block`: a split block forced by the caller (`AttentionPath::TwoPass { block }`), else
 /// `auto_dense_block` for dense attention and `DEFAULT_COMPRESSED_SPLIT_BLOCK` for the
-/// compressed kernels.
+/// compressed kernels. `merge`: how split-K merges (see `MergeMode`).
 pub fn plan(
     scheme: KvScheme,
     path: AttentionPath,
@@ -79,16 +130,32 @@ pub fn plan(
     n_kv_heads: usize,
     kv_len: usize,
     block: Option<u32>,
+    merge: MergeMode,
 ) -> DecodePlan {
-    let split_of = |b: u32| Split { block: b, n_blocks: (kv_len as u32).div_ceil(b) };
-    let split = split_of(block.unwrap_or(DEFAULT_COMPRESSED_SPLIT_BLOCK));
-    let dense_split = split_of(block.unwrap_or_else(|| auto_dense_block(kv_len)));
-    let tiles = (kv_len as u32).div_ceil(64);
-    let dense_auto = if (n_heads as u32) < MIN_PARALLEL_WORKGROUPS && tiles > SINGLE_PASS_MAX_TILES {
-        Some(dense_split)
-    } else {
+    let n_of = |b: u32| (kv_len as u32).div_ceil(b);
+    // Dense (and the mirror): fused unless the mode forbids it.
+    let dense_fused = merge != MergeMode::Dispatch;
+    let db = block.unwrap_or_else(|| auto_dense_block(kv_len, dense_fused));
+    let dense_split = Split { block: db, n_blocks: n_of(db), merge: dense_fused };
+    let dense_auto = if (n_heads as u32) >= MIN_PARALLEL_WORKGROUPS {
         None
+    } else if dense_fused {
+        (dense_split.n_blocks > 1).then_some(dense_split)
+    } else {
+        ((kv_len as u32).div_ceil(64) > SINGLE_PASS_MAX_TILES).then_some(dense_split)
     };
+    let cb = block.unwrap_or(DEFAULT_COMPRESSED_SPLIT_BLOCK);
+    let n = n_of(cb);
+    let split = Split {
+        block: cb,
+        n_blocks: n,
+        merge: match merge {
+            MergeMode::Fused => true,
+            MergeMode::Dispatch => false,
+            MergeMode::Auto => n <= COMPRESSED_FUSED_MAX_BLOCKS,
+        },
+    };
+    let tiles = (kv_len as u32).div_ceil(64);
     match (scheme.is_compressed(), path) {
         (false, AttentionPath::SinglePass) => DecodePlan::Dense { split: None },
         (false, AttentionPath::TwoPass { .. }) => DecodePlan::Dense { split: Some(dense_split) },
@@ -112,50 +179,60 @@ mod tests {
 
     #[test]
     fn every_path_is_reachable_and_forceable() {
+        use MergeMode::{Auto, Dispatch, Fused};
         let f16 = KvScheme::F16;
         let a44 = KvScheme::Aura { k_bits: 4, v_bits: 4 };
         let auto = AttentionPath::Auto;
-        assert_eq!(plan(f16, auto, 9, 3, 10, None), DecodePlan::Dense { split: None });
+        let sp = |block, n_blocks, merge| Some(Split { block, n_blocks, merge });
+        // Merge dispatch: single-pass up to 8 tiles, then at most 512 blocks of >= 64.
+        assert_eq!(plan(f16, auto, 9, 3, 10, None, Dispatch), DecodePlan::Dense { split: None });
+        assert_eq!(plan(f16, auto, 9, 3, 512, None, Dispatch), DecodePlan::Dense { split: None });
+        assert_eq!(plan(f16, auto, 9, 3, 4096, Some(256), Dispatch), DecodePlan::Dense { split: sp(256, 16, false) });
+        assert_eq!(plan(f16, auto, 9, 3, 4096, None, Dispatch), DecodePlan::Dense { split: sp(64, 64, false) });
+        assert_eq!(plan(f16, auto, 9, 3, 16384, None, Dispatch), DecodePlan::Dense { split: sp(64, 256, false) });
+        assert_eq!(plan(f16, auto, 9, 3, 65536, None, Dispatch), DecodePlan::Dense { split: sp(128, 512, false) });
+        assert_eq!(plan(f16, auto, 9, 3, 1 << 20, None, Dispatch), DecodePlan::Dense { split: sp(1024, 1024, false) });
+        assert_eq!(auto_dense_block(1, false), 64);
+        assert_eq!(auto_dense_block(64 * 512 + 1, false), 128);
+        // Fused merge (dense: Auto fuses too): split from the second 16-token block, at most
+        // 128 blocks per head.
+        for m in [Auto, Fused] {
+            assert_eq!(plan(f16, auto, 9, 3, 16, None, m), DecodePlan::Dense { split: None });
+            assert_eq!(plan(f16, auto, 9, 3, 17, None, m), DecodePlan::Dense { split: sp(16, 2, true) });
+            assert_eq!(plan(f16, auto, 9, 3, 4096, None, m), DecodePlan::Dense { split: sp(32, 128, true) });
+            assert_eq!(plan(f16, auto, 9, 3, 16384, None, m), DecodePlan::Dense { split: sp(128, 128, true) });
+            assert_eq!(plan(f16, auto, 9, 3, 1 << 20, None, m), DecodePlan::Dense { split: sp(1024, 1024, true) });
+        }
+        assert_eq!(auto_dense_block(2048, true), 16);
+        assert_eq!(auto_dense_block(2049, true), 32);
+        assert_eq!(plan(f16, auto, 64, 8, 4096, None, Auto), DecodePlan::Dense { split: None });
+        assert_eq!(plan(f16, AttentionPath::SinglePass, 9, 3, 4096, None, Auto), DecodePlan::Dense { split: None });
         assert_eq!(
-            plan(f16, auto, 9, 3, 4096, Some(256)),
-            DecodePlan::Dense { split: Some(Split { block: 256, n_blocks: 16 }) }
+            plan(f16, AttentionPath::TwoPass { block: 64 }, 9, 3, 65, Some(64), Dispatch),
+            DecodePlan::Dense { split: sp(64, 2, false) }
         );
-        // Adaptive dense blocks: at most 512 blocks per head.
         assert_eq!(
-            plan(f16, auto, 9, 3, 4096, None),
-            DecodePlan::Dense { split: Some(Split { block: 64, n_blocks: 64 }) }
+            plan(f16, AttentionPath::TwoPass { block: 16 }, 9, 3, 65, Some(16), Auto),
+            DecodePlan::Dense { split: sp(16, 5, true) }
+        );
+        // Compressed: single-pass up to 4 tiles; the fused merge up to 32 blocks in Auto.
+        assert_eq!(plan(a44, auto, 9, 3, 100, None, Auto), DecodePlan::CompressedSinglePass);
+        let two = |b, n, m| DecodePlan::CompressedTwoPass(Split { block: b, n_blocks: n, merge: m });
+        assert_eq!(plan(a44, auto, 9, 3, 300, None, Auto), two(64, 5, true));
+        assert_eq!(plan(a44, auto, 9, 3, 2048, None, Auto), two(64, 32, true));
+        assert_eq!(plan(a44, auto, 9, 3, 2049, None, Auto), two(64, 33, false));
+        assert_eq!(plan(a44, auto, 9, 3, 2049, None, Fused), two(64, 33, true));
+        assert_eq!(plan(a44, auto, 9, 3, 300, None, Dispatch), two(64, 5, false));
+        assert_eq!(plan(a44, auto, 9, 3, 300, Some(256), Auto), two(256, 2, true));
+        assert_eq!(plan(a44, AttentionPath::SinglePass, 9, 3, 5000, None, Auto), DecodePlan::CompressedSinglePass);
+        assert_eq!(plan(a44, AttentionPath::Mirror, 9, 3, 5, None, Auto), DecodePlan::DequantMirror { split: None });
+        assert_eq!(
+            plan(a44, AttentionPath::Mirror, 9, 3, 16384, None, Dispatch),
+            DecodePlan::DequantMirror { split: sp(64, 256, false) }
         );
         assert_eq!(
-            plan(f16, auto, 9, 3, 16384, None),
-            DecodePlan::Dense { split: Some(Split { block: 64, n_blocks: 256 }) }
-        );
-        assert_eq!(
-            plan(f16, auto, 9, 3, 65536, None),
-            DecodePlan::Dense { split: Some(Split { block: 128, n_blocks: 512 }) }
-        );
-        assert_eq!(
-            plan(f16, auto, 9, 3, 1 << 20, None),
-            DecodePlan::Dense { split: Some(Split { block: 1024, n_blocks: 1024 }) }
-        );
-        assert_eq!(auto_dense_block(1), 64);
-        assert_eq!(auto_dense_block(64 * 512 + 1), 128);
-        assert_eq!(plan(f16, auto, 64, 8, 4096, None), DecodePlan::Dense { split: None });
-        assert_eq!(plan(f16, AttentionPath::SinglePass, 9, 3, 4096, None), DecodePlan::Dense { split: None });
-        assert_eq!(
-            plan(f16, AttentionPath::TwoPass { block: 64 }, 9, 3, 65, Some(64)),
-            DecodePlan::Dense { split: Some(Split { block: 64, n_blocks: 2 }) }
-        );
-        assert_eq!(plan(a44, auto, 9, 3, 100, None), DecodePlan::CompressedSinglePass);
-        assert_eq!(plan(a44, auto, 9, 3, 300, None), DecodePlan::CompressedTwoPass(Split { block: 64, n_blocks: 5 }));
-        assert_eq!(
-            plan(a44, auto, 9, 3, 300, Some(256)),
-            DecodePlan::CompressedTwoPass(Split { block: 256, n_blocks: 2 })
-        );
-        assert_eq!(plan(a44, AttentionPath::SinglePass, 9, 3, 5000, None), DecodePlan::CompressedSinglePass);
-        assert_eq!(plan(a44, AttentionPath::Mirror, 9, 3, 5, None), DecodePlan::DequantMirror { split: None });
-        assert_eq!(
-            plan(a44, AttentionPath::Mirror, 9, 3, 16384, None),
-            DecodePlan::DequantMirror { split: Some(Split { block: 64, n_blocks: 256 }) }
+            plan(a44, AttentionPath::Mirror, 9, 3, 16384, None, Auto),
+            DecodePlan::DequantMirror { split: sp(128, 128, true) }
         );
     }
 }

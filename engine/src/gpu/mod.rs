@@ -57,6 +57,19 @@ impl std::ops::Deref for Gpu {
 }
 
 impl Gpu {
+    /// How split-K attention merges (`Options::fused_merge`): forced either way, else per
+    /// step, except on Metal (the fused merge's cross-threadgroup visibility is untested
+    /// there).
+    pub fn merge_mode(&self) -> crate::attention::plan::MergeMode {
+        use crate::attention::plan::MergeMode;
+        match self.options.fused_merge {
+            Some(true) => MergeMode::Fused,
+            Some(false) => MergeMode::Dispatch,
+            None if self.caps.backend == "Metal" => MergeMode::Dispatch,
+            None => MergeMode::Auto,
+        }
+    }
+
     pub async fn new(options: Options) -> Result<Gpu> {
         let backends = match options.backend {
             Some(b) => b.to_wgpu(),

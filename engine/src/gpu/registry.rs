@@ -105,17 +105,18 @@ impl Kernel {
             Kernel::Matmul => &[Uniform, Read, Read, ReadWrite],
             // params, q, k, v, k_cache, v_cache, cos/sin table
             Kernel::RopeKv => &[Uniform, ReadWrite, ReadWrite, Read, ReadWrite, ReadWrite, Read],
-            // params, q, k_cache, v_cache, out, partial_ml, partial_o
-            Kernel::AttnDecode => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite],
-            // params, partial_ml, partial_o, out, AURA consts (V signs)
-            Kernel::AttnMerge => &[Uniform, Read, Read, ReadWrite, Read],
+            // params, q, k_cache, v_cache, att (out, then partial o), partial_ml + counters
+            Kernel::AttnDecode => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite],
+            // params, partial_ml + counters, att (out, then partial o), AURA consts (V signs)
+            Kernel::AttnMerge => &[Uniform, ReadWrite, ReadWrite, Read],
             // params, gate, up, out
             Kernel::SiluMul => &[Uniform, Read, Read, ReadWrite],
             // params [K, V], k, words, gammas, consts (signs + codebooks + key means), RoPE table, v
             Kernel::KvEncodeAura => &[Uniform, Read, ReadWrite, ReadWrite, Read, Read, Read],
             // params, words, gammas, consts, dense mirror, RoPE table
             Kernel::KvDequantAura => &[Uniform, Read, Read, Read, ReadWrite, Read],
-            // params, q, words, gammas, consts, dst (out or partial o), partial_ml, RoPE table
+            // params, q, words, gammas, consts, att (out, then partial o), partial_ml + counters,
+            // RoPE table
             Kernel::AttnDecodeAura => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
             // params, stacked weights, x, norm weight, y0, y1 (or k cache), y2 (or v cache), RoPE
             // table, next kernel's weights (L2 prefetch)
@@ -130,6 +131,11 @@ impl Kernel {
     /// Whether the kernel uses the shared Walsh-Hadamard snippet (on its array `fw`).
     pub fn uses_fwht(self) -> bool {
         matches!(self, Kernel::KvEncodeAura | Kernel::KvDequantAura | Kernel::AttnDecodeAura | Kernel::AttnMerge)
+    }
+
+    /// Whether the kernel includes the split-K merge (`common/merge.wgsl`).
+    pub fn merges(self) -> bool {
+        matches!(self, Kernel::AttnDecode | Kernel::AttnDecodeAura | Kernel::AttnMerge)
     }
 
     /// Whether the kernel prefetches the next kernel's weights (`common/prefetch.wgsl`).
@@ -227,6 +233,9 @@ pub fn compose(key: &PipelineKey) -> String {
     });
     if key.kernel.prefetches() {
         s.push_str(include_str!("../../../wgsl/common/prefetch.wgsl"));
+    }
+    if key.kernel.merges() {
+        s.push_str(include_str!("../../../wgsl/common/merge.wgsl"));
     }
     if key.kernel.uses_fwht() {
         s.push_str(include_str!("../../../wgsl/common/fwht.wgsl"));

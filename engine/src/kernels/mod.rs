@@ -147,7 +147,8 @@ pub struct AttnAuraParams {
     pub mu_off: u32,
     pub has_mu: u32,
     pub halves: u32,
-    pub _pad: u32,
+    /// vec4 index of the split-K partial o rows in the attention output buffer.
+    pub po_off: u32,
 }
 
 #[repr(C)]
@@ -158,7 +159,9 @@ pub struct AttnParams {
     pub capacity: u32,
     pub max_blocks: u32,
     pub scale: f32,
-    pub _pad: [u32; 3],
+    /// vec4 index of the split-K partial o rows in the attention output buffer.
+    pub po_off: u32,
+    pub _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -166,7 +169,9 @@ pub struct AttnParams {
 pub struct MergeParams {
     pub n_heads: u32,
     pub max_blocks: u32,
-    pub _pad: [u32; 2],
+    /// vec4 index of the split-K partial o rows in the attention output buffer.
+    pub po_off: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
@@ -286,13 +291,19 @@ pub fn attn_wg(head_dim: usize) -> u32 {
     (head_dim as u32).max(64)
 }
 
-/// `block == 0` is the single-pass kernel.
-pub fn attn_key(v: Variant, head_dim: usize, block: u32) -> PipelineKey {
+/// `block == 0` is the single-pass kernel; `merge` (split-K): the last block of each head
+/// to finish merges the partials, so no `attn_merge` dispatch follows.
+pub fn attn_key(v: Variant, head_dim: usize, block: u32, merge: bool) -> PipelineKey {
     PipelineKey {
         kernel: Kernel::AttnDecode,
         weight: None,
         variant: v,
-        consts: vec![("WG", attn_wg(head_dim)), ("HD", head_dim as u32), ("BLOCK", block)],
+        consts: vec![
+            ("WG", attn_wg(head_dim)),
+            ("HD", head_dim as u32),
+            ("BLOCK", block),
+            ("MERGE", (merge && block > 0) as u32),
+        ],
     }
 }
 
@@ -346,7 +357,16 @@ pub fn aura_ab_len(head_dim: usize, group: usize, k_bits: u32, v_bits: u32) -> u
     }
 }
 
-pub fn attn_aura_key(v: Variant, head_dim: usize, group: usize, block: u32, k_bits: u32, v_bits: u32) -> PipelineKey {
+/// `merge` (split-K): the last block of each KV group to finish merges and rotates back.
+pub fn attn_aura_key(
+    v: Variant,
+    head_dim: usize,
+    group: usize,
+    block: u32,
+    merge: bool,
+    k_bits: u32,
+    v_bits: u32,
+) -> PipelineKey {
     let rw = |b: u32| crate::kv::scheme::row_words(head_dim, b) as u32;
     PipelineKey {
         kernel: Kernel::AttnDecodeAura,
@@ -357,6 +377,7 @@ pub fn attn_aura_key(v: Variant, head_dim: usize, group: usize, block: u32, k_bi
             ("HD", head_dim as u32),
             ("G", group as u32),
             ("BLOCK", block),
+            ("MERGE", (merge && block > 0) as u32),
             ("KB", k_bits),
             ("VB", v_bits),
             ("RWK", rw(k_bits)),

@@ -1,0 +1,94 @@
+// Split-K merge of one query head's partials, shared by attn_merge (a dispatch of its own)
+// and by the split-K attention kernels, whose last workgroup per head merges (MERGE = 1).
+// Partials of head qh, block b: (max, sum) as f32 bits at pml[2 (qh max_blocks + b)]
+// (atomics: the last workgroup reads what the others wrote in the same dispatch), and the
+// unnormalized o at att[p.po_off + (qh max_blocks + b) HD/4 ..] (vec4s). The last
+// arrayLength(&pml) words count finished blocks, one per (token, head or KV group): see
+// `last_block`. Empty blocks (past kv_len) carry sum 0 and drop out. Blocks are dealt to
+// MG_NG groups of HD/4 threads (4 dims each), four per iteration so loads issue together.
+// Needs WG (a multiple of HD / 4), HD, p.max_blocks, p.po_off, pml, att.
+const MG_NG: u32 = WG / (HD / 4u);
+var<workgroup> mg_acc: array<vec4<f32>, WG>;
+var<workgroup> mg_l: array<f32, WG>;
+var<workgroup> mg_ticket: u32;
+
+fn ml_load(i: u32) -> vec2<f32> {
+    return vec2<f32>(bitcast<f32>(atomicLoad(&pml[2u * i])), bitcast<f32>(atomicLoad(&pml[2u * i + 1u])));
+}
+
+fn ml_store(i: u32, v: vec2<f32>) {
+    atomicStore(&pml[2u * i], bitcast<u32>(v.x));
+    atomicStore(&pml[2u * i + 1u], bitcast<u32>(v.y));
+}
+
+// Dims 4 lid .. 4 lid + 3 of head qh's merged, normalized row (lid < HD / 4; zero for the
+// other threads) over nb blocks. Call from uniform control flow.
+fn merge_head(lid: u32, qh: u32, nb: u32) -> vec4<f32> {
+    let first = qh * p.max_blocks;
+    var mx = -3.0e38;
+    for (var b = lid; b < nb; b = b + WG) {
+        mx = max(mx, ml_load(first + b).x);
+    }
+    mx = wg_max(mx, lid);
+    let lane = lid % (HD / 4u);
+    let o0 = p.po_off + first * (HD / 4u) + lane;
+    var l = 0.0;
+    var acc = vec4<f32>(0.0);
+    var b = lid / (HD / 4u);
+    for (; b + 3u * MG_NG < nb; b = b + 4u * MG_NG) {
+        let a0 = ml_load(first + b);
+        let a1 = ml_load(first + b + MG_NG);
+        let a2 = ml_load(first + b + 2u * MG_NG);
+        let a3 = ml_load(first + b + 3u * MG_NG);
+        let v0 = att[o0 + b * (HD / 4u)];
+        let v1 = att[o0 + (b + MG_NG) * (HD / 4u)];
+        let v2 = att[o0 + (b + 2u * MG_NG) * (HD / 4u)];
+        let v3 = att[o0 + (b + 3u * MG_NG) * (HD / 4u)];
+        let w0 = exp(a0.x - mx);
+        let w1 = exp(a1.x - mx);
+        let w2 = exp(a2.x - mx);
+        let w3 = exp(a3.x - mx);
+        l = l + a0.y * w0 + a1.y * w1 + a2.y * w2 + a3.y * w3;
+        acc = acc + v0 * w0 + v1 * w1 + v2 * w2 + v3 * w3;
+    }
+    for (; b < nb; b = b + MG_NG) {
+        let a = ml_load(first + b);
+        let w = exp(a.x - mx);
+        l = l + a.y * w;
+        acc = acc + att[o0 + b * (HD / 4u)] * w;
+    }
+    mg_acc[lid] = acc;
+    mg_l[lid] = l;
+    workgroupBarrier();
+    var tot = vec4<f32>(0.0);
+    if (lid < HD / 4u) {
+        var lt = 0.0;
+        for (var i = 0u; i < MG_NG; i = i + 1u) {
+            tot = tot + mg_acc[i * (HD / 4u) + lid];
+            lt = lt + mg_l[i * (HD / 4u)];
+        }
+        tot = tot / lt;
+    }
+    workgroupBarrier();
+    return tot;
+}
+
+// Split-K (MERGE): after this workgroup's partials are written, count it as one of the
+// nwg_y blocks of counter c; true (uniform) for the last one to finish, which then
+// merges. The device-scope barriers order the partial writes before the count and the
+// merge's reads after it; the last workgroup resets the counter for the next dispatch.
+fn last_block(lid: u32, c: u32, nwg_y: u32) -> bool {
+    storageBarrier();
+    let ci = arrayLength(&pml) - 1u - c;
+    if (lid == 0u) {
+        mg_ticket = atomicAdd(&pml[ci], 1u);
+    }
+    let last = workgroupUniformLoad(&mg_ticket) + 1u == nwg_y;
+    if (last) {
+        storageBarrier();
+        if (lid == 0u) {
+            atomicStore(&pml[ci], 0u);
+        }
+    }
+    return last;
+}
