@@ -439,10 +439,16 @@ impl Session {
         Ok(())
     }
 
-    /// The plan a step whose last token sees `kv_len` cache rows would use.
+    /// The plan a one-token step whose last token sees `kv_len` cache rows would use.
     pub fn plan_for(&self, kv_len: usize) -> DecodePlan {
+        self.plan_step(kv_len, 1)
+    }
+
+    /// The plan of an `n_tokens`-token step whose last token sees `kv_len` cache rows.
+    fn plan_step(&self, kv_len: usize, n_tokens: usize) -> DecodePlan {
         let c = &self.model.config;
-        plan::plan(self.scheme, self.path, c.n_heads, c.n_kv_heads, kv_len, self.split_block, self.merge)
+        let (s, p, b, m) = (self.scheme, self.path, self.split_block, self.merge);
+        plan::plan_step(s, p, c.n_heads, c.n_kv_heads, kv_len, b, m, n_tokens)
     }
 
     /// The session's KV cache scheme.
@@ -469,10 +475,10 @@ impl Session {
         while base < tokens.len() {
             // The plan is fixed for the step by its last token's kv_len.
             let mut len = (tokens.len() - base).min(MAX_SLOTS);
-            if len > SPLIT_SLOTS && self.plan_for(self.pos + len).n_blocks() > 0 {
+            if len > SPLIT_SLOTS && self.plan_step(self.pos + len, len).n_blocks() > 0 {
                 len = SPLIT_SLOTS;
             }
-            let plan = self.plan_for(self.pos + len);
+            let plan = self.plan_step(self.pos + len, len);
             let chunk = &tokens[base..base + len];
             let n = chunk.len() as u32;
             let pos = self.pos as u32;
