@@ -433,6 +433,8 @@ struct AttnCase {
     block: u32,
     /// Split-K: the last block merges (MERGE), else an attn_merge dispatch follows.
     merge: bool,
+    /// One query head per workgroup (else the whole GQA group).
+    per_head: bool,
     hd: usize,
     group: usize,
     n_kv: usize,
@@ -444,7 +446,8 @@ struct AttnCase {
 /// A seeded sample: each path (single, each block) runs every kv_len once and compiles
 /// one pipeline per head dim (two kv_lens each, one with T = 3 on two of them); the 12
 /// pipelines take the 7 presets in a seeded order and the groups of ATTN_GROUPS. Split
-/// cases alternate between the fused merge and the merge dispatch.
+/// cases alternate between the fused merge and the merge dispatch; every other pipeline
+/// runs one query head per workgroup.
 fn attn_cases() -> Vec<AttnCase> {
     let mut rng = Rng(seed("attn-shapes", 0));
     let mut presets = PRESETS;
@@ -458,7 +461,8 @@ fn attn_cases() -> Vec<AttnCase> {
             let (kb, vb) = presets[(pi * 3 + j) % 7];
             let (hd, group, nt) = (HEAD_DIMS[j], ATTN_GROUPS[pi][j], if i % 3 == 0 { 3 } else { 1 });
             let (n_kv, cap) = (1 + rng.below(2), kv_len + nt + rng.below(100));
-            out.push(AttnCase { kb, vb, block, merge: i % 2 == 0, hd, group, n_kv, kv_len, nt, cap });
+            let per_head = (j + pi) % 2 == 1;
+            out.push(AttnCase { kb, vb, block, merge: i % 2 == 0, per_head, hd, group, n_kv, kv_len, nt, cap });
         }
     }
     out
@@ -490,8 +494,10 @@ fn attn_decode() {
 #[test]
 fn attn_heads_are_distinct() {
     for_variants("attn_decode_aura-heads", |rep, label, gpu| {
-        for (i, (block, merge)) in [(0u32, false), (64, false), (256, true), (32, true)].into_iter().enumerate() {
-            let c = AttnCase { kb: 4, vb: 2, block, merge, hd: 64, group: 4, n_kv: 3, kv_len: 300, nt: 2, cap: 700 };
+        let cases = [(0u32, false, false), (64, false, false), (256, true, false), (32, true, true), (0, false, true)];
+        for (i, (block, merge, per_head)) in cases.into_iter().enumerate() {
+            let (hd, group, n_kv, kv_len, nt, cap) = (64, 4, 3, 300, 2, 700);
+            let c = AttnCase { kb: 4, vb: 2, block, merge, per_head, hd, group, n_kv, kv_len, nt, cap };
             let want = attn_case(rep, label, gpu, &c, seed("attn-heads", i));
             assert_rows_distinct(&format!("{label} {c:?}"), &want, c.hd);
         }
@@ -509,8 +515,8 @@ fn attn_centering_without_workgroup_coefficients() {
         assert!(!seeds.is_empty());
         for (i, &sd) in seeds.iter().enumerate() {
             let block = [0u32, 64][i % 2];
-            let c =
-                AttnCase { kb: 8, vb: 4, block, merge: true, hd: 256, group: 8, n_kv: 1, kv_len: 70, nt: 1, cap: 100 };
+            let (hd, group, n_kv, kv_len, nt, cap) = (256, 8, 1, 70, 1, 100);
+            let c = AttnCase { kb: 8, vb: 4, block, merge: true, per_head: false, hd, group, n_kv, kv_len, nt, cap };
             attn_case(rep, label, gpu, &c, sd);
         }
     });
@@ -521,7 +527,7 @@ fn attn_centering_without_workgroup_coefficients() {
 /// `attention_packed` on the same packed data. Returns the reference [T][n_heads][hd].
 fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
-    let AttnCase { kb, vb, block, merge, hd, group, n_kv, kv_len, nt, cap } = *c;
+    let AttnCase { kb, vb, block, merge, per_head, hd, group, n_kv, kv_len, nt, cap } = *c;
     let l = Layer::new(rng.below(32), hd, kb, vb);
     let (nh, last, rows) = (group * n_kv, kv_len + nt - 1, n_kv * cap);
     let (words0, gam0) = garbage_cache(gpu, &mut rng, rows, &l);
@@ -548,7 +554,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
         (b, true) => format!("split{b}+merge"),
         (b, false) => format!("split{b}"),
     };
-    let ctx = format!("{label} {path} n_blocks={n_blocks}/{max_blocks} K{kb}/V{vb} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} T={nt} cap={cap} seed={seed:#x} centered={}", seed & 1 == 1);
+    let ctx = format!("{label} {path} n_blocks={n_blocks}/{max_blocks} K{kb}/V{vb} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} T={nt} cap={cap} per_head={per_head} seed={seed:#x} centered={}", seed & 1 == 1);
     let words = [kc.words.as_slice(), &vc.words].concat();
     let gammas = [kc.gamma.as_slice(), &vc.gamma].concat();
     // Odd seeds: key centering (pre-RoPE means per KV head; RoPE pairs by seed).
@@ -578,12 +584,15 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
         has_mu: center as u32,
         halves: halves as u32,
         po_off,
+        group: group as u32,
+        _pad: [0; 3],
     };
     let st = step(kv_len - 1, kv_len, nt, n_blocks);
     let (v, (nh32, nt32)) = (gpu.variant, (nh as u32, nt as u32));
-    let key = attn_aura_key(v, hd, group, block, merge, kb, vb);
+    let gw = if per_head { 1 } else { group };
+    let key = attn_aura_key(v, hd, gw, block, merge, kb, vb);
     let bufs = [&qb, &wb, &gb, &cb, &att, &pml, &tb];
-    run(gpu, &ctx, &key, p, &bufs, [n_kv as u32, (n_blocks as u32).max(1), nt32], st);
+    run(gpu, &ctx, &key, p, &bufs, [(nh / gw) as u32, (n_blocks as u32).max(1), nt32], st);
     if block > 0 && !merge {
         let mp = MergeParams { n_heads: nh32, max_blocks: max_blocks as u32, po_off, _pad: 0 };
         run(gpu, &ctx, &merge_key(v, hd, true), mp, &[&pml, &att, &cb], [nh32, nt32, 1], st);

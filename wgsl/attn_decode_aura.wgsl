@@ -1,5 +1,7 @@
-// Attention decode straight from the AURA-packed cache. One workgroup serves the G
-// query heads of one KV head (grid x), so packed K/V rows are read once per group;
+// Attention decode straight from the AURA-packed cache. One workgroup serves G query heads
+// of one KV head (grid x = n_heads / G): the whole GQA group (G = p.group: packed K/V rows
+// are read once per group) or one head (G = 1: 3x the workgroups, each with a third of
+// the serial work);
 // grid y = split-K block (BLOCK > 0) and z = token t of the step (kv_len(t) = step.kv_len + t).
 // Queries are rotated once: q~ = H diag(sK) q / sqrt(d) * scale; score = gammaK * q~ . cK[idx];
 // the output accumulates in the rotated domain, o~ = sum p * gammaV * cV[idx]. BLOCK == 0
@@ -29,6 +31,11 @@ struct Params {
     halves: u32,
     // vec4 index of the split-K partial o rows in att
     po_off: u32,
+    // query heads per KV head (a multiple of G)
+    group: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -81,7 +88,7 @@ fn attn_decode_aura(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let kvh = wid.x;
+    let kvh = wid.x * G / p.group;
     let t = wid.z;
     let kv_len = step.kv_len + t;
     var start = 0u;
@@ -90,7 +97,7 @@ fn attn_decode_aura(
         start = min(wid.y * BLOCK, kv_len);
         end = min(wid.y * BLOCK + BLOCK, kv_len);
     }
-    let qh0 = t * p.n_heads + kvh * G;
+    let qh0 = t * p.n_heads + wid.x * G;
     for (var i = lid; i < G * HD; i = i + WG) {
         fw[i] = q[qh0 * HD + i] * consts[i % HD];
     }
@@ -251,7 +258,7 @@ fn attn_decode_aura(
         ml_store((qh0 + lid) * p.max_blocks + wid.y, vec2<f32>(m[lid], l[lid]));
     }
     if (MERGE != 0u) {
-        // Counter per (token, KV group): qh0 is the group's first query head.
+        // Counter per (token, workgroup): qh0 is its first query head.
         if (last_block(lid, qh0, nwg.y)) {
             for (var g = 0u; g < G; g = g + 1u) {
                 let r = merge_head(lid, qh0 + g, nwg.y);

@@ -29,6 +29,14 @@ pub struct ModelArgs {
     /// final norm + LM head): on (default) or off (separate dispatches).
     #[arg(long, value_name = "on|off")]
     pub fused: Option<String>,
+    /// Fold the o-projection into decode attention (fused decode, dense caches): on
+    /// (default) or off (its own dispatch).
+    #[arg(long, value_name = "on|off")]
+    pub oproj: Option<String>,
+    /// AURA attention workgroups: `head` (one query head each) or `group` (a GQA group
+    /// each). Default: the measured choice.
+    #[arg(long, value_name = "head|group")]
+    pub aura_wg: Option<String>,
     /// Keep wgpu's runtime shader checks (bounds clamps, loop bounding, zeroed workgroup
     /// memory): on, or off (default; our kernels stay in bounds by construction).
     #[arg(long, value_name = "on|off")]
@@ -105,6 +113,15 @@ impl ModelArgs {
             kv: aura::kv::scheme::KvScheme::parse(self.kv.as_deref().unwrap_or("f16"))?,
             auto_asymmetric_k: self.auto_asymmetric_k,
             fused: on_off("fused", &self.fused)?.unwrap_or(true),
+            attn_oproj: on_off("oproj", &self.oproj)?.unwrap_or(true),
+            aura_head_per_workgroup: match self.aura_wg.as_deref() {
+                None => None,
+                Some("head") => Some(true),
+                Some("group") => Some(false),
+                Some(o) => {
+                    return Err(aura::Error::InvalidArgument(format!("--aura-wg takes head or group, not `{o}`")))
+                }
+            },
             shader_checks: on_off("shader-checks", &self.shader_checks)?.unwrap_or(false),
             l2_prefetch: on_off("prefetch", &self.prefetch)?,
             fused_merge: on_off("fused-merge", &self.fused_merge)?,

@@ -149,6 +149,9 @@ pub struct AttnAuraParams {
     pub halves: u32,
     /// vec4 index of the split-K partial o rows in the attention output buffer.
     pub po_off: u32,
+    /// Query heads per KV head (the kernel's G, heads per workgroup, divides it).
+    pub group: u32,
+    pub _pad: [u32; 3],
 }
 
 #[repr(C)]
@@ -161,7 +164,13 @@ pub struct AttnParams {
     pub scale: f32,
     /// vec4 index of the split-K partial o rows in the attention output buffer.
     pub po_off: u32,
-    pub _pad: [u32; 2],
+    /// OPROJ: vec4 index of the o-projection contribution rows [T][n_heads][hidden] in the
+    /// attention output buffer, the first per-token head counter at the end of the partial
+    /// (max, sum) buffer (counted from its end), Wo's first row in its buffer.
+    pub c_off: u32,
+    pub hc_off: u32,
+    pub wo_base: u32,
+    pub _pad: u32,
 }
 
 #[repr(C)]
@@ -291,18 +300,33 @@ pub fn attn_wg(head_dim: usize) -> u32 {
     (head_dim as u32).max(64)
 }
 
+/// The o-projection folded into decode attention: Wo's type and shape (`k` = n_heads x
+/// head_dim inputs, `rows` = hidden outputs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OProj {
+    pub ty: WeightType,
+    pub k: usize,
+    pub rows: usize,
+}
+
 /// `block == 0` is the single-pass kernel; `merge` (split-K): the last block of each head
-/// to finish merges the partials, so no `attn_merge` dispatch follows.
-pub fn attn_key(v: Variant, head_dim: usize, block: u32, merge: bool) -> PipelineKey {
+/// to finish merges the partials, so no `attn_merge` dispatch follows; `oproj` (single-pass
+/// or merging split-K): the head's output goes through Wo into the residual too.
+pub fn attn_key(v: Variant, head_dim: usize, block: u32, merge: bool, oproj: Option<OProj>) -> PipelineKey {
+    let o = oproj.filter(|_| block == 0 || merge);
     PipelineKey {
         kernel: Kernel::AttnDecode,
-        weight: None,
+        weight: o.map(|o| o.ty),
         variant: v,
         consts: vec![
             ("WG", attn_wg(head_dim)),
             ("HD", head_dim as u32),
             ("BLOCK", block),
             ("MERGE", (merge && block > 0) as u32),
+            ("OPROJ", o.is_some() as u32),
+            ("K", o.map_or(0, |o| o.k as u32)),
+            ("ROW_BYTES", o.map_or(0, |o| row_bytes(o.ty, o.k))),
+            ("OUT_ROWS", o.map_or(0, |o| o.rows as u32)),
         ],
     }
 }
@@ -343,7 +367,6 @@ pub fn kv_dequant_key(v: Variant, head_dim: usize) -> PipelineKey {
     }
 }
 
-/// Compressed attention for `group` query heads per KV head; `block == 0` is single-pass.
 /// Length of attn_decode_aura's workgroup array of key-centering coefficients (one vec2
 /// per RoPE pair and query head): G * HD / 2 when it fits next to the kernel's other
 /// workgroup arrays in 16 KiB, else 1 (the kernel then reads q and mu from memory).
@@ -357,7 +380,9 @@ pub fn aura_ab_len(head_dim: usize, group: usize, k_bits: u32, v_bits: u32) -> u
     }
 }
 
-/// `merge` (split-K): the last block of each KV group to finish merges and rotates back.
+/// Compressed attention for `group` query heads per workgroup (the GQA group, or 1);
+/// `block == 0` is single-pass; `merge` (split-K): the last block of each workgroup's
+/// heads to finish merges and rotates back.
 pub fn attn_aura_key(
     v: Variant,
     head_dim: usize,
