@@ -49,9 +49,6 @@ const NORM_F16_CACHE_TOL: Tol = Tol { nmse: 1e-7, abs: 4e-3 };
 /// [4e-12, 4e-7] online softmax vs the reference's two-pass softmax, over the same
 /// (f16-rounded when the variant stores f16) cache.
 const ATTN_TOL: Tol = Tol { nmse: 1e-10, abs: 1e-5 };
-/// [6e-13, 1.1e-5] the o-projection folded into attention: x + Wo att over K = n_heads x
-/// head_dim (up to 4096) of the attention error above, with |Wo| ~ 1.
-const OPROJ_TOL: Tol = Tol { nmse: 1e-10, abs: 2e-4 };
 /// matvec_glu: [1e-12, 3.3e-3]; act = silu(g) * u is a product of two projections and
 /// reaches ~500 at K = 1536, so the abs error scales with it (relative ~1e-5).
 const GLU_TOL: Tol = Tol { nmse: 1e-10, abs: 2e-2 };
@@ -700,8 +697,6 @@ struct AttnShape {
     block: u32,
     /// Split-K: the last block merges (MERGE), else an attn_merge dispatch follows.
     merge: bool,
-    /// The o-projection folded in (single-pass or merging split-K): Wo's type.
-    oproj: Option<WeightType>,
     hd: usize,
     group: usize,
     n_kv: usize,
@@ -713,8 +708,7 @@ struct AttnShape {
 /// A seeded sample of blocks x head dims x groups x kv_lens: each path (single, each
 /// split block) runs every kv_len once, every head dim 3 times, every group at least
 /// twice and two multi-token chunks; kv_len pairs with head dims differently per path.
-/// Split cases alternate between the fused merge and the merge dispatch; a third of the
-/// single-pass and merging cases fold the o-projection in, cycling through weight types.
+/// Split cases alternate between the fused merge and the merge dispatch.
 fn attn_shapes() -> Vec<AttnShape> {
     let mut rng = Rng(seed("attention-shapes", 0));
     let mut out = Vec::new();
@@ -725,10 +719,7 @@ fn attn_shapes() -> Vec<AttnShape> {
             let n_tokens = if i % 4 == 3 { 2 + rng.below(7) } else { 1 };
             let cap = kv_len + n_tokens + 37 + rng.below(200);
             let (hd, group, n_kv) = (ATTN_HEAD_DIMS[i % 3], ATTN_GROUPS[(i + pi) % 4], 1 + rng.below(2));
-            let merge = i % 2 == 0;
-            let oproj =
-                ((block == 0 || merge) && i % 3 != 1).then(|| WeightType::ALL[(i + pi) % WeightType::ALL.len()]);
-            out.push(AttnShape { block, merge, oproj, hd, group, n_kv, kv_len, n_tokens, cap });
+            out.push(AttnShape { block, merge: i % 2 == 0, hd, group, n_kv, kv_len, n_tokens, cap });
         }
     }
     out
@@ -750,8 +741,7 @@ fn attention_heads_are_distinct() {
     for_variants("attention-heads", |rep, label, gpu| {
         let cases = [(0u32, false, 1usize), (64, false, 1), (256, true, 1), (64, false, 4), (32, true, 4)];
         for (i, (block, merge, n_tokens)) in cases.into_iter().enumerate() {
-            let oproj = (block == 0 || merge).then_some(WeightType::Q4_1);
-            let s = AttnShape { block, merge, oproj, hd: 64, group: 3, n_kv: 3, kv_len: 300, n_tokens, cap: 700 };
+            let s = AttnShape { block, merge, hd: 64, group: 3, n_kv: 3, kv_len: 300, n_tokens, cap: 700 };
             let want = attn_case(rep, label, gpu, &s, seed("attention-heads", i));
             assert_rows_distinct(&format!("{label} {s:?}"), &want, s.hd);
         }
@@ -762,7 +752,7 @@ fn attention_heads_are_distinct() {
 /// query head; returns the reference output [n_tokens][n_heads][hd].
 fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
-    let AttnShape { block, merge, oproj, hd, group, n_kv, kv_len, n_tokens: nt, cap } = *s;
+    let AttnShape { block, merge, hd, group, n_kv, kv_len, n_tokens: nt, cap } = *s;
     let (nh, last_len) = (group * n_kv, kv_len + nt - 1);
     let q = rng.vec(nt * nh * hd, 3.0);
     // Rows past the last token's kv_len are garbage: reading them, or striding the
@@ -784,24 +774,11 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
     let ctx =
         format!("{label} {path} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} n_tokens={nt} cap={cap} seed={seed:#x}");
     let (qb, kcb, vcb) = (upload(gpu, &q), upload_kv(gpu, &kc), upload_kv(gpu, &vc));
-    // The folded o-projection: Wo (after `base` other rows) over the heads' outputs, added
-    // to the residual rows x.
-    let (ob, hidden) = (nt * nh * hd * (1 + max_blocks), 4 * (1 + rng.below(40)));
-    let (wo_base, wo_q, x0) = match oproj {
-        Some(ty) => {
-            let base = [0, 3][rng.below(2)];
-            (base, quant::quantize(ty, &rng.vec((base + hidden) * nh * hd, 1.0)), rng.vec(nt * hidden, 2.0))
-        }
-        None => (0, vec![0u8; 4], vec![0.0; 4]),
-    };
-    // Output rows, stale partials (a merge reading past n_blocks picks these up), then the
-    // o-projection's contribution rows.
-    let out = upload(gpu, &vec![GARBAGE; ob + nt * nh * hidden]);
-    // Counters: one per (token, head) for the blocks, one per token for the heads.
-    let (pml_host, n_ml) = partial_ml(nt * nh * max_blocks, nt * nh + nt, GARBAGE);
+    // Output rows, then stale partials (a merge reading past n_blocks picks these up).
+    let out = upload(gpu, &vec![GARBAGE; nt * nh * hd * (1 + max_blocks)]);
+    let (pml_host, n_ml) = partial_ml(nt * nh * max_blocks, nt * nh, GARBAGE);
     let pml = upload(gpu, &pml_host);
     let po_off = (nt * nh * hd / 4) as u32;
-    let (wob, xb, pf) = (upload(gpu, &wo_q), upload(gpu, &x0), prefetch_buf(gpu, &mut rng));
     let params = AttnParams {
         n_heads: nh as u32,
         group: group as u32,
@@ -809,18 +786,14 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
         max_blocks: max_blocks as u32,
         scale,
         po_off,
-        c_off: (ob / 4) as u32,
-        hc_off: (nt * nh) as u32,
-        wo_base: wo_base as u32,
-        _pad: 0,
+        _pad: [0; 2],
     };
     let st = StepUniform { n_blocks: n_blocks as u32, ..step(kv_len - 1, nt) };
-    let bufs = [&qb, &kcb, &vcb, &out, &pml, &wob, &xb, &pf];
-    let okey = oproj.map(|ty| OProj { ty, k: nh * hd, rows: hidden });
+    let bufs = [&qb, &kcb, &vcb, &out, &pml];
     run(
         gpu,
         &ctx,
-        &attn_key(gpu.variant, hd, block, merge, okey),
+        &attn_key(gpu.variant, hd, block, merge),
         params,
         &bufs,
         [nh as u32, (n_blocks as u32).max(1), nt as u32],
@@ -841,7 +814,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
     }
     // The fused merge's counters are back at zero for the next dispatch.
     let counters = read::<u32>(gpu, &pml, pml_host.len());
-    rep.untouched("merge counters", &ctx, &counters[n_ml..], &vec![0u32; nt * nh + nt]);
+    rep.untouched("merge counters", &ctx, &counters[n_ml..], &vec![0u32; nt * nh]);
     let got = read::<f32>(gpu, &out, nt * nh * hd);
     let kv = |c: &[f32], h: usize| -> Vec<f32> { c[(h / group) * cap * hd..][..cap * hd].to_vec() };
     let want: Vec<f32> = (0..nt * nh)
@@ -853,18 +826,6 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
     for qh in 0..nt * nh {
         let r = qh * hd..(qh + 1) * hd;
         rep.check(&what, &format!("{ctx} token={} head={}", qh / nh, qh % nh), &got[r.clone()], &want[r], ATTN_TOL);
-    }
-    if let Some(ty) = oproj {
-        // x[t] += Wo att[t], the attention output from the CPU twin.
-        let k = nh * hd;
-        let w = quant::dequantize(ty, &wo_q, (wo_base + hidden) * k)[wo_base * k..].to_vec();
-        let got_x = read::<f32>(gpu, &xb, nt * hidden);
-        for t in 0..nt {
-            let dx: Vec<f32> = ops::matvec(&w, &want[t * k..(t + 1) * k]);
-            let wx: Vec<f32> = x0[t * hidden..][..hidden].iter().zip(&dx).map(|(a, b)| a + b).collect();
-            let c = format!("{ctx} o-proj {} rows={hidden} row_base={wo_base} token={t}", ty.name());
-            rep.check("o-proj", &c, &got_x[t * hidden..][..hidden], &wx, OPROJ_TOL);
-        }
     }
     want
 }

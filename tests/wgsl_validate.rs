@@ -75,14 +75,9 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
     out.push(silu_mul_key(v));
     for hd in HEAD_DIMS {
         out.push(rope_kv_key(v, hd));
-        out.push(attn_key(v, hd, 0, false, None));
+        out.push(attn_key(v, hd, 0, false));
         for merge in [false, true] {
-            out.extend(SPLIT_BLOCKS.iter().map(|&b| attn_key(v, hd, b, merge, None)));
-        }
-        // The o-projection folded in, for every weight type.
-        for ty in WeightType::ALL {
-            let o = Some(OProj { ty, k: 9 * hd, rows: HIDDEN });
-            out.extend([attn_key(v, hd, 0, false, o), attn_key(v, hd, 64, true, o)]);
+            out.extend(SPLIT_BLOCKS.iter().map(|&b| attn_key(v, hd, b, merge)));
         }
         out.push(merge_key(v, hd, false));
         out.push(merge_key(v, hd, true));
@@ -179,11 +174,11 @@ fn validator_rejects_features_the_variant_lacks() {
     let f16 = Variant { f16: true, subgroups: false };
     let sg = Variant { f16: false, subgroups: true };
     let plain = Variant { f16: false, subgroups: false };
-    for key in [rope_kv_key(f16, 64), attn_key(f16, 64, 0, false, None)] {
+    for key in [rope_kv_key(f16, 64), attn_key(f16, 64, 0, false)] {
         assert!(validate(&key, validator(plain)).is_err(), "{} validated without SHADER_FLOAT16", describe(&key));
     }
     for key in
-        [rmsnorm_key(sg, HIDDEN), matvec_key(sg, WeightType::Q4_1, HIDDEN, HIDDEN, 1), attn_key(sg, 64, 64, true, None)]
+        [rmsnorm_key(sg, HIDDEN), matvec_key(sg, WeightType::Q4_1, HIDDEN, HIDDEN, 1), attn_key(sg, 64, 64, true)]
     {
         assert!(validate(&key, validator(plain)).is_err(), "{} validated without SUBGROUP", describe(&key));
     }

@@ -5,12 +5,9 @@
 // partial (max, sum) and unnormalized output (common/merge.wgsl's layout); blocks past
 // kv_len(t) write an empty partial (sum 0). MERGE = 1: the head's last block to finish
 // merges them (no attn_merge dispatch); else attn_merge does. BLOCK may be smaller than
-// the WG-token tile (threads past the block idle). OPROJ = 1 (decode): the head's final
-// output also goes through its columns of Wo into the residual (common/oproj.wgsl), so no
-// o-projection dispatch follows; every workgroup also prefetches the next kernel's weights.
+// the WG-token tile (threads past the block idle).
 // Tokens are processed in tiles of WG with an online softmax. Cache [n_kv][capacity][HD]:
-// capacity is the row stride, kv_len the loop bound. consts: WG (>= HD), HD, BLOCK, MERGE,
-// OPROJ (with K, ROW_BYTES, OUT_ROWS)
+// capacity is the row stride, kv_len the loop bound. consts: WG (>= HD), HD, BLOCK, MERGE
 struct Params {
     n_heads: u32,
     group: u32,
@@ -19,11 +16,8 @@ struct Params {
     scale: f32,
     // vec4 index of the split-K partial o rows in att
     po_off: u32,
-    // OPROJ: vec4 index of the contribution rows in att, first head counter, Wo's first row
-    c_off: u32,
-    hc_off: u32,
-    wo_base: u32,
-    _p0: u32,
+    _p1: u32,
+    _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -34,15 +28,10 @@ struct Params {
 // Output rows [t][n_heads][HD] first, then the split-K partial o rows (at po_off).
 @group(0) @binding(4) var<storage, read_write> att: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> pml: array<atomic<u32>>;
-// OPROJ: Wo, the residual stream and the next kernel's weights (L2 prefetch); placeholders
-// otherwise.
-@group(0) @binding(6) var<storage, read> wq: array<u32>;
-@group(0) @binding(7) var<storage, read_write> xres: array<vec4<f32>>;
-@group(0) @binding(8) var<storage, read> pf: array<u32>;
 
-// The scaled query; at the end (OPROJ) the head's output.
 var<workgroup> qs: array<vec4<f32>, HD / 4u>;
 var<workgroup> ps: array<f32, WG>;
+var<workgroup> accs: array<vec4<f32>, WG>;
 
 // V accumulation: each thread owns 4 dims (lane) of one of NRG row groups; a tile's rows
 // are dealt round-robin to the groups, so each thread loads RPG rows per tile, all issued
@@ -67,13 +56,9 @@ fn attn_decode(
         start = min(wid.y * BLOCK, kv_len);
         end = min(wid.y * BLOCK + BLOCK, kv_len);
     }
-    var pfa = 0.0;
-    if (OPROJ != 0u) {
-        pfa = prefetch_next(wid, nwg, lid);
-    }
     for (var i = lid; i < HD / 4u; i = i + WG) {
         let o = qh * HD + 4u * i;
-        qs[i] = vec4<f32>(q[o], q[o + 1u], q[o + 2u], q[o + 3u]) * (p.scale + pfa);
+        qs[i] = vec4<f32>(q[o], q[o + 1u], q[o + 2u], q[o + 3u]) * p.scale;
     }
     workgroupBarrier();
     var m = -3.0e38;
@@ -113,16 +98,15 @@ fn attn_decode(
         m = mn;
         workgroupBarrier();
     }
-    mg_acc[lid] = acc;
+    accs[lid] = acc;
     workgroupBarrier();
     if (lid < HD / 4u) {
         var tot = vec4<f32>(0.0);
         for (var g = 0u; g < NRG; g = g + 1u) {
-            tot = tot + mg_acc[g * (HD / 4u) + lid];
+            tot = tot + accs[g * (HD / 4u) + lid];
         }
         if (BLOCK == 0u) {
             att[qh * (HD / 4u) + lid] = tot / l;
-            qs[lid] = tot / l;
         } else {
             let pi = qh * p.max_blocks + wid.y;
             att[p.po_off + pi * (HD / 4u) + lid] = tot;
@@ -131,21 +115,11 @@ fn attn_decode(
             }
         }
     }
-    if (BLOCK == 0u) {
-        if (OPROJ != 0u) {
-            workgroupBarrier();
-            o_project(lid, t, h);
-        }
-    } else if (MERGE != 0u) {
+    if (BLOCK > 0u && MERGE != 0u) {
         if (last_block(lid, qh, nwg.y)) {
             let r = merge_head(lid, qh, nwg.y);
             if (lid < HD / 4u) {
                 att[qh * (HD / 4u) + lid] = r;
-                qs[lid] = r;
-            }
-            if (OPROJ != 0u) {
-                workgroupBarrier();
-                o_project(lid, t, h);
             }
         }
     }

@@ -105,11 +105,6 @@ pub struct Options {
     /// norm + gate|up + SwiGLU, final norm + LM head: 3 dispatches instead of 9 per layer
     /// pair) when the stacked matrices share a type. Off: separate dispatches.
     pub fused: bool,
-    /// Decode (with `fused`, dense caches): the o-projection folds into attention. Each
-    /// head's final workgroup multiplies its output by its columns of Wo and the last head
-    /// adds the sum to the residual, so no o-projection dispatch follows. Off: its own
-    /// dispatch.
-    pub attn_oproj: bool,
     /// AURA attention workgroups: `Some(true)` one query head each (n_heads workgroups,
     /// every one unpacking its KV head's rows), `Some(false)` a whole GQA group each (rows
     /// unpacked once per group); `None`: the measured default.
@@ -158,7 +153,6 @@ impl Default for Options {
             auto_asymmetric_k: false,
             aura_key_centering: true,
             fused: true,
-            attn_oproj: true,
             aura_head_per_workgroup: None,
             prefill_matmul: None,
             greedy_chunk: 0,

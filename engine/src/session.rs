@@ -1,7 +1,7 @@
 //! A conversation: KV caches, position, scratch buffers and prebuilt bind groups.
 //! Tokens are queued up to MAX_SLOTS per submission, each step in the same compute
 //! pass with its own slot of the step uniform (dynamic offset).
-use crate::attention::layer::{LayerAttention, OProjInputs, Shared};
+use crate::attention::layer::{LayerAttention, Shared};
 use crate::attention::plan::{self, DecodePlan};
 use crate::engine::Model;
 use crate::error::{Error, Result};
@@ -162,17 +162,14 @@ impl Session {
         let vv = f32s("v", t * kvd)?;
         // att [T][q_dim], then the split-K partial o [T'][n_heads][max_blocks][hd] (T' <= SPLIT_SLOTS).
         let ts = SPLIT_SLOTS;
-        // (and the folded o-projection's contribution rows [n_heads][hidden], one token).
-        let po_len = ts * c.n_heads * max_blocks * c.head_dim;
-        let att = f32s("att", t * qd + po_len + c.n_heads * h)?;
+        let att = f32s("att", t * qd + ts * c.n_heads * max_blocks * c.head_dim)?;
         let g = f32s("gate", t * ffn)?;
         let u = f32s("up", t * ffn)?;
         let act = f32s("act", t * ffn)?;
         let logits = f32s("logits", t * vocab)?;
         // Split-K (max, sum) partials [T'][n_heads][max_blocks], then a finished-block counter
-        // per (token, head) and the folded o-projection's head counter at the end (zeroed
-        // here; the last block or head resets its counter).
-        let pml = f32s("attn_partial_ml", ts * c.n_heads * (max_blocks * 2 + 1) + 1)?;
+        // per (token, head) at the end (zeroed here; the last block resets its counter).
+        let pml = f32s("attn_partial_ml", ts * c.n_heads * (max_blocks * 2 + 1))?;
         let tokens = gpu.buffer("tokens", (t * 4) as u64, st)?;
         // One step uniform per queued greedy step (dynamic offsets); forward() uses slot 0.
         let step_stride = (gpu.caps.uniform_align as u64).max(STEP_BYTES);
@@ -201,8 +198,6 @@ impl Session {
             att: &att,
             po_off: (t * qd / 4) as u32,
             pml: &pml,
-            c_off: ((t * qd + po_len) / 4) as u32,
-            hc_off: (ts * c.n_heads) as u32,
             rope_table: &rope_buf,
             key_means: key_means.as_ref().map(|m| m.as_slice()),
         };
@@ -227,13 +222,7 @@ impl Session {
         // (GGUF's convention), so they land in one workgroup.
         let fold_rope = c.rope_style == RopeStyle::Adjacent && c.head_dim % 4 == 0;
         for (li, l) in w.layers.iter().enumerate() {
-            // The o-projection folds into decode attention (fused decode, dense caches).
-            let oproj = (gpu.options.fused && gpu.options.attn_oproj && h % 4 == 0).then(|| OProjInputs {
-                wo: &l.wo,
-                x: &x,
-                prefetch: pf_buffer(l.gate_up.as_ref(), prefetch, &no_pf),
-            });
-            let attn = LayerAttention::new(&shared, li, oproj).await?;
+            let attn = LayerAttention::new(&shared, li).await?;
             let fused = match (&l.qkv, &l.gate_up, gpu.options.fused) {
                 (Some(qkv), Some(gu), true) => {
                     let (kc, vc, write_cache) = attn.rope_targets();
@@ -582,11 +571,9 @@ impl Session {
                 l.qkv.iter().for_each(|p| p.run(pass, n));
             }
             stamp(pass);
-            let o_done = l.attn.run(pass, plan, n, fused.is_some() && l.rope_fused, true);
+            l.attn.run(pass, plan, n, fused.is_some() && l.rope_fused);
             stamp(pass);
-            if !o_done {
-                l.wo.run(pass, n);
-            }
+            l.wo.run(pass, n);
             stamp(pass);
             // Feed-forward block: norm, gate/up, SwiGLU, down += x.
             if let Some([_, glu]) = fused {

@@ -29,10 +29,6 @@ pub struct ModelArgs {
     /// final norm + LM head): on (default) or off (separate dispatches).
     #[arg(long, value_name = "on|off")]
     pub fused: Option<String>,
-    /// Fold the o-projection into decode attention (fused decode, dense caches): on
-    /// (default) or off (its own dispatch).
-    #[arg(long, value_name = "on|off")]
-    pub oproj: Option<String>,
     /// AURA attention workgroups: `head` (one query head each) or `group` (a GQA group
     /// each). Default: the measured choice.
     #[arg(long, value_name = "head|group")]
@@ -113,7 +109,6 @@ impl ModelArgs {
             kv: aura::kv::scheme::KvScheme::parse(self.kv.as_deref().unwrap_or("f16"))?,
             auto_asymmetric_k: self.auto_asymmetric_k,
             fused: on_off("fused", &self.fused)?.unwrap_or(true),
-            attn_oproj: on_off("oproj", &self.oproj)?.unwrap_or(true),
             aura_head_per_workgroup: match self.aura_wg.as_deref() {
                 None => None,
                 Some("head") => Some(true),

@@ -9,7 +9,6 @@ use crate::kv::codebook::codebook;
 use crate::kv::rotation::{signs, KvKind};
 use crate::kv::scheme::{row_words, KvScheme};
 use crate::model::config::{Config, RopeStyle};
-use crate::model::llama::GpuMatrix;
 
 /// Buffers shared by every layer's attention (activations [T][..], split partials).
 pub struct Shared<'a> {
@@ -29,24 +28,11 @@ pub struct Shared<'a> {
     /// Attention output [T][q_dim], then the split-K partial o rows at vec4 index `po_off`.
     pub att: &'a wgpu::Buffer,
     pub po_off: u32,
-    /// Split-K (max, sum) partials, then one block counter per (token, head) and one head
-    /// counter (the folded o-projection) at the end.
+    /// Split-K (max, sum) partials, then one block counter per (token, head) at the end.
     pub pml: &'a wgpu::Buffer,
-    /// The folded o-projection's contribution rows [n_heads][hidden] (vec4 index in `att`)
-    /// and its head counter (counted from the end of `pml`, after the block counters).
-    pub c_off: u32,
-    pub hc_off: u32,
     pub rope_table: &'a wgpu::Buffer,
     /// Key means [n_layers][n_kv][hd] subtracted before encoding (AURA key centering).
     pub key_means: Option<&'a [f32]>,
-}
-
-/// The o-projection folded into decode attention (dense caches): Wo, the residual stream it
-/// adds to, and the weights the attention prefetches for the next kernel.
-pub struct OProjInputs<'a> {
-    pub wo: &'a GpuMatrix,
-    pub x: &'a wgpu::Buffer,
-    pub prefetch: &'a wgpu::Buffer,
 }
 
 /// Dense attention over a dense (or mirror) cache: single pass, and split-K for each block
@@ -57,8 +43,6 @@ struct DenseOps {
     /// (block, the last block merges, dispatch)
     splits: Vec<(u32, bool, Dispatch)>,
     merge: Option<Dispatch>,
-    /// Decode with the o-projection folded in: single-pass, and the merging split blocks.
-    oproj: Option<(Dispatch, Vec<(u32, Dispatch)>)>,
 }
 
 enum Body {
@@ -88,8 +72,7 @@ pub struct LayerAttention {
 }
 
 impl LayerAttention {
-    /// `oproj`: also build the decode kernels with the o-projection folded in (dense caches).
-    pub async fn new(s: &Shared<'_>, layer: usize, oproj: Option<OProjInputs<'_>>) -> Result<LayerAttention> {
+    pub async fn new(s: &Shared<'_>, layer: usize) -> Result<LayerAttention> {
         let (gpu, c) = (s.gpu, s.config);
         let v = gpu.variant;
         let st = wgpu::BufferUsages::STORAGE;
@@ -150,29 +133,12 @@ impl LayerAttention {
         let (single_p, split_p) = if dense_cache {
             let mut splits = Vec::new();
             for &b in &dense_blocks {
-                splits.push((b, gpu.pipeline(&attn_key(v, hd, b, dense_fused, None)).await?));
+                splits.push((b, gpu.pipeline(&attn_key(v, hd, b, dense_fused)).await?));
             }
-            (Some(gpu.pipeline(&attn_key(v, hd, 0, false, None)).await?), Some(splits))
+            (Some(gpu.pipeline(&attn_key(v, hd, 0, false)).await?), Some(splits))
         } else {
             (None, None)
         };
-        // The folded o-projection: single-pass and (fused merge) each split block.
-        let oproj_key = oproj.as_ref().map(|o| OProj { ty: o.wo.ty, k: o.wo.cols, rows: o.wo.rows });
-        let oproj_p = match oproj_key.filter(|_| dense_cache) {
-            Some(ok) => {
-                let mut splits = Vec::new();
-                if dense_fused {
-                    for &b in &dense_blocks {
-                        splits.push((b, gpu.pipeline(&attn_key(v, hd, b, true, Some(ok))).await?));
-                    }
-                }
-                Some((gpu.pipeline(&attn_key(v, hd, 0, false, Some(ok))).await?, splits))
-            }
-            None => None,
-        };
-        // Placeholders for the o-projection bindings of the kernels without it.
-        let (no_wo, no_x, no_pf) =
-            (gpu.buffer("no_wo", 4, st)?, gpu.buffer("no_x", 16, st)?, gpu.buffer("no_pf", 4, st)?);
         let dense_ops = |kc: &wgpu::Buffer, vc: &wgpu::Buffer, merge: Option<Dispatch>| -> Result<DenseOps> {
             let ap = AttnParams {
                 n_heads: nh,
@@ -181,28 +147,19 @@ impl LayerAttention {
                 max_blocks: s.max_blocks as u32,
                 scale,
                 po_off: s.po_off,
-                c_off: s.c_off,
-                hc_off: s.hc_off,
-                wo_base: oproj.as_ref().map_or(0, |o| o.wo.row_base as u32),
-                _pad: 0,
+                _pad: [0; 2],
             };
             let params = uniform(gpu, ap)?;
-            let res = [&params, s.q, kc, vc, s.att, s.pml, &no_wo, &no_x, &no_pf];
+            let res = [&params, s.q, kc, vc, s.att, s.pml];
             let (single_p, split_p) =
                 (single_p.as_ref().expect("dense pipelines"), split_p.as_ref().expect("dense pipelines"));
-            let d = |p, res: &[&wgpu::Buffer]| Dispatch::new(gpu, p, res, [nh, 1, 1], PerToken::Axis(2));
-            let oproj = match (&oproj, &oproj_p) {
-                (Some(o), Some((single, splits))) => {
-                    let res = [&params, s.q, kc, vc, s.att, s.pml, &o.wo.buf, o.x, o.prefetch];
-                    Some((d(single, &res), splits.iter().map(|(b, p)| (*b, d(p, &res))).collect()))
-                }
-                _ => None,
-            };
             Ok(DenseOps {
-                single: d(single_p, &res),
-                splits: split_p.iter().map(|(b, p)| (*b, dense_fused, d(p, &res))).collect(),
+                single: Dispatch::new(gpu, single_p, &res, [nh, 1, 1], PerToken::Axis(2)),
+                splits: split_p
+                    .iter()
+                    .map(|(b, p)| (*b, dense_fused, Dispatch::new(gpu, p, &res, [nh, 1, 1], PerToken::Axis(2))))
+                    .collect(),
                 merge,
-                oproj,
             })
         };
         let (kb, vb) = match s.scheme {
@@ -354,23 +311,13 @@ impl LayerAttention {
 
     /// RoPE + cache write, then attention into `att`, for a step of `n` tokens;
     /// `rope_done`: q and k are already rotated and the dense cache written (RoPE fused
-    /// into the q|k|v projection), so only the attention is recorded. `oproj`: fold the
-    /// o-projection (x += Wo att) in where the layer has the kernels for the plan (one-token
-    /// steps only). Returns whether it did.
-    pub fn run(
-        &self,
-        pass: &mut wgpu::ComputePass<'_>,
-        plan: DecodePlan,
-        n: u32,
-        rope_done: bool,
-        oproj: bool,
-    ) -> bool {
+    /// into the q|k|v projection), so only the attention is recorded.
+    pub fn run(&self, pass: &mut wgpu::ComputePass<'_>, plan: DecodePlan, n: u32, rope_done: bool) {
         if !rope_done {
             self.rope_kv.run(pass, n);
         }
-        let oproj = oproj && n == 1;
         match (&self.body, plan) {
-            (Body::Dense(d), DecodePlan::Dense { split }) => return d.run(pass, split, n, oproj),
+            (Body::Dense(d), DecodePlan::Dense { split }) => d.run(pass, split, n),
             (Body::Aura { encode, single, .. }, DecodePlan::CompressedSinglePass) => {
                 encode.run(pass, n);
                 single.run(pass, n);
@@ -387,32 +334,15 @@ impl LayerAttention {
             (Body::Mirror { encode, dequant, dense }, DecodePlan::DequantMirror { split }) => {
                 encode.run(pass, n);
                 dequant.iter().for_each(|d| d.run(pass, n));
-                return dense.run(pass, split, n, oproj);
+                dense.run(pass, split, n);
             }
             (_, plan) => unreachable!("decode plan {plan:?} does not match the session's cache scheme"),
         }
-        false
     }
 }
 
 impl DenseOps {
-    /// Records the attention of a step; returns whether it also did the o-projection.
-    fn run(&self, pass: &mut wgpu::ComputePass<'_>, split: Option<plan::Split>, n: u32, oproj: bool) -> bool {
-        if let Some((single, splits)) = self.oproj.as_ref().filter(|_| oproj) {
-            match split {
-                None => {
-                    single.run(pass, n);
-                    return true;
-                }
-                Some(sp) if sp.merge => {
-                    if let Some((_, d)) = splits.iter().find(|(b, _)| *b == sp.block) {
-                        d.run_with(pass, n, Some(sp.n_blocks));
-                        return true;
-                    }
-                }
-                Some(_) => {}
-            }
-        }
+    fn run(&self, pass: &mut wgpu::ComputePass<'_>, split: Option<plan::Split>, n: u32) {
         match split {
             None => self.single.run(pass, n),
             Some(sp) => {
@@ -427,6 +357,5 @@ impl DenseOps {
                 }
             }
         }
-        false
     }
 }

@@ -105,9 +105,8 @@ impl Kernel {
             Kernel::Matmul => &[Uniform, Read, Read, ReadWrite],
             // params, q, k, v, k_cache, v_cache, cos/sin table
             Kernel::RopeKv => &[Uniform, ReadWrite, ReadWrite, Read, ReadWrite, ReadWrite, Read],
-            // params, q, k_cache, v_cache, att (out, partial o, o-proj contributions), partial_ml +
-            // counters, Wo, residual x, next kernel's weights (the last three: OPROJ)
-            Kernel::AttnDecode => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, Read, ReadWrite, Read],
+            // params, q, k_cache, v_cache, att (out, then partial o), partial_ml + counters
+            Kernel::AttnDecode => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite],
             // params, partial_ml + counters, att (out, then partial o), AURA consts (V signs)
             Kernel::AttnMerge => &[Uniform, ReadWrite, ReadWrite, Read],
             // params, gate, up, out
@@ -141,7 +140,7 @@ impl Kernel {
 
     /// Whether the kernel prefetches the next kernel's weights (`common/prefetch.wgsl`).
     pub fn prefetches(self) -> bool {
-        matches!(self, Kernel::Matvec | Kernel::MatvecNorm | Kernel::MatvecGlu | Kernel::AttnDecode)
+        matches!(self, Kernel::Matvec | Kernel::MatvecNorm | Kernel::MatvecGlu)
     }
 
     /// Whether the kernel reads a weight matrix through the quant snippet.
@@ -250,15 +249,6 @@ pub fn compose(key: &PipelineKey) -> String {
             WeightType::Q8_0 => include_str!("../../../wgsl/common/quant_q8_0.wgsl"),
             WeightType::Q4_0 => include_str!("../../../wgsl/common/quant_q4_0.wgsl"),
             WeightType::Q4_1 => include_str!("../../../wgsl/common/quant_q4_1.wgsl"),
-        });
-    }
-    if key.kernel == Kernel::AttnDecode {
-        // The o-projection tail needs the weight snippet: keys with a weight type fold it in
-        // (OPROJ = 1), the others get a no-op.
-        s.push_str(if key.weight.is_some() {
-            include_str!("../../../wgsl/common/oproj.wgsl")
-        } else {
-            "fn o_project(lid: u32, t: u32, h: u32) {}\n"
         });
     }
     s.push_str(key.kernel.body());

@@ -164,13 +164,7 @@ pub struct AttnParams {
     pub scale: f32,
     /// vec4 index of the split-K partial o rows in the attention output buffer.
     pub po_off: u32,
-    /// OPROJ: vec4 index of the o-projection contribution rows [T][n_heads][hidden] in the
-    /// attention output buffer, the first per-token head counter at the end of the partial
-    /// (max, sum) buffer (counted from its end), Wo's first row in its buffer.
-    pub c_off: u32,
-    pub hc_off: u32,
-    pub wo_base: u32,
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
 
 #[repr(C)]
@@ -300,33 +294,18 @@ pub fn attn_wg(head_dim: usize) -> u32 {
     (head_dim as u32).max(64)
 }
 
-/// The o-projection folded into decode attention: Wo's type and shape (`k` = n_heads x
-/// head_dim inputs, `rows` = hidden outputs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct OProj {
-    pub ty: WeightType,
-    pub k: usize,
-    pub rows: usize,
-}
-
 /// `block == 0` is the single-pass kernel; `merge` (split-K): the last block of each head
-/// to finish merges the partials, so no `attn_merge` dispatch follows; `oproj` (single-pass
-/// or merging split-K): the head's output goes through Wo into the residual too.
-pub fn attn_key(v: Variant, head_dim: usize, block: u32, merge: bool, oproj: Option<OProj>) -> PipelineKey {
-    let o = oproj.filter(|_| block == 0 || merge);
+/// to finish merges the partials, so no `attn_merge` dispatch follows.
+pub fn attn_key(v: Variant, head_dim: usize, block: u32, merge: bool) -> PipelineKey {
     PipelineKey {
         kernel: Kernel::AttnDecode,
-        weight: o.map(|o| o.ty),
+        weight: None,
         variant: v,
         consts: vec![
             ("WG", attn_wg(head_dim)),
             ("HD", head_dim as u32),
             ("BLOCK", block),
             ("MERGE", (merge && block > 0) as u32),
-            ("OPROJ", o.is_some() as u32),
-            ("K", o.map_or(0, |o| o.k as u32)),
-            ("ROW_BYTES", o.map_or(0, |o| row_bytes(o.ty, o.k))),
-            ("OUT_ROWS", o.map_or(0, |o| o.rows as u32)),
         ],
     }
 }
