@@ -12,6 +12,7 @@ use aura::gpu::dispatch::DISPATCHES;
 use aura::kv::scheme::KvScheme;
 use aura::model::synthetic::{llama_gguf, Shape};
 use aura::model::tensor::WeightType;
+use aura::session::Stage;
 use aura::{AttentionPath, Engine, HostModel, Model, Session, SessionOptions};
 use clap::Parser;
 
@@ -50,6 +51,11 @@ struct Cli {
     /// head): GPU ms per step, µs per dispatch, and the share of the wall time that is GPU time.
     #[arg(long)]
     profile: bool,
+    /// Also time the GPU loop with each stage of the step left out in turn (qkv, attention,
+    /// o-proj, ffn, down, head; outputs are then wrong, timing only): what each stage costs
+    /// inside a real step, barriers included, without timestamps.
+    #[arg(long)]
+    ablate: bool,
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -59,6 +65,24 @@ struct Cli {
 
 fn main() {
     common::run_main(run(Cli::parse()));
+}
+
+/// The GPU-sampling loop (`decode_greedy`) from `depth`: tokens/s (median of `runs` after a
+/// warm-up) and dispatches per token.
+async fn gpu_loop(s: &mut Session, depth: usize, tokens: usize, runs: usize) -> aura::Result<(f64, f64)> {
+    let (mut times, mut dispatches) = (Vec::new(), 0.0);
+    for run in 0..=runs {
+        s.assume_filled(depth)?;
+        let d0 = DISPATCHES.load(Ordering::Relaxed);
+        let t = Instant::now();
+        let out = s.decode_greedy(1, tokens, &mut |_| false).await?;
+        if run > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+        assert_eq!(out.len(), tokens);
+        dispatches = (DISPATCHES.load(Ordering::Relaxed) - d0) as f64 / tokens as f64;
+    }
+    Ok((tokens as f64 / median(times), dispatches))
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -175,20 +199,18 @@ async fn run(cli: Cli) -> aura::Result<()> {
                     if cli.profile && host_col { Some(kernel_profile(&engine, &mut s, depth, 0).await?) } else { None };
                 // GPU-sampling loop: queued steps, ids read back a chunk behind.
                 let mut gpu_tps = None;
+                let mut ablation = Vec::new();
                 if gpu_col {
-                    let mut times = Vec::new();
-                    for run in 0..=cli.runs {
-                        s.assume_filled(depth)?;
-                        let d0 = DISPATCHES.load(Ordering::Relaxed);
-                        let t = Instant::now();
-                        let out = s.decode_greedy(1, cli.tokens, &mut |_| false).await?;
-                        if run > 0 {
-                            times.push(t.elapsed().as_secs_f64());
+                    let (tps, d) = gpu_loop(&mut s, depth, cli.tokens, cli.runs).await?;
+                    (gpu_tps, dispatches) = (Some(tps), d);
+                    if cli.ablate {
+                        for stage in Stage::ALL {
+                            s.set_ablation(&[stage]);
+                            let (t, d) = gpu_loop(&mut s, depth, cli.tokens, cli.runs).await?;
+                            ablation.push((stage, 1000.0 / tps - 1000.0 / t, dispatches - d));
                         }
-                        assert_eq!(out.len(), cli.tokens);
-                        dispatches = (DISPATCHES.load(Ordering::Relaxed) - d0) as f64 / cli.tokens as f64;
+                        s.set_ablation(&[]);
                     }
-                    gpu_tps = Some(cli.tokens as f64 / median(times));
                 }
                 let mut tap_tps = None;
                 if cli.tap {
@@ -234,6 +256,23 @@ async fn run(cli: Cli) -> aura::Result<()> {
                         1000.0 * total / dispatches.max(1.0),
                         100.0 * total / wall_ms.max(1e-9),
                         wall_ms,
+                        parts.join(", ")
+                    );
+                }
+                if !ablation.is_empty() {
+                    let parts: Vec<String> = ablation
+                        .iter()
+                        .map(|(st, ms, n)| {
+                            format!(
+                                "{st:?} {:.0} µs/token ({n:.0} dispatches, {:.1} µs each)",
+                                1000.0 * ms,
+                                1000.0 * ms / n
+                            )
+                        })
+                        .collect();
+                    println!(
+                        "|   | ablation | GPU loop {:.0} µs/token; left out, each stage saves: {} | | | | |",
+                        1.0e6 / gpu_tps.unwrap_or(1.0),
                         parts.join(", ")
                     );
                 }

@@ -88,9 +88,33 @@ struct Profiler {
     steps: u64,
 }
 
+/// Dispatch classes of a decode step, as a measurement can leave them out
+/// (`Session::set_ablation`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// norm + q|k|v (+ RoPE and the cache write)
+    Qkv,
+    /// RoPE (unfused), the AURA encode, attention and its merge
+    Attention,
+    /// the o-projection (+= x)
+    OProj,
+    /// norm + gate|up + SwiGLU
+    Ffn,
+    /// down (+= x)
+    Down,
+    /// final norm + LM head
+    Head,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [Stage::Qkv, Stage::Attention, Stage::OProj, Stage::Ffn, Stage::Down, Stage::Head];
+}
+
 pub struct Session {
     model: Model,
     profiler: Option<Profiler>,
+    /// Stages left out of every step (measurement only: `set_ablation`).
+    skip: Vec<Stage>,
     capacity: usize,
     pos: usize,
     path: AttentionPath,
@@ -356,6 +380,7 @@ impl Session {
         Ok(Session {
             model: model.clone(),
             profiler,
+            skip: Vec::new(),
             capacity: cap,
             pos: 0,
             path,
@@ -449,6 +474,13 @@ impl Session {
         let c = &self.model.config;
         let (s, p, b, m) = (self.scheme, self.path, self.split_block, self.merge);
         plan::plan_step(s, p, c.n_heads, c.n_kv_heads, kv_len, b, m, n_tokens)
+    }
+
+    /// Measurement only: leave these stages' dispatches out of every step from now on, so
+    /// a benchmark can time what each costs inside a real step (barriers included). The
+    /// outputs are then wrong; `set_ablation(&[])` restores the full step.
+    pub fn set_ablation(&mut self, skip: &[Stage]) {
+        self.skip = skip.to_vec();
     }
 
     /// The session's KV cache scheme.
@@ -561,34 +593,45 @@ impl Session {
         // Embedding rows for the step's tokens.
         self.embed.run(pass, n);
         stamp(pass);
+        let on = |st: Stage| !self.skip.contains(&st);
         for l in &self.layers {
             let fused = l.fused.as_ref().filter(|_| n == 1);
             // Attention block: norm, q/k/v, RoPE + cache write, attention, o-proj += x.
-            if let Some([qkv, _]) = fused {
-                qkv.run(pass, n);
-            } else {
-                l.attn_norm.run(pass, n);
-                l.qkv.iter().for_each(|p| p.run(pass, n));
+            if on(Stage::Qkv) {
+                if let Some([qkv, _]) = fused {
+                    qkv.run(pass, n);
+                } else {
+                    l.attn_norm.run(pass, n);
+                    l.qkv.iter().for_each(|p| p.run(pass, n));
+                }
             }
             stamp(pass);
-            l.attn.run(pass, plan, n, fused.is_some() && l.rope_fused);
+            if on(Stage::Attention) {
+                l.attn.run(pass, plan, n, fused.is_some() && l.rope_fused);
+            }
             stamp(pass);
-            l.wo.run(pass, n);
+            if on(Stage::OProj) {
+                l.wo.run(pass, n);
+            }
             stamp(pass);
             // Feed-forward block: norm, gate/up, SwiGLU, down += x.
-            if let Some([_, glu]) = fused {
-                glu.run(pass, n);
-            } else {
-                l.ffn_norm.run(pass, n);
-                l.gate.run(pass, n);
-                l.up.run(pass, n);
-                l.silu.run(pass, n);
+            if on(Stage::Ffn) {
+                if let Some([_, glu]) = fused {
+                    glu.run(pass, n);
+                } else {
+                    l.ffn_norm.run(pass, n);
+                    l.gate.run(pass, n);
+                    l.up.run(pass, n);
+                    l.silu.run(pass, n);
+                }
             }
-            l.down.run(pass, n);
+            if on(Stage::Down) {
+                l.down.run(pass, n);
+            }
             stamp(pass);
         }
         // Final norm and LM head, only when this step's logits are wanted.
-        if head {
+        if head && on(Stage::Head) {
             match self.fused_head.as_ref().filter(|_| n == 1) {
                 Some(head) => head.run(pass, n),
                 None => {
