@@ -107,7 +107,8 @@ pub struct Options {
     pub fused: bool,
     /// AURA attention workgroups: `Some(true)` one query head each (n_heads workgroups,
     /// every one unpacking its KV head's rows), `Some(false)` a whole GQA group each (rows
-    /// unpacked once per group); `None`: the measured default.
+    /// unpacked once per group); `None`: one head for single-pass and fused-merge split-K
+    /// (shallow contexts), a group with the merge dispatch (deep ones), as measured.
     pub aura_head_per_workgroup: Option<bool>,
     /// Prefill projection kernel: `Some(true)` the row-per-thread matmul (each thread a
     /// weight row, a serial K loop: fastest on CPU adapters), `Some(false)` the tiled

@@ -46,8 +46,9 @@ pub const DENSE_FUSED_SPLIT_BLOCKS: [u32; 7] = [16, 32, 64, 128, 256, 512, 1024]
 /// With the fused merge, one workgroup (64 threads) merges a head's blocks, so fewer,
 /// longer blocks pay: H200, SmolLM2 shapes, GPU loop tok/s, fused merge, blocks of
 /// 32 / 64 / 128 / 256: depth 4096 669 / 619 / 602 / 551 (129 / 65 / 33 / 17 blocks),
-/// depth 16384 420 / 497 / 548 / 528 (513 / 257 / 129 / 65 blocks).
-pub const DENSE_FUSED_TARGET_BLOCKS: u32 = 128;
+/// depth 16384 420 / 497 / 548 / 528 (513 / 257 / 129 / 65 blocks). At most 256 blocks
+/// picks the best of these at both depths (129 blocks each).
+pub const DENSE_FUSED_TARGET_BLOCKS: u32 = 256;
 /// Compressed caches use one split block (measured on an H200 at 16k, decode tok/s with
 /// blocks 64 / 128 / 256: aura8v4 123 / 118 / 90, aura4v4 122 / 119 / 87).
 pub const DEFAULT_COMPRESSED_SPLIT_BLOCK: u32 = 64;
@@ -223,16 +224,16 @@ mod tests {
         assert_eq!(auto_dense_block(1, false), 64);
         assert_eq!(auto_dense_block(64 * 512 + 1, false), 128);
         // Fused merge (dense: Auto fuses too): split from the second 16-token block, at most
-        // 128 blocks per head.
+        // 256 blocks per head.
         for m in [Auto, Fused] {
             assert_eq!(plan(f16, auto, 9, 3, 16, None, m), DecodePlan::Dense { split: None });
             assert_eq!(plan(f16, auto, 9, 3, 17, None, m), DecodePlan::Dense { split: sp(16, 2, true) });
-            assert_eq!(plan(f16, auto, 9, 3, 4096, None, m), DecodePlan::Dense { split: sp(32, 128, true) });
-            assert_eq!(plan(f16, auto, 9, 3, 16384, None, m), DecodePlan::Dense { split: sp(128, 128, true) });
+            assert_eq!(plan(f16, auto, 9, 3, 4097, None, m), DecodePlan::Dense { split: sp(32, 129, true) });
+            assert_eq!(plan(f16, auto, 9, 3, 16385, None, m), DecodePlan::Dense { split: sp(128, 129, true) });
             assert_eq!(plan(f16, auto, 9, 3, 1 << 20, None, m), DecodePlan::Dense { split: sp(1024, 1024, true) });
         }
-        assert_eq!(auto_dense_block(2048, true), 16);
-        assert_eq!(auto_dense_block(2049, true), 32);
+        assert_eq!(auto_dense_block(4096, true), 16);
+        assert_eq!(auto_dense_block(4097, true), 32);
         assert_eq!(plan(f16, auto, 64, 8, 4096, None, Auto), DecodePlan::Dense { split: None });
         assert_eq!(plan(f16, AttentionPath::SinglePass, 9, 3, 4096, None, Auto), DecodePlan::Dense { split: None });
         assert_eq!(
@@ -260,7 +261,7 @@ mod tests {
         );
         assert_eq!(
             plan(a44, AttentionPath::Mirror, 9, 3, 16384, None, Auto),
-            DecodePlan::DequantMirror { split: sp(128, 128, true) }
+            DecodePlan::DequantMirror { split: sp(64, 256, true) }
         );
         // Prefill steps stay single-pass up to 8 tiles; one-token steps follow `plan`.
         let step = |kv, n| plan_step(f16, auto, 9, 3, kv, None, Auto, n);
