@@ -38,6 +38,9 @@ var<workgroup> accs: array<vec4<f32>, WG>;
 // together (a constant, unrolled trip count), and the groups are summed at the end.
 const NRG: u32 = WG / (HD / 4u);
 const RPG: u32 = WG / NRG;
+// V rows per thread loaded at the top of a tile (the rest, large head dims only, after the
+// softmax), bounding the registers they take.
+const VPRE: u32 = min(RPG, 16u);
 
 @compute @workgroup_size(WG)
 fn attn_decode(
@@ -68,15 +71,22 @@ fn attn_decode(
     let rg = lid / (HD / 4u);
     for (var t0 = start; t0 < end; t0 = t0 + WG) {
         let t = t0 + lid;
-        var s = -3.0e38;
-        if (t < end) {
-            let kb = (base + t) * (HD / 4u);
-            var d = 0.0;
-            for (var i = 0u; i < HD / 4u; i = i + 1u) {
-                d = d + dot(qs[i], vec4<f32>(kc[kb + i]));
-            }
-            s = d;
+        // Rows past the tile's end read the last valid row (their scores are masked, their
+        // V rows weigh 0), so every load is unconditional. The tile's V rows are loaded
+        // with its K rows: they don't wait for the softmax, so the tile costs one memory
+        // round trip, not two.
+        let n = min(WG, end - t0);
+        var vr: array<vec4<kv_t>, VPRE>;
+        for (var i = 0u; i < VPRE; i = i + 1u) {
+            let row = base + t0 + min(rg + i * NRG, n - 1u);
+            vr[i] = vc[row * (HD / 4u) + lane];
         }
+        let kb = (base + min(t, end - 1u)) * (HD / 4u);
+        var d = 0.0;
+        for (var i = 0u; i < HD / 4u; i = i + 1u) {
+            d = d + dot(qs[i], vec4<f32>(kc[kb + i]));
+        }
+        let s = select(-3.0e38, d, t < end);
         let mn = max(m, wg_max(s, lid));
         var pr = 0.0;
         if (t < end) {
@@ -88,12 +98,14 @@ fn attn_decode(
         let corr = exp(m - mn);
         l = l * corr + lt;
         acc = acc * corr;
-        // Rows past the tile's end weigh 0 (ps) and read the last valid row.
-        let n = min(WG, end - t0);
         for (var i = 0u; i < RPG; i = i + 1u) {
-            let j = rg + i * NRG;
-            let row = base + t0 + min(j, n - 1u);
-            acc = acc + ps[j] * vec4<f32>(vc[row * (HD / 4u) + lane]);
+            var v = vec4<f32>(0.0);
+            if (i < VPRE) {
+                v = vec4<f32>(vr[min(i, VPRE - 1u)]);
+            } else {
+                v = vec4<f32>(vc[(base + t0 + min(rg + i * NRG, n - 1u)) * (HD / 4u) + lane]);
+            }
+            acc = acc + ps[rg + i * NRG] * v;
         }
         m = mn;
         workgroupBarrier();

@@ -52,6 +52,9 @@ struct Params {
 const VL: u32 = HD / 4u;
 const NRG: u32 = max(WG / VL, 1u);
 const RPG: u32 = WG / NRG;
+// V rows per thread whose packed bits and gamma are loaded at the top of a tile (the rest,
+// large head dims only, after the softmax), bounding the registers they take.
+const VPRE: u32 = min(RPG, 16u);
 var<workgroup> fw: array<f32, G * HD>;
 var<workgroup> ps: array<f32, G * WG>;
 var<workgroup> cbk: array<f32, 1u << KB>;
@@ -60,6 +63,10 @@ var<workgroup> cbv: array<f32, 1u << VB>;
 // token's shift is sum_j cos * ab.x + sin * ab.y. AB = G * HD / 2 when it fits, else 1
 // (then the loop reads q and mu from memory).
 var<workgroup> ab: array<vec2<f32>, AB>;
+// The same per tile, turned by the tile start's angles: a token then needs only the angles
+// of its offset in the tile (rows 0 .. WG - 1 of the table, shared by every tile, workgroup
+// and layer, so they stay in cache) instead of its own row.
+var<workgroup> abt: array<vec2<f32>, AB>;
 
 fn pair(j: u32) -> vec2<u32> {
     if (p.halves != 0u) {
@@ -69,8 +76,9 @@ fn pair(j: u32) -> vec2<u32> {
 }
 
 // Indices d .. d + 3 of a packed V row starting at word w0 (4 * VB <= 32 bits, which may
-// straddle two words).
-fn v_idx4(w0: u32, d: u32) -> vec4<u32> {
+// straddle two words)
+// (v_bits4 loads the 4 VB bits, idx4 splits them.)
+fn v_bits4(w0: u32, d: u32) -> u32 {
     let bit = d * VB;
     let w = w0 + (bit >> 5u);
     let off = bit & 31u;
@@ -78,6 +86,10 @@ fn v_idx4(w0: u32, d: u32) -> vec4<u32> {
     if (off + 4u * VB > 32u) {
         v = v | (words[w + 1u] << (32u - off));
     }
+    return v;
+}
+
+fn idx4(v: u32) -> vec4<u32> {
     let m = (1u << VB) - 1u;
     return vec4<u32>(v & m, (v >> VB) & m, (v >> (2u * VB)) & m, (v >> (3u * VB)) & m);
 }
@@ -134,19 +146,41 @@ fn attn_decode_aura(
     let base = kvh * p.capacity;
     for (var t0 = start; t0 < end; t0 = t0 + WG) {
         let tok = t0 + lid;
+        // The tile's V rows first (rows past its end read the last valid row and weigh 0):
+        // their loads don't wait for the softmax.
+        let n = min(WG, end - t0);
+        var vbits: array<u32, VPRE>;
+        var vgam: array<f32, VPRE>;
+        for (var i = 0u; i < VPRE; i = i + 1u) {
+            let row = base + t0 + min(rg + i * NRG, n - 1u);
+            vgam[i] = f32(gammas[p.v_gamma_off + row]);
+            vbits[i] = v_bits4(p.v_word_off + row * RWV, 4u * lane);
+        }
+        // This thread's packed K row (clamped like V: every load unconditional, in flight
+        // together with V's).
+        let kt = base + min(tok, end - 1u);
+        var kw: array<u32, RWK + 1u>;
+        for (var w = 0u; w < RWK; w = w + 1u) {
+            kw[w] = words[kt * RWK + w];
+        }
+        kw[RWK] = 0u;
+        let gk0 = f32(gammas[kt]);
+        if (AB > 1u && p.has_mu != 0u) {
+            // cos((t0 + o) w) A + sin((t0 + o) w) B = cos(o w) A' + sin(o w) B' with
+            // A' = cos(t0 w) A + sin(t0 w) B and B' = cos(t0 w) B - sin(t0 w) A.
+            for (var i = lid; i < G * HD / 2u; i = i + WG) {
+                let cb = cs[t0 * (HD / 2u) + i % (HD / 2u)];
+                let e = ab[i];
+                abt[i] = vec2<f32>(cb.x * e.x + cb.y * e.y, cb.x * e.y - cb.y * e.x);
+            }
+            workgroupBarrier();
+        }
         var s: array<f32, G>;
         for (var g = 0u; g < G; g = g + 1u) {
             s[g] = -3.0e38;
         }
         if (tok < end) {
-            // The packed row's words first (all loads in flight together), then the
-            // indices from registers: HD and KB are constants, so every shift is too.
-            let w0 = (base + tok) * RWK;
-            var kw: array<u32, RWK + 1u>;
-            for (var w = 0u; w < RWK; w = w + 1u) {
-                kw[w] = words[w0 + w];
-            }
-            kw[RWK] = 0u;
+            // The indices from registers: HD and KB are constants, so every shift is too.
             var d: array<f32, G>;
             for (var i = 0u; i < HD; i = i + 1u) {
                 let bit = i * KB;
@@ -160,7 +194,7 @@ fn attn_decode_aura(
                     d[g] = d[g] + fw[g * HD + i] * c;
                 }
             }
-            let gk = f32(gammas[base + tok]) * qscale;
+            let gk = gk0 * qscale;
             for (var g = 0u; g < G; g = g + 1u) {
                 s[g] = d[g] * gk;
             }
@@ -168,13 +202,14 @@ fn attn_decode_aura(
                 // q . R_tok mu over the RoPE pairs (a, b): cos (qa ma + qb mb) + sin (qb ma - qa mb).
                 let mu0 = p.mu_off + kvh * HD;
                 for (var j = 0u; j < HD / 2u; j = j + 1u) {
-                    let c = cs[tok * (HD / 2u) + j];
                     if (AB > 1u) {
+                        let c = cs[lid * (HD / 2u) + j];
                         for (var g = 0u; g < G; g = g + 1u) {
-                            let e = ab[g * (HD / 2u) + j];
+                            let e = abt[g * (HD / 2u) + j];
                             s[g] = s[g] + c.x * e.x + c.y * e.y;
                         }
                     } else {
+                        let c = cs[tok * (HD / 2u) + j];
                         let ii = pair(j);
                         let ma = consts[mu0 + ii.x];
                         let mb = consts[mu0 + ii.y];
@@ -214,14 +249,20 @@ fn attn_decode_aura(
                 acc[g] = acc[g] * corr[c];
             }
         }
-        // V: the wg_sum barriers published ps. Rows past the tile's end weigh 0 and read
-        // the last valid row; a constant trip count, so the loads issue together.
-        let n = min(WG, end - t0);
+        // V: the wg_sum barriers published ps.
         for (var i = 0u; i < RPG; i = i + 1u) {
             let j = rg + i * NRG;
-            let row = base + t0 + min(j, n - 1u);
-            let gv = f32(gammas[p.v_gamma_off + row]);
-            let ix = v_idx4(p.v_word_off + row * RWV, 4u * lane);
+            var gv = 0.0;
+            var bits = 0u;
+            if (i < VPRE) {
+                gv = vgam[min(i, VPRE - 1u)];
+                bits = vbits[min(i, VPRE - 1u)];
+            } else {
+                let row = base + t0 + min(j, n - 1u);
+                gv = f32(gammas[p.v_gamma_off + row]);
+                bits = v_bits4(p.v_word_off + row * RWV, 4u * lane);
+            }
+            let ix = idx4(bits);
             let val = gv * vec4<f32>(cbv[ix.x], cbv[ix.y], cbv[ix.z], cbv[ix.w]);
             for (var g = 0u; g < G; g = g + 1u) {
                 acc[g] = acc[g] + ps[g * WG + j] * val;

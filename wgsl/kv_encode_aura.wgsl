@@ -36,6 +36,10 @@ struct Params {
 
 var<workgroup> fw: array<f32, HD>;
 var<workgroup> packed: array<atomic<u32>, HD>;
+// This kind's codebook (up to 8 bits): the binary search reads workgroup memory, not a
+// chain of dependent memory loads.
+var<workgroup> bnd: array<f32, 256>;
+var<workgroup> cen: array<f32, 256>;
 
 @compute @workgroup_size(WG)
 fn kv_encode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -60,8 +64,15 @@ fn kv_encode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
         fw[i] = v * consts[p.s_off + i];
         atomicStore(&packed[i], 0u);
     }
+    for (var i = lid; i < (1u << p.bits); i = i + WG) {
+        cen[i] = consts[p.c_off + i];
+        if (i + 1u < (1u << p.bits)) {
+            bnd[i] = consts[p.b_off + i];
+        }
+    }
+    // wg_sum's barrier also publishes fw and the codebook.
     let norm = sqrt(wg_sum(ss, lid));
-    // Walsh-Hadamard butterflies in workgroup memory (wg_sum's barrier published fw).
+    // Walsh-Hadamard butterflies in workgroup memory.
     fwht_rows(lid, 1u);
     let nb = (1u << p.bits) - 1u;
     var cc = 0.0;
@@ -75,13 +86,13 @@ fn kv_encode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
         var hi = nb;
         while (lo < hi) {
             let mid = (lo + hi) / 2u;
-            if (consts[p.b_off + mid] < u) {
+            if (bnd[mid] < u) {
                 lo = mid + 1u;
             } else {
                 hi = mid;
             }
         }
-        let c = consts[p.c_off + lo];
+        let c = cen[lo];
         cc = cc + c * c;
         let bit = i * p.bits;
         let w = bit >> 5u;

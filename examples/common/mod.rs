@@ -33,6 +33,10 @@ pub struct ModelArgs {
     /// each). Default: the measured choice.
     #[arg(long, value_name = "head|group")]
     pub aura_wg: Option<String>,
+    /// AURA key centering (subtract each layer and KV head's mean key before encoding): on
+    /// (default) or off.
+    #[arg(long, value_name = "on|off")]
+    pub key_centering: Option<String>,
     /// Keep wgpu's runtime shader checks (bounds clamps, loop bounding, zeroed workgroup
     /// memory): on, or off (default; our kernels stay in bounds by construction).
     #[arg(long, value_name = "on|off")]
@@ -109,6 +113,7 @@ impl ModelArgs {
             kv: aura::kv::scheme::KvScheme::parse(self.kv.as_deref().unwrap_or("f16"))?,
             auto_asymmetric_k: self.auto_asymmetric_k,
             fused: on_off("fused", &self.fused)?.unwrap_or(true),
+            aura_key_centering: on_off("key-centering", &self.key_centering)?.unwrap_or(true),
             aura_head_per_workgroup: match self.aura_wg.as_deref() {
                 None => None,
                 Some("head") => Some(true),

@@ -5,9 +5,10 @@
 // unnormalized o at att[p.po_off + (qh max_blocks + b) HD/4 ..] (vec4s). The last
 // arrayLength(&pml) words count finished blocks, one per (token, head or KV group): see
 // `last_block`. Empty blocks (past kv_len) carry sum 0 and drop out. Blocks are dealt to
-// MG_NG groups of HD/4 threads (4 dims each), four per iteration so loads issue together.
+// MG_NG groups of HD/4 threads (4 dims each), MG_U per iteration so loads issue together.
 // Needs WG (a multiple of HD / 4), HD, p.max_blocks, p.po_off, pml, att.
 const MG_NG: u32 = WG / (HD / 4u);
+const MG_U: u32 = 8u;
 var<workgroup> mg_acc: array<vec4<f32>, WG>;
 var<workgroup> mg_l: array<f32, WG>;
 var<workgroup> mg_ticket: u32;
@@ -35,21 +36,19 @@ fn merge_head(lid: u32, qh: u32, nb: u32) -> vec4<f32> {
     var l = 0.0;
     var acc = vec4<f32>(0.0);
     var b = lid / (HD / 4u);
-    for (; b + 3u * MG_NG < nb; b = b + 4u * MG_NG) {
-        let a0 = ml_load(first + b);
-        let a1 = ml_load(first + b + MG_NG);
-        let a2 = ml_load(first + b + 2u * MG_NG);
-        let a3 = ml_load(first + b + 3u * MG_NG);
-        let v0 = att[o0 + b * (HD / 4u)];
-        let v1 = att[o0 + (b + MG_NG) * (HD / 4u)];
-        let v2 = att[o0 + (b + 2u * MG_NG) * (HD / 4u)];
-        let v3 = att[o0 + (b + 3u * MG_NG) * (HD / 4u)];
-        let w0 = exp(a0.x - mx);
-        let w1 = exp(a1.x - mx);
-        let w2 = exp(a2.x - mx);
-        let w3 = exp(a3.x - mx);
-        l = l + a0.y * w0 + a1.y * w1 + a2.y * w2 + a3.y * w3;
-        acc = acc + v0 * w0 + v1 * w1 + v2 * w2 + v3 * w3;
+    // MG_U blocks per iteration: all their loads first, so they are in flight together.
+    for (; b + (MG_U - 1u) * MG_NG < nb; b = b + MG_U * MG_NG) {
+        var a: array<vec2<f32>, MG_U>;
+        var v: array<vec4<f32>, MG_U>;
+        for (var u = 0u; u < MG_U; u = u + 1u) {
+            a[u] = ml_load(first + b + u * MG_NG);
+            v[u] = att[o0 + (b + u * MG_NG) * (HD / 4u)];
+        }
+        for (var u = 0u; u < MG_U; u = u + 1u) {
+            let w = exp(a[u].x - mx);
+            l = l + a[u].y * w;
+            acc = acc + v[u] * w;
+        }
     }
     for (; b < nb; b = b + MG_NG) {
         let a = ml_load(first + b);

@@ -350,9 +350,13 @@ pub fn kv_dequant_key(v: Variant, head_dim: usize) -> PipelineKey {
 /// per RoPE pair and query head): G * HD / 2 when it fits next to the kernel's other
 /// workgroup arrays in 16 KiB, else 1 (the kernel then reads q and mu from memory).
 pub fn aura_ab_len(head_dim: usize, group: usize, k_bits: u32, v_bits: u32) -> u32 {
-    let floats = group * head_dim + group * WG_AURA as usize + (1 << k_bits) + (1 << v_bits);
+    let wg = WG_AURA as usize;
+    // fw, ps, the two codebooks, the reductions' red4 (vec4 per thread) and the merge's
+    // mg_acc (vec4 per thread), mg_l and ticket, in f32 words.
+    let floats = group * head_dim + group * wg + (1 << k_bits) + (1 << v_bits) + 4 * wg + 5 * wg + 1;
     let ab = group * head_dim / 2;
-    if (floats + 2 * ab) * 4 <= 16384 {
+    // Two arrays of `ab` vec2s: the coefficients and their per-tile turn.
+    if (floats + 4 * ab) * 4 <= 16384 {
         ab as u32
     } else {
         1
