@@ -117,11 +117,10 @@ pub struct Session {
     skip: Vec<Stage>,
     capacity: usize,
     pos: usize,
-    path: AttentionPath,
     scheme: KvScheme,
-    /// The split block forced by `AttentionPath::TwoPass { block }` (None: chosen per step).
-    split_block: Option<u32>,
-    merge: plan::MergeMode,
+    /// What the plan of every step takes from the session (path, forced split block, merge
+    /// mode).
+    plan_inputs: plan::PlanInputs,
     tokens: wgpu::Buffer,
     steps: wgpu::Buffer,
     step_bg: wgpu::BindGroup,
@@ -167,11 +166,9 @@ impl Session {
         }
         let merge = gpu.merge_mode();
         // The most split blocks any step of this session can plan (partials are sized by it).
-        let max_blocks = (1..=cap)
-            .map(|kv| plan::plan(scheme, path, c.n_heads, c.n_kv_heads, kv, split_block, merge).n_blocks())
-            .max()
-            .unwrap_or(0)
-            .max(1) as usize;
+        let plan_inputs =
+            plan::PlanInputs { scheme, path, n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, block: split_block, merge };
+        let max_blocks = (1..=cap).map(|kv| plan::plan(&plan_inputs, kv).n_blocks()).max().unwrap_or(0).max(1) as usize;
         let st = wgpu::BufferUsages::STORAGE;
         let t = MAX_SLOTS;
         let f32s = |label: &str, n: usize| gpu.buffer(label, (n * 4) as u64, st);
@@ -383,10 +380,8 @@ impl Session {
             skip: Vec::new(),
             capacity: cap,
             pos: 0,
-            path,
             scheme,
-            split_block,
-            merge,
+            plan_inputs,
             tokens,
             steps,
             step_bg,
@@ -471,9 +466,7 @@ impl Session {
 
     /// The plan of an `n_tokens`-token step whose last token sees `kv_len` cache rows.
     fn plan_step(&self, kv_len: usize, n_tokens: usize) -> DecodePlan {
-        let c = &self.model.config;
-        let (s, p, b, m) = (self.scheme, self.path, self.split_block, self.merge);
-        plan::plan_step(s, p, c.n_heads, c.n_kv_heads, kv_len, b, m, n_tokens)
+        plan::plan_step(&self.plan_inputs, kv_len, n_tokens)
     }
 
     /// Measurement only: leave these stages' dispatches out of every step from now on, so

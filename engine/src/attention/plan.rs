@@ -6,7 +6,7 @@ use crate::options::AttentionPath;
 /// Whether split-K can run blocks of `b` tokens: 16 and 32 (part of a 64-token tile, the
 /// other threads idle) or a positive multiple of the 64-token tile.
 pub fn valid_split_block(b: u32) -> bool {
-    b == 16 || b == 32 || (b > 0 && b % 64 == 0)
+    b == 16 || b == 32 || (b > 0 && b.is_multiple_of(64))
 }
 
 /// How split-K attention merges its partials.
@@ -120,19 +120,24 @@ impl DecodePlan {
     }
 }
 
+/// What a session fixes for the plan of every step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PlanInputs {
+    pub scheme: KvScheme,
+    pub path: AttentionPath,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    /// A split block forced by the caller (`AttentionPath::TwoPass { block }`), else
+    /// `auto_dense_block` for dense attention and `DEFAULT_COMPRESSED_SPLIT_BLOCK` for the
+    /// compressed kernels.
+    pub block: Option<u32>,
+    /// How split-K merges (see `MergeMode`).
+    pub merge: MergeMode,
+}
+
 /// Choose the attention path for one step whose last token sees `kv_len` rows.
-/// `block`: a split block forced by the caller (`AttentionPath::TwoPass { block }`), else
-/// `auto_dense_block` for dense attention and `DEFAULT_COMPRESSED_SPLIT_BLOCK` for the
-/// compressed kernels. `merge`: how split-K merges (see `MergeMode`).
-pub fn plan(
-    scheme: KvScheme,
-    path: AttentionPath,
-    n_heads: usize,
-    n_kv_heads: usize,
-    kv_len: usize,
-    block: Option<u32>,
-    merge: MergeMode,
-) -> DecodePlan {
+pub fn plan(inputs: &PlanInputs, kv_len: usize) -> DecodePlan {
+    let PlanInputs { scheme, path, n_heads, n_kv_heads, block, merge } = *inputs;
     let n_of = |b: u32| (kv_len as u32).div_ceil(b);
     // Dense (and the mirror): fused unless the mode forbids it.
     let dense_fused = merge != MergeMode::Dispatch;
@@ -178,22 +183,11 @@ pub fn plan(
 /// except that multi-token (prefill) steps keep the dense auto path single-pass while the
 /// context fits `SINGLE_PASS_MAX_TILES` tiles. Such a step already has n_tokens x n_heads
 /// workgroups, and the session runs 128 tokens per single-pass step against 32 per split-K
-/// step (prompt processing, 512 tokens, H200: 12,892 tok/s single-pass vs 4,828 with every
-/// step split).
-#[allow(clippy::too_many_arguments)]
-pub fn plan_step(
-    scheme: KvScheme,
-    path: AttentionPath,
-    n_heads: usize,
-    n_kv_heads: usize,
-    kv_len: usize,
-    block: Option<u32>,
-    merge: MergeMode,
-    n_tokens: usize,
-) -> DecodePlan {
-    let p = plan(scheme, path, n_heads, n_kv_heads, kv_len, block, merge);
+/// step (a 512-token prompt: 4 steps instead of 16).
+pub fn plan_step(inputs: &PlanInputs, kv_len: usize, n_tokens: usize) -> DecodePlan {
+    let p = plan(inputs, kv_len);
     let short = n_tokens > 1 && (kv_len as u32).div_ceil(64) <= SINGLE_PASS_MAX_TILES;
-    match (p, path) {
+    match (p, inputs.path) {
         (DecodePlan::Dense { split: Some(_) }, AttentionPath::Auto) if short => DecodePlan::Dense { split: None },
         (DecodePlan::DequantMirror { split: Some(_) }, AttentionPath::Mirror) if short => {
             DecodePlan::DequantMirror { split: None }
@@ -206,6 +200,18 @@ pub fn plan_step(
 mod tests {
     use super::*;
 
+    fn pl(
+        scheme: KvScheme,
+        path: AttentionPath,
+        n_heads: usize,
+        n_kv_heads: usize,
+        kv_len: usize,
+        block: Option<u32>,
+        merge: MergeMode,
+    ) -> DecodePlan {
+        plan(&PlanInputs { scheme, path, n_heads, n_kv_heads, block, merge }, kv_len)
+    }
+
     #[test]
     fn every_path_is_reachable_and_forceable() {
         use MergeMode::{Auto, Dispatch, Fused};
@@ -214,63 +220,64 @@ mod tests {
         let auto = AttentionPath::Auto;
         let sp = |block, n_blocks, merge| Some(Split { block, n_blocks, merge });
         // Merge dispatch: single-pass up to 8 tiles, then at most 512 blocks of >= 64.
-        assert_eq!(plan(f16, auto, 9, 3, 10, None, Dispatch), DecodePlan::Dense { split: None });
-        assert_eq!(plan(f16, auto, 9, 3, 512, None, Dispatch), DecodePlan::Dense { split: None });
-        assert_eq!(plan(f16, auto, 9, 3, 4096, Some(256), Dispatch), DecodePlan::Dense { split: sp(256, 16, false) });
-        assert_eq!(plan(f16, auto, 9, 3, 4096, None, Dispatch), DecodePlan::Dense { split: sp(64, 64, false) });
-        assert_eq!(plan(f16, auto, 9, 3, 16384, None, Dispatch), DecodePlan::Dense { split: sp(64, 256, false) });
-        assert_eq!(plan(f16, auto, 9, 3, 65536, None, Dispatch), DecodePlan::Dense { split: sp(128, 512, false) });
-        assert_eq!(plan(f16, auto, 9, 3, 1 << 20, None, Dispatch), DecodePlan::Dense { split: sp(1024, 1024, false) });
+        assert_eq!(pl(f16, auto, 9, 3, 10, None, Dispatch), DecodePlan::Dense { split: None });
+        assert_eq!(pl(f16, auto, 9, 3, 512, None, Dispatch), DecodePlan::Dense { split: None });
+        assert_eq!(pl(f16, auto, 9, 3, 4096, Some(256), Dispatch), DecodePlan::Dense { split: sp(256, 16, false) });
+        assert_eq!(pl(f16, auto, 9, 3, 4096, None, Dispatch), DecodePlan::Dense { split: sp(64, 64, false) });
+        assert_eq!(pl(f16, auto, 9, 3, 16384, None, Dispatch), DecodePlan::Dense { split: sp(64, 256, false) });
+        assert_eq!(pl(f16, auto, 9, 3, 65536, None, Dispatch), DecodePlan::Dense { split: sp(128, 512, false) });
+        assert_eq!(pl(f16, auto, 9, 3, 1 << 20, None, Dispatch), DecodePlan::Dense { split: sp(1024, 1024, false) });
         assert_eq!(auto_dense_block(1, false), 64);
         assert_eq!(auto_dense_block(64 * 512 + 1, false), 128);
         // Fused merge (dense: Auto fuses too): split from the second 16-token block, at most
         // 256 blocks per head.
         for m in [Auto, Fused] {
-            assert_eq!(plan(f16, auto, 9, 3, 16, None, m), DecodePlan::Dense { split: None });
-            assert_eq!(plan(f16, auto, 9, 3, 17, None, m), DecodePlan::Dense { split: sp(16, 2, true) });
-            assert_eq!(plan(f16, auto, 9, 3, 4097, None, m), DecodePlan::Dense { split: sp(32, 129, true) });
-            assert_eq!(plan(f16, auto, 9, 3, 16385, None, m), DecodePlan::Dense { split: sp(128, 129, true) });
-            assert_eq!(plan(f16, auto, 9, 3, 1 << 20, None, m), DecodePlan::Dense { split: sp(1024, 1024, true) });
+            assert_eq!(pl(f16, auto, 9, 3, 16, None, m), DecodePlan::Dense { split: None });
+            assert_eq!(pl(f16, auto, 9, 3, 17, None, m), DecodePlan::Dense { split: sp(16, 2, true) });
+            assert_eq!(pl(f16, auto, 9, 3, 4097, None, m), DecodePlan::Dense { split: sp(32, 129, true) });
+            assert_eq!(pl(f16, auto, 9, 3, 16385, None, m), DecodePlan::Dense { split: sp(128, 129, true) });
+            assert_eq!(pl(f16, auto, 9, 3, 1 << 20, None, m), DecodePlan::Dense { split: sp(1024, 1024, true) });
         }
         assert_eq!(auto_dense_block(4096, true), 16);
         assert_eq!(auto_dense_block(4097, true), 32);
-        assert_eq!(plan(f16, auto, 64, 8, 4096, None, Auto), DecodePlan::Dense { split: None });
-        assert_eq!(plan(f16, AttentionPath::SinglePass, 9, 3, 4096, None, Auto), DecodePlan::Dense { split: None });
+        assert_eq!(pl(f16, auto, 64, 8, 4096, None, Auto), DecodePlan::Dense { split: None });
+        assert_eq!(pl(f16, AttentionPath::SinglePass, 9, 3, 4096, None, Auto), DecodePlan::Dense { split: None });
         assert_eq!(
-            plan(f16, AttentionPath::TwoPass { block: 64 }, 9, 3, 65, Some(64), Dispatch),
+            pl(f16, AttentionPath::TwoPass { block: 64 }, 9, 3, 65, Some(64), Dispatch),
             DecodePlan::Dense { split: sp(64, 2, false) }
         );
         assert_eq!(
-            plan(f16, AttentionPath::TwoPass { block: 16 }, 9, 3, 65, Some(16), Auto),
+            pl(f16, AttentionPath::TwoPass { block: 16 }, 9, 3, 65, Some(16), Auto),
             DecodePlan::Dense { split: sp(16, 5, true) }
         );
         // Compressed: single-pass up to 4 tiles; the fused merge up to 32 blocks in Auto.
-        assert_eq!(plan(a44, auto, 9, 3, 100, None, Auto), DecodePlan::CompressedSinglePass);
+        assert_eq!(pl(a44, auto, 9, 3, 100, None, Auto), DecodePlan::CompressedSinglePass);
         let two = |b, n, m| DecodePlan::CompressedTwoPass(Split { block: b, n_blocks: n, merge: m });
-        assert_eq!(plan(a44, auto, 9, 3, 300, None, Auto), two(64, 5, true));
-        assert_eq!(plan(a44, auto, 9, 3, 2048, None, Auto), two(64, 32, true));
-        assert_eq!(plan(a44, auto, 9, 3, 2049, None, Auto), two(64, 33, false));
-        assert_eq!(plan(a44, auto, 9, 3, 2049, None, Fused), two(64, 33, true));
-        assert_eq!(plan(a44, auto, 9, 3, 300, None, Dispatch), two(64, 5, false));
-        assert_eq!(plan(a44, auto, 9, 3, 300, Some(256), Auto), two(256, 2, true));
-        assert_eq!(plan(a44, AttentionPath::SinglePass, 9, 3, 5000, None, Auto), DecodePlan::CompressedSinglePass);
-        assert_eq!(plan(a44, AttentionPath::Mirror, 9, 3, 5, None, Auto), DecodePlan::DequantMirror { split: None });
+        assert_eq!(pl(a44, auto, 9, 3, 300, None, Auto), two(64, 5, true));
+        assert_eq!(pl(a44, auto, 9, 3, 2048, None, Auto), two(64, 32, true));
+        assert_eq!(pl(a44, auto, 9, 3, 2049, None, Auto), two(64, 33, false));
+        assert_eq!(pl(a44, auto, 9, 3, 2049, None, Fused), two(64, 33, true));
+        assert_eq!(pl(a44, auto, 9, 3, 300, None, Dispatch), two(64, 5, false));
+        assert_eq!(pl(a44, auto, 9, 3, 300, Some(256), Auto), two(256, 2, true));
+        assert_eq!(pl(a44, AttentionPath::SinglePass, 9, 3, 5000, None, Auto), DecodePlan::CompressedSinglePass);
+        assert_eq!(pl(a44, AttentionPath::Mirror, 9, 3, 5, None, Auto), DecodePlan::DequantMirror { split: None });
         assert_eq!(
-            plan(a44, AttentionPath::Mirror, 9, 3, 16384, None, Dispatch),
+            pl(a44, AttentionPath::Mirror, 9, 3, 16384, None, Dispatch),
             DecodePlan::DequantMirror { split: sp(64, 256, false) }
         );
         assert_eq!(
-            plan(a44, AttentionPath::Mirror, 9, 3, 16384, None, Auto),
+            pl(a44, AttentionPath::Mirror, 9, 3, 16384, None, Auto),
             DecodePlan::DequantMirror { split: sp(64, 256, true) }
         );
         // Prefill steps stay single-pass up to 8 tiles; one-token steps follow `plan`.
-        let step = |kv, n| plan_step(f16, auto, 9, 3, kv, None, Auto, n);
+        let inputs = |scheme, path, block| PlanInputs { scheme, path, n_heads: 9, n_kv_heads: 3, block, merge: Auto };
+        let step = |kv, n| plan_step(&inputs(f16, auto, None), kv, n);
         assert_eq!(step(512, 128), DecodePlan::Dense { split: None });
         assert_eq!(step(512, 1), DecodePlan::Dense { split: sp(16, 32, true) });
         assert_eq!(step(513, 32), DecodePlan::Dense { split: sp(16, 33, true) });
-        let forced = plan_step(f16, AttentionPath::TwoPass { block: 64 }, 9, 3, 512, Some(64), Auto, 128);
+        let forced = plan_step(&inputs(f16, AttentionPath::TwoPass { block: 64 }, Some(64)), 512, 128);
         assert_eq!(forced, DecodePlan::Dense { split: sp(64, 8, true) });
-        let mirror = plan_step(a44, AttentionPath::Mirror, 9, 3, 300, None, Auto, 128);
+        let mirror = plan_step(&inputs(a44, AttentionPath::Mirror, None), 300, 128);
         assert_eq!(mirror, DecodePlan::DequantMirror { split: None });
     }
 }
