@@ -689,7 +689,7 @@ fn rope_case(
 const ATTN_BLOCKS: [u32; 6] = [0, 16, 32, 64, 128, 256]; // 0: single pass
 const ATTN_HEAD_DIMS: [usize; 3] = [64, 128, 256];
 const ATTN_GROUPS: [usize; 4] = [1, 3, 4, 8];
-const ATTN_KV_LENS: [usize; 9] = [1, 31, 32, 33, 63, 64, 65, 257, 1000];
+const ATTN_KV_LENS: [usize; 10] = [1, 31, 32, 33, 63, 64, 65, 257, 1000, 2000];
 
 /// One attention case. Token t of the step (n_tokens of them) attends to kv_len + t rows.
 #[derive(Clone, Copy, Debug)]
@@ -708,7 +708,7 @@ struct AttnShape {
 /// A seeded sample of blocks x head dims x groups x kv_lens: each path (single, each
 /// split block) runs every kv_len once, every head dim 3 times, every group at least
 /// twice and two multi-token chunks; kv_len pairs with head dims differently per path.
-/// Split cases alternate between the fused merge and the merge dispatch.
+/// Split cases take the fused merge, every fourth the merge dispatch.
 fn attn_shapes() -> Vec<AttnShape> {
     let mut rng = Rng(seed("attention-shapes", 0));
     let mut out = Vec::new();
@@ -719,7 +719,8 @@ fn attn_shapes() -> Vec<AttnShape> {
             let n_tokens = if i % 4 == 3 { 2 + rng.below(7) } else { 1 };
             let cap = kv_len + n_tokens + 37 + rng.below(200);
             let (hd, group, n_kv) = (ATTN_HEAD_DIMS[i % 3], ATTN_GROUPS[(i + pi) % 4], 1 + rng.below(2));
-            out.push(AttnShape { block, merge: i % 2 == 0, hd, group, n_kv, kv_len, n_tokens, cap });
+            // Multi-token chunks (i % 4 == 3) merge in the last block; i % 4 == 1 dispatches.
+            out.push(AttnShape { block, merge: i % 4 != 1, hd, group, n_kv, kv_len, n_tokens, cap });
         }
     }
     out

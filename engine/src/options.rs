@@ -135,8 +135,8 @@ pub struct Options {
     /// Split-K attention merges in its own dispatch: the last block of each head (KV group
     /// for AURA) to finish merges the partials, counted through an atomic, so no
     /// `attn_merge` dispatch (and barrier) follows. `Some(false)`: the separate merge.
-    /// `None`: on, except on Metal, where cross-threadgroup visibility through the
-    /// device-scope barrier is untested.
+    /// `None`: on (per step) on Vulkan, where naga's SPIR-V makes the barrier device-scoped;
+    /// the merge dispatch on the other backends (see `Gpu::merge_mode`).
     pub fused_merge: Option<bool>,
     /// GPU timestamps between the stages of every step (needs timestamp queries
     /// inside passes; an error where the adapter lacks them). Off: no cost.

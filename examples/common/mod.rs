@@ -46,7 +46,7 @@ pub struct ModelArgs {
     #[arg(long, value_name = "on|off")]
     pub prefetch: Option<String>,
     /// Split-K attention: the last block of each head merges the partials (on) or a merge
-    /// dispatch follows (off). Default: on, except on Metal.
+    /// dispatch follows (off). Default: on for Vulkan, off for the other backends.
     #[arg(long, value_name = "on|off")]
     pub fused_merge: Option<String>,
     /// Attention path: auto, single, two-pass, two-pass:BLOCK or mirror (dequant A/B path).

@@ -96,11 +96,13 @@ console.log(`browser text: ${JSON.stringify(result.result.text)}`);
 console.log(`browser decode: ${((result.result.ids.length - 1) / result.result.decode_s).toFixed(2)} tok/s`);
 if (result.result.ids.length !== tokens) fail(`the page generated ${result.result.ids.length} tokens, expected ${tokens}`);
 
-// The native engine, same prompt, same kernel variant (f16/subgroups) as the page.
+// The native engine, same prompt, same kernel variant (f16/subgroups) as the page, and the
+// page's split-K merge (a dispatch of its own: the engine fuses it on Vulkan only).
 const onoff = (b) => (b ? "on" : "off");
 const nativeArgs = [
   "--model", model, "--prompt", PROMPT, "--greedy", "--max-tokens", String(tokens), "--ignore-eos", "--print-ids",
   "--kv", kv, "--f16", onoff(result.variant.f16), "--subgroups", onoff(result.variant.subgroups),
+  "--fused-merge", "off",
 ];
 if (process.env.AURA_NATIVE_BACKEND) nativeArgs.push("--backend", process.env.AURA_NATIVE_BACKEND);
 console.log(`native: ${native} ${nativeArgs.map((a) => JSON.stringify(a)).join(" ")}`);

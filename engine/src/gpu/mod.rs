@@ -58,15 +58,17 @@ impl std::ops::Deref for Gpu {
 
 impl Gpu {
     /// How split-K attention merges (`Options::fused_merge`): forced either way, else per
-    /// step, except on Metal (the fused merge's cross-threadgroup visibility is untested
-    /// there).
+    /// step on Vulkan and the merge dispatch elsewhere. The fused merge's last block reads
+    /// partials other workgroups wrote with plain stores in the same dispatch: naga gives
+    /// SPIR-V device-scope barriers for that, but WGSL's `storageBarrier` is
+    /// workgroup-scoped and the HLSL, MSL and GLSL it becomes don't promise the visibility.
     pub fn merge_mode(&self) -> crate::attention::plan::MergeMode {
         use crate::attention::plan::MergeMode;
         match self.options.fused_merge {
             Some(true) => MergeMode::Fused,
             Some(false) => MergeMode::Dispatch,
-            None if self.caps.backend == "Metal" => MergeMode::Dispatch,
-            None => MergeMode::Auto,
+            None if self.caps.backend == "Vulkan" => MergeMode::Auto,
+            None => MergeMode::Dispatch,
         }
     }
 
