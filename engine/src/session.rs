@@ -168,7 +168,8 @@ impl Session {
         // The most split blocks any step of this session can plan (partials are sized by it).
         let plan_inputs =
             plan::PlanInputs { scheme, path, n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, block: split_block, merge };
-        let max_blocks = (1..=cap).map(|kv| plan::plan(&plan_inputs, kv).n_blocks()).max().unwrap_or(0).max(1) as usize;
+        let max_blocks =
+            (1..=cap).map(|kv| plan::plan(&plan_inputs, kv, 1).n_blocks()).max().unwrap_or(0).max(1) as usize;
         let st = wgpu::BufferUsages::STORAGE;
         let t = MAX_SLOTS;
         let f32s = |label: &str, n: usize| gpu.buffer(label, (n * 4) as u64, st);
@@ -466,7 +467,7 @@ impl Session {
 
     /// The plan of an `n_tokens`-token step whose last token sees `kv_len` cache rows.
     fn plan_step(&self, kv_len: usize, n_tokens: usize) -> DecodePlan {
-        plan::plan_step(&self.plan_inputs, kv_len, n_tokens)
+        plan::plan(&self.plan_inputs, kv_len, n_tokens)
     }
 
     /// Measurement only: leave these stages' dispatches out of every step from now on, so

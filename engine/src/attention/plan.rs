@@ -135,20 +135,26 @@ pub struct PlanInputs {
     pub merge: MergeMode,
 }
 
-/// Choose the attention path for one step whose last token sees `kv_len` rows.
-pub fn plan(inputs: &PlanInputs, kv_len: usize) -> DecodePlan {
+/// Choose the attention path for a step of `n_tokens` tokens whose last token sees `kv_len`
+/// rows. The dense auto path splits one-token steps with the fused merge from the second
+/// block on; with the merge dispatch, and for multi-token (prefill) steps, it stays
+/// single-pass while the context fits `SINGLE_PASS_MAX_TILES` tiles. A prefill step
+/// already has n_tokens x n_heads workgroups, and the session runs 128 tokens per
+/// single-pass step against 32 per split-K step (a 512-token prompt: 4 steps instead of 16).
+pub fn plan(inputs: &PlanInputs, kv_len: usize, n_tokens: usize) -> DecodePlan {
     let PlanInputs { scheme, path, n_heads, n_kv_heads, block, merge } = *inputs;
     let n_of = |b: u32| (kv_len as u32).div_ceil(b);
+    let tiles = n_of(64);
     // Dense (and the mirror): fused unless the mode forbids it.
     let dense_fused = merge != MergeMode::Dispatch;
     let db = block.unwrap_or_else(|| auto_dense_block(kv_len, dense_fused));
     let dense_split = Split { block: db, n_blocks: n_of(db), merge: dense_fused };
     let dense_auto = if (n_heads as u32) >= MIN_PARALLEL_WORKGROUPS {
         None
-    } else if dense_fused {
+    } else if dense_fused && n_tokens == 1 {
         (dense_split.n_blocks > 1).then_some(dense_split)
     } else {
-        ((kv_len as u32).div_ceil(64) > SINGLE_PASS_MAX_TILES).then_some(dense_split)
+        (tiles > SINGLE_PASS_MAX_TILES).then_some(dense_split)
     };
     let cb = block.unwrap_or(DEFAULT_COMPRESSED_SPLIT_BLOCK);
     let n = n_of(cb);
@@ -161,7 +167,6 @@ pub fn plan(inputs: &PlanInputs, kv_len: usize) -> DecodePlan {
             MergeMode::Auto => n <= COMPRESSED_FUSED_MAX_BLOCKS,
         },
     };
-    let tiles = (kv_len as u32).div_ceil(64);
     match (scheme.is_compressed(), path) {
         (false, AttentionPath::SinglePass) => DecodePlan::Dense { split: None },
         (false, AttentionPath::TwoPass { .. }) => DecodePlan::Dense { split: Some(dense_split) },
@@ -179,23 +184,6 @@ pub fn plan(inputs: &PlanInputs, kv_len: usize) -> DecodePlan {
     }
 }
 
-/// The plan for a step of `n_tokens` tokens whose last token sees `kv_len` rows: `plan`,
-/// except that multi-token (prefill) steps keep the dense auto path single-pass while the
-/// context fits `SINGLE_PASS_MAX_TILES` tiles. Such a step already has n_tokens x n_heads
-/// workgroups, and the session runs 128 tokens per single-pass step against 32 per split-K
-/// step (a 512-token prompt: 4 steps instead of 16).
-pub fn plan_step(inputs: &PlanInputs, kv_len: usize, n_tokens: usize) -> DecodePlan {
-    let p = plan(inputs, kv_len);
-    let short = n_tokens > 1 && (kv_len as u32).div_ceil(64) <= SINGLE_PASS_MAX_TILES;
-    match (p, inputs.path) {
-        (DecodePlan::Dense { split: Some(_) }, AttentionPath::Auto) if short => DecodePlan::Dense { split: None },
-        (DecodePlan::DequantMirror { split: Some(_) }, AttentionPath::Mirror) if short => {
-            DecodePlan::DequantMirror { split: None }
-        }
-        _ => p,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,7 +197,7 @@ mod tests {
         block: Option<u32>,
         merge: MergeMode,
     ) -> DecodePlan {
-        plan(&PlanInputs { scheme, path, n_heads, n_kv_heads, block, merge }, kv_len)
+        plan(&PlanInputs { scheme, path, n_heads, n_kv_heads, block, merge }, kv_len, 1)
     }
 
     #[test]
@@ -269,15 +257,15 @@ mod tests {
             pl(a44, AttentionPath::Mirror, 9, 3, 16384, None, Auto),
             DecodePlan::DequantMirror { split: sp(64, 256, true) }
         );
-        // Prefill steps stay single-pass up to 8 tiles; one-token steps follow `plan`.
+        // Prefill steps stay single-pass up to 8 tiles; one-token steps split from 17 rows.
         let inputs = |scheme, path, block| PlanInputs { scheme, path, n_heads: 9, n_kv_heads: 3, block, merge: Auto };
-        let step = |kv, n| plan_step(&inputs(f16, auto, None), kv, n);
+        let step = |kv, n| plan(&inputs(f16, auto, None), kv, n);
         assert_eq!(step(512, 128), DecodePlan::Dense { split: None });
         assert_eq!(step(512, 1), DecodePlan::Dense { split: sp(16, 32, true) });
         assert_eq!(step(513, 32), DecodePlan::Dense { split: sp(16, 33, true) });
-        let forced = plan_step(&inputs(f16, AttentionPath::TwoPass { block: 64 }, Some(64)), 512, 128);
+        let forced = plan(&inputs(f16, AttentionPath::TwoPass { block: 64 }, Some(64)), 512, 128);
         assert_eq!(forced, DecodePlan::Dense { split: sp(64, 8, true) });
-        let mirror = plan_step(&inputs(a44, AttentionPath::Mirror, None), 300, 128);
+        let mirror = plan(&inputs(a44, AttentionPath::Mirror, None), 300, 128);
         assert_eq!(mirror, DecodePlan::DequantMirror { split: None });
     }
 }
