@@ -36,12 +36,11 @@ pub struct Shared<'a> {
 }
 
 /// Dense attention over a dense (or mirror) cache: single pass, and split-K for each block
-/// size (and merge mode) the plan can pick, plus the merge dispatch when some split
-/// kernels don't merge.
+/// size the plan can pick, with the merge dispatch when the split kernels don't merge
+/// themselves (a dense session uses one merge mode).
 struct DenseOps {
     single: Dispatch,
-    /// (block, the last block merges, dispatch)
-    splits: Vec<(u32, bool, Dispatch)>,
+    splits: Vec<(u32, Dispatch)>,
     merge: Option<Dispatch>,
 }
 
@@ -157,7 +156,7 @@ impl LayerAttention {
                 single: Dispatch::new(gpu, single_p, &res, [nh, 1, 1], PerToken::Axis(2)),
                 splits: split_p
                     .iter()
-                    .map(|(b, p)| (*b, dense_fused, Dispatch::new(gpu, p, &res, [nh, 1, 1], PerToken::Axis(2))))
+                    .map(|(b, p)| (*b, Dispatch::new(gpu, p, &res, [nh, 1, 1], PerToken::Axis(2))))
                     .collect(),
                 merge,
             })
@@ -356,14 +355,16 @@ impl DenseOps {
         match split {
             None => self.single.run(pass, n),
             Some(sp) => {
-                let (.., d) = self
+                let (_, d) = self
                     .splits
                     .iter()
-                    .find(|(b, f, _)| *b == sp.block && *f == sp.merge)
+                    .find(|(b, _)| *b == sp.block)
                     .expect("the plan picks split blocks the session built");
+                // The kernels merge themselves exactly when no merge dispatch was built.
+                assert_eq!(sp.merge, self.merge.is_none(), "the plan picks the merge mode the session built");
                 d.run_with(pass, n, Some(sp.n_blocks));
-                if !sp.merge {
-                    self.merge.as_ref().expect("a merge dispatch for split-K without the fused merge").run(pass, n);
+                if let Some(m) = &self.merge {
+                    m.run(pass, n);
                 }
             }
         }
