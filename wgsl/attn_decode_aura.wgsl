@@ -288,7 +288,7 @@ fn attn_decode_aura(
             fw[i] = fw[i] / l[i / HD];
         }
         workgroupBarrier();
-        unrotate_out(lid, qh0);
+        unrotate_out(lid, qh0, G);
         return;
     }
     for (var i = lid; i < G * HD / 4u; i = i + WG) {
@@ -310,19 +310,7 @@ fn attn_decode_aura(
                 }
             }
             workgroupBarrier();
-            unrotate_out(lid, qh0);
+            unrotate_out(lid, qh0, G);
         }
-    }
-}
-
-// fw holds the G merged rows (rotated V domain, normalized): o = diag(sV) H o~ / sqrt(d)
-// (V signs at consts[HD..]) into att. Uniform control flow, after fw is published.
-fn unrotate_out(lid: u32, qh0: u32) {
-    fwht_rows(lid, G);
-    let r = 1.0 / sqrt(f32(HD));
-    for (var i = lid; i < G * HD / 4u; i = i + WG) {
-        let d = 4u * (i % VL);
-        let s = vec4<f32>(consts[HD + d], consts[HD + d + 1u], consts[HD + d + 2u], consts[HD + d + 3u]);
-        att[qh0 * VL + i] = vec4<f32>(fw[4u * i], fw[4u * i + 1u], fw[4u * i + 2u], fw[4u * i + 3u]) * r * s;
     }
 }

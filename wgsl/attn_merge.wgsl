@@ -37,10 +37,5 @@ fn attn_merge(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
         }
     }
     workgroupBarrier();
-    fwht_rows(lid, 1u);
-    let r = 1.0 / sqrt(f32(HD));
-    for (var i = lid; i < HD / 4u; i = i + WG) {
-        let s = vec4<f32>(consts[HD + 4u * i], consts[HD + 4u * i + 1u], consts[HD + 4u * i + 2u], consts[HD + 4u * i + 3u]);
-        att[qh * (HD / 4u) + i] = vec4<f32>(fw[4u * i], fw[4u * i + 1u], fw[4u * i + 2u], fw[4u * i + 3u]) * r * s;
-    }
+    unrotate_out(lid, qh, 1u);
 }

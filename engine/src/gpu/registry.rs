@@ -133,6 +133,11 @@ impl Kernel {
         matches!(self, Kernel::KvEncodeAura | Kernel::KvDequantAura | Kernel::AttnDecodeAura | Kernel::AttnMerge)
     }
 
+    /// Whether the kernel turns merged AURA rows back (`common/unrotate.wgsl`, on `fw`).
+    pub fn unrotates(self) -> bool {
+        matches!(self, Kernel::AttnDecodeAura | Kernel::AttnMerge)
+    }
+
     /// Whether the kernel includes the split-K merge (`common/merge.wgsl`).
     pub fn merges(self) -> bool {
         matches!(self, Kernel::AttnDecode | Kernel::AttnDecodeAura | Kernel::AttnMerge)
@@ -239,6 +244,9 @@ pub fn compose(key: &PipelineKey) -> String {
     }
     if key.kernel.uses_fwht() {
         s.push_str(include_str!("../../../wgsl/common/fwht.wgsl"));
+    }
+    if key.kernel.unrotates() {
+        s.push_str(include_str!("../../../wgsl/common/unrotate.wgsl"));
     }
     if let Some(w) = key.weight {
         s.push_str(include_str!("../../../wgsl/common/quant_common.wgsl"));
