@@ -273,7 +273,7 @@ fn aura8v8_greedy_equals_dense() {
     let unfused_merge = Model::load(&common::engine(opts), &common::model_path()).unwrap();
     let gen_on = |model: &Model, ids: &[u32], kv: KvScheme, path: AttentionPath| -> Vec<u32> {
         pollster::block_on(async {
-            let mut s = Session::new(&model, SessionOptions { capacity: 256, attention: Some(path), kv: Some(kv) })
+            let mut s = Session::new(model, SessionOptions { capacity: 256, attention: Some(path), kv: Some(kv) })
                 .await
                 .unwrap();
             let mut l = s.prefill(ids).await.unwrap();
