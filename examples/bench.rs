@@ -56,6 +56,11 @@ struct Cli {
     /// inside a real step, barriers included, without timestamps.
     #[arg(long)]
     ablate: bool,
+    /// Every kernel returns as soon as it starts (outputs are garbage): the tok/s then measure
+    /// the floor of dispatches, barriers and recording alone, to set against a normal run's
+    /// step (the share of the step that is kernel time).
+    #[arg(long)]
+    empty_kernels: bool,
     /// Write results as JSON here.
     #[arg(long)]
     json: Option<std::path::PathBuf>,
@@ -99,7 +104,11 @@ async fn run(cli: Cli) -> aura::Result<()> {
             return Err(aura::Error::InvalidArgument(format!("--loops takes host and/or gpu, not `{l}`")));
         }
     }
-    let engine = Engine::new(aura::Options { profile: cli.profile, ..cli.model.options()? }).await?;
+    let opts = aura::Options { profile: cli.profile, empty_kernels: cli.empty_kernels, ..cli.model.options()? };
+    let engine = Engine::new(opts).await?;
+    if cli.empty_kernels {
+        println!("EMPTY KERNELS: every kernel returns at once; these figures are the dispatch floor, not decoding.\n");
+    }
     eprintln!("adapter: {}", engine.describe());
     let max_depth = cli.depths.iter().max().copied().unwrap_or(0);
     let prefill: Vec<usize> = cli.prefill.iter().copied().filter(|&n| n > 0).collect();

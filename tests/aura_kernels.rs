@@ -21,7 +21,8 @@ use aura::kv::{codebook, rotate, row_words, signs, Codebook, KvKind, AURA_BITS};
 use aura::reference::aura::{attention_packed, decode_row, encode_row, store_gamma, unpack, KeyCentering, PackedCache};
 use aura::reference::ops;
 use common::gpu::{
-    assert_rows_distinct, base_seed, case_seed, engines, partial_ml, read, read_kv, run, upload, upload_kv,
+    assert_rows_distinct, base_seed, case_seed, engines, partial_ml, prefetch_buf, read, read_kv, run, upload,
+    upload_kv,
 };
 use common::Rng;
 
@@ -335,13 +336,17 @@ fn encode_case(rep: &mut Report, fl: &mut Flips, label: &str, gpu: &Gpu, (kb, vb
         halves: halves as u32,
     });
     let (srck, srcv) = (upload(gpu, &xs[0]), upload(gpu, &xs[1]));
+    // The layer weights the encoder prefetches into L2, by 0 to 2 grid columns of
+    // prefetch-only workgroups past its own: the outputs must not depend on them.
+    let (pf, pf_cols) = (prefetch_buf(gpu, &mut rng), (seed % 3) as u32);
+    let ctx = format!("{ctx} prefetch_cols={pf_cols}");
     run(
         gpu,
         &ctx,
         &kv_encode_key(gpu.variant, hd),
         params,
-        &[&srck, &wb, &gb, &cb, &tb, &srcv],
-        [2 * n_kv as u32, nt as u32, 1],
+        &[&srck, &wb, &gb, &cb, &tb, &srcv, &pf],
+        [2 * n_kv as u32 + pf_cols, nt as u32, 1],
         step(pos, pos + 1, nt, 0),
     );
     let (got_w, got_g): (Vec<u32>, Vec<f32>) = (read(gpu, &wb, words0.len()), read_kv(gpu, &gb, gam0.len()));

@@ -16,7 +16,8 @@ use aura::model::config::RopeStyle;
 use aura::model::tensor::WeightType;
 use aura::reference::{ops, quant};
 use common::gpu::{
-    assert_rows_distinct, base_seed, case_seed, engines, partial_ml, read, read_kv, run, upload, upload_kv,
+    assert_rows_distinct, base_seed, case_seed, engines, partial_ml, prefetch_buf, read, read_kv, run, upload,
+    upload_kv,
 };
 use common::Rng;
 
@@ -321,14 +322,6 @@ fn wg_rows(rows: usize, seed: u64) -> usize {
     } else {
         1 << 14
     }
-}
-
-/// The "next kernel's weights" the decode projections prefetch into L2: one word (the
-/// engine's placeholder) or a larger buffer of random bits, NaN patterns included; the
-/// outputs must not depend on it.
-fn prefetch_buf(gpu: &Gpu, rng: &mut Rng) -> wgpu::Buffer {
-    let words = [1, 1000, 40_000][rng.below(3)];
-    upload(gpu, &(0..words).map(|_| rng.next_u64() as u32).collect::<Vec<u32>>())
 }
 
 // ---------------------------------------------------------------- matvec_norm, matvec_glu
@@ -695,6 +688,8 @@ const ATTN_KV_LENS: [usize; 10] = [1, 31, 32, 33, 63, 64, 65, 257, 1000, 2000];
 #[derive(Clone, Copy, Debug)]
 struct AttnShape {
     block: u32,
+    /// Query heads per workgroup (1, or `dense_heads_per_workgroup(group, hd)`).
+    heads: usize,
     /// Split-K: the last block merges (MERGE), else an attn_merge dispatch follows.
     merge: bool,
     hd: usize,
@@ -720,7 +715,9 @@ fn attn_shapes() -> Vec<AttnShape> {
             let cap = kv_len + n_tokens + 37 + rng.below(200);
             let (hd, group, n_kv) = (ATTN_HEAD_DIMS[i % 3], ATTN_GROUPS[(i + pi) % 4], 1 + rng.below(2));
             // Multi-token chunks (i % 4 == 3) merge in the last block; i % 4 == 1 dispatches.
-            out.push(AttnShape { block, merge: i % 4 != 1, hd, group, n_kv, kv_len, n_tokens, cap });
+            // Every other case serves a GQA group per workgroup.
+            let heads = if (i + pi) % 2 == 1 { dense_heads_per_workgroup(group, hd) } else { 1 };
+            out.push(AttnShape { block, heads, merge: i % 4 != 1, hd, group, n_kv, kv_len, n_tokens, cap });
         }
     }
     out
@@ -740,9 +737,18 @@ fn attention() {
 #[test]
 fn attention_heads_are_distinct() {
     for_variants("attention-heads", |rep, label, gpu| {
-        let cases = [(0u32, false, 1usize), (64, false, 1), (256, true, 1), (64, false, 4), (32, true, 4)];
-        for (i, (block, merge, n_tokens)) in cases.into_iter().enumerate() {
-            let s = AttnShape { block, merge, hd: 64, group: 3, n_kv: 3, kv_len: 300, n_tokens, cap: 700 };
+        let cases = [
+            (0u32, 1, false, 1usize),
+            (64, 1, false, 1),
+            (256, 1, true, 1),
+            (64, 1, false, 4),
+            (32, 1, true, 4),
+            (0, 3, false, 2),
+            (64, 3, false, 1),
+            (32, 3, true, 4),
+        ];
+        for (i, (block, heads, merge, n_tokens)) in cases.into_iter().enumerate() {
+            let s = AttnShape { block, heads, merge, hd: 64, group: 3, n_kv: 3, kv_len: 300, n_tokens, cap: 700 };
             let want = attn_case(rep, label, gpu, &s, seed("attention-heads", i));
             assert_rows_distinct(&format!("{label} {s:?}"), &want, s.hd);
         }
@@ -753,7 +759,7 @@ fn attention_heads_are_distinct() {
 /// query head; returns the reference output [n_tokens][n_heads][hd].
 fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
-    let AttnShape { block, merge, hd, group, n_kv, kv_len, n_tokens: nt, cap } = *s;
+    let AttnShape { block, heads, merge, hd, group, n_kv, kv_len, n_tokens: nt, cap } = *s;
     let (nh, last_len) = (group * n_kv, kv_len + nt - 1);
     let q = rng.vec(nt * nh * hd, 3.0);
     // Rows past the last token's kv_len are garbage: reading them, or striding the
@@ -768,9 +774,9 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
     let (max_blocks, n_blocks) =
         if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), last_len.div_ceil(block as usize)) };
     let path = match (block, merge) {
-        (0, _) => "single".to_string(),
-        (b, true) => format!("split{b}+merge n_blocks={n_blocks}/{max_blocks}"),
-        (b, false) => format!("split{b} n_blocks={n_blocks}/{max_blocks}"),
+        (0, _) => format!("single heads/wg={heads}"),
+        (b, true) => format!("split{b}+merge heads/wg={heads} n_blocks={n_blocks}/{max_blocks}"),
+        (b, false) => format!("split{b} heads/wg={heads} n_blocks={n_blocks}/{max_blocks}"),
     };
     let ctx =
         format!("{label} {path} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} n_tokens={nt} cap={cap} seed={seed:#x}");
@@ -790,14 +796,17 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
         _pad: [0; 2],
     };
     let st = StepUniform { n_blocks: n_blocks as u32, ..step(kv_len - 1, nt) };
-    let bufs = [&qb, &kcb, &vcb, &out, &pml];
+    // The layer weights the attention dispatch prefetches into L2, by 0 to 2 grid columns of
+    // prefetch-only workgroups past the heads: the outputs must not depend on them.
+    let (pf, pf_cols) = (prefetch_buf(gpu, &mut rng), (seed % 3) as u32);
+    let bufs = [&qb, &kcb, &vcb, &out, &pml, &pf];
     run(
         gpu,
-        &ctx,
-        &attn_key(gpu.variant, hd, block, merge),
+        &format!("{ctx} prefetch_cols={pf_cols}"),
+        &attn_key(gpu.variant, hd, heads, block, merge),
         params,
         &bufs,
-        [nh as u32, (n_blocks as u32).max(1), nt as u32],
+        [(nh / heads) as u32 + pf_cols, (n_blocks as u32).max(1), nt as u32],
         st,
     );
     if block > 0 && !merge {

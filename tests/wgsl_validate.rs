@@ -5,7 +5,7 @@
 //! The validator gets exactly the capabilities the variant's device features give
 //! (wgpu's features_to_naga_capabilities), so a plain variant that uses f16 or
 //! subgroup builtins fails here, without a GPU.
-use aura::gpu::registry::{compose, Bind, Kernel, PipelineKey};
+use aura::gpu::registry::{compose, empty_kernel, Bind, Kernel, PipelineKey};
 use aura::gpu::Variant;
 use aura::kernels::*;
 use aura::model::tensor::WeightType;
@@ -75,9 +75,11 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
     out.push(silu_mul_key(v));
     for hd in HEAD_DIMS {
         out.push(rope_kv_key(v, hd));
-        out.push(attn_key(v, hd, 0, false));
-        for merge in [false, true] {
-            out.extend(SPLIT_BLOCKS.iter().map(|&b| attn_key(v, hd, b, merge)));
+        for heads in [1, 3, 4].map(|g| dense_heads_per_workgroup(g, hd)) {
+            out.push(attn_key(v, hd, heads, 0, false));
+            for merge in [false, true] {
+                out.extend(SPLIT_BLOCKS.iter().map(|&b| attn_key(v, hd, heads, b, merge)));
+            }
         }
         out.push(merge_key(v, hd, false));
         out.push(merge_key(v, hd, true));
@@ -100,8 +102,12 @@ fn describe(key: &PipelineKey) -> String {
 }
 
 /// Parse and validate one key's composed module; returns the module or the error text.
-fn validate(key: &PipelineKey, mut val: Validator) -> Result<naga::Module, String> {
-    let src = compose(key);
+fn validate(key: &PipelineKey, val: Validator) -> Result<naga::Module, String> {
+    validate_src(&compose(key), val)
+}
+
+fn validate_src(src: &str, mut val: Validator) -> Result<naga::Module, String> {
+    let src = src.to_string();
     let module = naga::front::wgsl::parse_str(&src).map_err(|e| format!("parse: {}", e.emit_to_string(&src)))?;
     val.validate(&module).map_err(|e| format!("validate: {}", e.emit_to_string(&src)))?;
     Ok(module)
@@ -161,6 +167,11 @@ fn every_composed_shader_validates() {
             if let Err(e) = res {
                 failures.push(format!("{}\n{e}", describe(&key)));
             }
+            // The measurement variant (`Options::empty_kernels`) keeps the same interface.
+            let res = validate_src(&empty_kernel(&compose(&key)), validator(v)).and_then(|m| check_interface(&key, &m));
+            if let Err(e) = res {
+                failures.push(format!("{} (empty)\n{e}", describe(&key)));
+            }
         }
     }
     println!("validated {n} composed shaders");
@@ -174,11 +185,11 @@ fn validator_rejects_features_the_variant_lacks() {
     let f16 = Variant { f16: true, subgroups: false };
     let sg = Variant { f16: false, subgroups: true };
     let plain = Variant { f16: false, subgroups: false };
-    for key in [rope_kv_key(f16, 64), attn_key(f16, 64, 0, false)] {
+    for key in [rope_kv_key(f16, 64), attn_key(f16, 64, 1, 0, false)] {
         assert!(validate(&key, validator(plain)).is_err(), "{} validated without SHADER_FLOAT16", describe(&key));
     }
     for key in
-        [rmsnorm_key(sg, HIDDEN), matvec_key(sg, WeightType::Q4_1, HIDDEN, HIDDEN, 1), attn_key(sg, 64, 64, true)]
+        [rmsnorm_key(sg, HIDDEN), matvec_key(sg, WeightType::Q4_1, HIDDEN, HIDDEN, 1), attn_key(sg, 64, 3, 64, true)]
     {
         assert!(validate(&key, validator(plain)).is_err(), "{} validated without SUBGROUP", describe(&key));
     }

@@ -1,13 +1,17 @@
 // Attention decode over a dense KV cache. Grid z = token t of the chunk, which sees
 // kv_len(t) = step.kv_len + t cache rows (causal); q/out are [t][n_heads][HD].
-// BLOCK == 0: single pass, one workgroup per query head over [0, kv_len), writes out.
-// BLOCK > 0: pass 1 of split-K, workgroup (head, block) over its BLOCK tokens, writes
+// Each workgroup serves G query heads of one KV head (G divides the GQA group; grid x =
+// n_heads / G): one (more workgroups, each with less serial work) or several (the group's
+// K and V rows read once for all of them).
+// BLOCK == 0: single pass, one workgroup per G query heads over [0, kv_len), writes out.
+// BLOCK > 0: pass 1 of split-K, workgroup (heads, block) over its BLOCK tokens, writes
 // partial (max, sum) and unnormalized output (common/merge.wgsl's layout); blocks past
-// kv_len(t) write an empty partial (sum 0). MERGE = 1: the head's last block to finish
-// merges them (no attn_merge dispatch); else attn_merge does. BLOCK may be smaller than
-// the WG-token tile (threads past the block idle).
+// kv_len(t) write an empty partial (sum 0). MERGE = 1: the heads' last block to finish
+// merges them (no attn_merge dispatch; the G heads in turn); else attn_merge does. BLOCK
+// may be smaller than the WG-token tile (threads past the block idle).
 // Tokens are processed in tiles of WG with an online softmax. Cache [n_kv][capacity][HD]:
-// capacity is the row stride, kv_len the loop bound. consts: WG (>= HD), HD, BLOCK, MERGE
+// capacity is the row stride, kv_len the loop bound. Grid columns x >= n_heads / G only
+// prefetch (`pf`). consts: WG (>= HD), HD, G, BLOCK, MERGE
 struct Params {
     n_heads: u32,
     group: u32,
@@ -28,9 +32,12 @@ struct Params {
 // Output rows [t][n_heads][HD] first, then the split-K partial o rows (at po_off).
 @group(0) @binding(4) var<storage, read_write> att: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> pml: array<atomic<u32>>;
+// The layer's weights that run after attention: grid columns past n_heads prefetch them
+// into L2 (common/prefetch.wgsl's prefetch_side); a one-word placeholder when off.
+@group(0) @binding(6) var<storage, read> pf: array<u32>;
 
-var<workgroup> qs: array<vec4<f32>, HD / 4u>;
-var<workgroup> ps: array<f32, WG>;
+var<workgroup> qs: array<vec4<f32>, G * HD / 4u>;
+var<workgroup> ps: array<f32, G * WG>;
 var<workgroup> accs: array<vec4<f32>, WG>;
 
 // V accumulation: each thread owns 4 dims (lane) of one of NRG row groups; a tile's rows
@@ -48,25 +55,36 @@ fn attn_decode(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let h = wid.x;
+    if (wid.x >= p.n_heads / G) {
+        // Never true at run time (step.zero is 0): keeps the prefetch loads live.
+        if ((prefetch_side(wid, nwg, lid, p.n_heads / G) & step.zero) != 0u) {
+            atomicOr(&pml[0], 1u);
+        }
+        return;
+    }
+    // Query heads h0 .. h0 + G - 1, all of one KV head (G divides the GQA group).
+    let h0 = wid.x * G;
     let t = wid.z;
-    let qh = t * p.n_heads + h;
+    let qh0 = t * p.n_heads + h0;
     let kv_len = step.kv_len + t;
-    let base = (h / p.group) * p.capacity;
+    let base = (h0 / p.group) * p.capacity;
     var start = 0u;
     var end = kv_len;
     if (BLOCK > 0u) {
         start = min(wid.y * BLOCK, kv_len);
         end = min(wid.y * BLOCK + BLOCK, kv_len);
     }
-    for (var i = lid; i < HD / 4u; i = i + WG) {
-        let o = qh * HD + 4u * i;
+    for (var i = lid; i < G * HD / 4u; i = i + WG) {
+        let o = qh0 * HD + 4u * i;
         qs[i] = vec4<f32>(q[o], q[o + 1u], q[o + 2u], q[o + 3u]) * p.scale;
     }
     workgroupBarrier();
-    var m = -3.0e38;
-    var l = 0.0;
-    var acc = vec4<f32>(0.0);
+    var m: array<f32, G>;
+    var l: array<f32, G>;
+    var acc: array<vec4<f32>, G>;
+    for (var g = 0u; g < G; g = g + 1u) {
+        m[g] = -3.0e38;
+    }
     let lane = lid % (HD / 4u);
     let rg = lid / (HD / 4u);
     for (var t0 = start; t0 < end; t0 = t0 + WG) {
@@ -81,23 +99,52 @@ fn attn_decode(
             let row = base + t0 + min(rg + i * NRG, n - 1u);
             vr[i] = vc[row * (HD / 4u) + lane];
         }
+        // One K row (this thread's token) scored against the G queries.
         let kb = (base + min(t, end - 1u)) * (HD / 4u);
-        var d = 0.0;
+        var d: array<f32, G>;
         for (var i = 0u; i < HD / 4u; i = i + 1u) {
-            d = d + dot(qs[i], vec4<f32>(kc[kb + i]));
+            let k = vec4<f32>(kc[kb + i]);
+            for (var g = 0u; g < G; g = g + 1u) {
+                d[g] = d[g] + dot(qs[g * (HD / 4u) + i], k);
+            }
         }
-        let s = select(-3.0e38, d, t < end);
-        let mn = max(m, wg_max(s, lid));
-        var pr = 0.0;
-        if (t < end) {
-            pr = exp(s - mn);
+        // Online softmax, up to four query heads per pair of reductions (a vec4 max, then a
+        // vec4 sum whose barriers also publish ps); one head takes the scalar reductions.
+        for (var g0 = 0u; g0 < G; g0 = g0 + 4u) {
+            var sv = vec4<f32>(-3.0e38);
+            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
+                sv[c] = select(-3.0e38, d[g0 + c], t < end);
+            }
+            var mx: vec4<f32>;
+            if (G == 1u) {
+                mx = vec4<f32>(wg_max(sv.x, lid));
+            } else {
+                mx = wg_max4(sv, lid);
+            }
+            var pr = vec4<f32>(0.0);
+            var corr = vec4<f32>(1.0);
+            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
+                let g = g0 + c;
+                let mn = max(m[g], mx[c]);
+                if (t < end) {
+                    pr[c] = exp(sv[c] - mn);
+                }
+                ps[g * WG + lid] = pr[c];
+                corr[c] = exp(m[g] - mn);
+                m[g] = mn;
+            }
+            var lt: vec4<f32>;
+            if (G == 1u) {
+                lt = vec4<f32>(wg_sum(pr.x, lid));
+            } else {
+                lt = wg_sum4(pr, lid);
+            }
+            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
+                let g = g0 + c;
+                l[g] = l[g] * corr[c] + lt[c];
+                acc[g] = acc[g] * corr[c];
+            }
         }
-        ps[lid] = pr;
-        // wg_sum's barrier also publishes ps.
-        let lt = wg_sum(pr, lid);
-        let corr = exp(m - mn);
-        l = l * corr + lt;
-        acc = acc * corr;
         for (var i = 0u; i < RPG; i = i + 1u) {
             var v = vec4<f32>(0.0);
             if (i < VPRE) {
@@ -105,33 +152,42 @@ fn attn_decode(
             } else {
                 v = vec4<f32>(vc[(base + t0 + min(rg + i * NRG, n - 1u)) * (HD / 4u) + lane]);
             }
-            acc = acc + ps[rg + i * NRG] * v;
-        }
-        m = mn;
-        workgroupBarrier();
-    }
-    accs[lid] = acc;
-    workgroupBarrier();
-    if (lid < HD / 4u) {
-        var tot = vec4<f32>(0.0);
-        for (var g = 0u; g < NRG; g = g + 1u) {
-            tot = tot + accs[g * (HD / 4u) + lid];
-        }
-        if (BLOCK == 0u) {
-            att[qh * (HD / 4u) + lid] = tot / l;
-        } else {
-            let pi = qh * p.max_blocks + wid.y;
-            att[p.po_off + pi * (HD / 4u) + lid] = tot;
-            if (lid == 0u) {
-                ml_store(pi, vec2<f32>(m, l));
+            for (var g = 0u; g < G; g = g + 1u) {
+                acc[g] = acc[g] + ps[g * WG + rg + i * NRG] * v;
             }
         }
+        workgroupBarrier();
+    }
+    // Sum the row groups, one head at a time through workgroup memory.
+    for (var g = 0u; g < G; g = g + 1u) {
+        accs[lid] = acc[g];
+        workgroupBarrier();
+        if (lid < HD / 4u) {
+            var tot = vec4<f32>(0.0);
+            for (var r = 0u; r < NRG; r = r + 1u) {
+                tot = tot + accs[r * (HD / 4u) + lid];
+            }
+            if (BLOCK == 0u) {
+                att[(qh0 + g) * (HD / 4u) + lid] = tot / l[g];
+            } else {
+                let pi = (qh0 + g) * p.max_blocks + wid.y;
+                att[p.po_off + pi * (HD / 4u) + lid] = tot;
+            }
+        }
+        workgroupBarrier();
+    }
+    if (BLOCK > 0u && lid < G) {
+        ml_store((qh0 + lid) * p.max_blocks + wid.y, vec2<f32>(m[lid], l[lid]));
     }
     if (BLOCK > 0u && MERGE != 0u) {
-        if (last_block(lid, qh, nwg.y)) {
-            let r = merge_head(lid, qh, nwg.y);
-            if (lid < HD / 4u) {
-                att[qh * (HD / 4u) + lid] = r;
+        // Counter per (token, workgroup): qh0 is its first query head. The last block
+        // merges the G heads one after the other.
+        if (last_block(lid, qh0, nwg.y)) {
+            for (var g = 0u; g < G; g = g + 1u) {
+                let r = merge_head(lid, qh0 + g, nwg.y);
+                if (lid < HD / 4u) {
+                    att[(qh0 + g) * (HD / 4u) + lid] = r;
+                }
             }
         }
     }

@@ -7,7 +7,9 @@
 // Writes this kind's region of the layer's `words` ([n_kv][capacity][row_words] from
 // word_off) and `gammas` ([n_kv][capacity] from gamma_off) at pos = step.pos + t.
 // `consts` holds the layer's signs and the codebooks (see kv/layout in session.rs).
-// cs: the RoPE (cos, sin) table [capacity][HD/2]. consts: WG (power of two), HD
+// cs: the RoPE (cos, sin) table [capacity][HD/2]. Grid columns x >= 2 n_kv_heads only
+// prefetch (`pf`: the weights after attention, so they are in L2 by then). consts: WG
+// (power of two), HD
 struct Params {
     n_kv_heads: u32,
     capacity: u32,
@@ -33,6 +35,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read> consts: array<f32>;
 @group(0) @binding(5) var<storage, read> cs: array<vec2<f32>>;
 @group(0) @binding(6) var<storage, read> src_v: array<f32>;
+// The layer's weights that run after attention: grid columns past 2 n_kv_heads prefetch
+// them into L2 (common/prefetch.wgsl's prefetch_side); a one-word placeholder when off.
+@group(0) @binding(7) var<storage, read> pf: array<u32>;
 
 var<workgroup> fw: array<f32, HD>;
 var<workgroup> packed: array<atomic<u32>, HD>;
@@ -42,7 +47,19 @@ var<workgroup> bnd: array<f32, 256>;
 var<workgroup> cen: array<f32, 256>;
 
 @compute @workgroup_size(WG)
-fn kv_encode_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+fn kv_encode_aura(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    if (wid.x >= 2u * pk[0].n_kv_heads) {
+        // Never true at run time (step.zero is 0): keeps the prefetch loads live.
+        let a = prefetch_side(wid, nwg, lid, 2u * pk[0].n_kv_heads);
+        if ((a & step.zero) != 0u) {
+            words[0] = a;
+        }
+        return;
+    }
     let kind = wid.x / pk[0].n_kv_heads;
     let p = pk[kind];
     let kvh = wid.x % p.n_kv_heads;

@@ -33,6 +33,13 @@ fn matvec(
     let b2 = (p.row_base + min(row0 + 2u, last)) * ROW_BYTES;
     let b3 = (p.row_base + min(row0 + 3u, last)) * ROW_BYTES;
     let pfa = prefetch_next(wid, nwg, lid);
+    // Decode (TT = 1): the value accumulated onto (the residual) loads before the loop, so
+    // its round trip overlaps the weights' instead of following the reduction. The prefill
+    // tiles read theirs at the end (TT more registers through the loop cost more there).
+    var prev0 = 0.0;
+    if (TT == 1u && p.accumulate != 0u && lid < 4u && row0 + lid < p.rows && t0 < step.n_tokens) {
+        prev0 = y[(step.slot + t0) * p.out_stride + row0 + lid];
+    }
     var acc: array<vec4<f32>, TT>;
     // A constant trip count (units past K clamped and masked) so the compiler can unroll
     // and issue every iteration's loads together: one memory round trip, not one per unit.
@@ -62,8 +69,8 @@ fn matvec(
         let t = t0 + tt;
         if (lid < 4u && row0 + lid < p.rows && t < step.n_tokens) {
             let o = (step.slot + t) * p.out_stride + row0 + lid;
-            var prev = 0.0;
-            if (p.accumulate != 0u) {
+            var prev = prev0;
+            if (TT > 1u && p.accumulate != 0u) {
                 prev = y[o];
             }
             y[o] = prev + s[lid];

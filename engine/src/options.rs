@@ -105,11 +105,12 @@ pub struct Options {
     /// norm + gate|up + SwiGLU, final norm + LM head: 3 dispatches instead of 9 per layer
     /// pair) when the stacked matrices share a type. Off: separate dispatches.
     pub fused: bool,
-    /// AURA attention workgroups: `Some(true)` one query head each (n_heads workgroups,
-    /// every one unpacking its KV head's rows), `Some(false)` a whole GQA group each (rows
-    /// unpacked once per group); `None`: one head for single-pass and fused-merge split-K
-    /// (shallow contexts), a group with the merge dispatch (deep ones), as measured.
-    pub aura_head_per_workgroup: Option<bool>,
+    /// Attention workgroups (dense and AURA): `Some(true)` one query head each (n_heads
+    /// workgroups, every one reading its KV head's rows), `Some(false)` a whole GQA group
+    /// each (rows read once per group; dense: the largest divisor of the group up to 4);
+    /// `None`: one head for single-pass and fused-merge split-K (shallow contexts), a group
+    /// with the merge dispatch (deep ones), as measured.
+    pub head_per_workgroup: Option<bool>,
     /// Prefill projection kernel: `Some(true)` the row-per-thread matmul (each thread a
     /// weight row, a serial K loop: fastest on CPU adapters), `Some(false)` the tiled
     /// matvec (4 rows x 8 tokens per workgroup, K split across threads: many more threads
@@ -141,6 +142,10 @@ pub struct Options {
     /// GPU timestamps between the stages of every step (needs timestamp queries
     /// inside passes; an error where the adapter lacks them). Off: no cost.
     pub profile: bool,
+    /// Measurement only: every kernel returns as soon as it starts, so a step costs only its
+    /// dispatches, barriers and recording (outputs are garbage). `bench --empty-kernels`
+    /// times this floor against the real step.
+    pub empty_kernels: bool,
 }
 
 impl Default for Options {
@@ -154,7 +159,7 @@ impl Default for Options {
             auto_asymmetric_k: false,
             aura_key_centering: true,
             fused: true,
-            aura_head_per_workgroup: None,
+            head_per_workgroup: None,
             prefill_matmul: None,
             greedy_chunk: 0,
             msl_overrides: true,
@@ -162,6 +167,7 @@ impl Default for Options {
             l2_prefetch: None,
             fused_merge: None,
             profile: false,
+            empty_kernels: false,
         }
     }
 }

@@ -226,8 +226,9 @@ impl Session {
         let embed = {
             let p = gpu.pipeline(&embed_key(v, w.embd.ty, h)).await?;
             let params = uniform(gpu, EmbedParams { rows: w.embd.rows as u32, _pad: [0; 3] })?;
-            let res = [&params, &w.embd.buf, &tokens, &x];
-            Dispatch::new(gpu, &p, &res, [((h / 8) as u32).div_ceil(WG_ROWS), 1, 1], PerToken::Axis(1))
+            let res =
+                vec![params.as_entire_binding(), w.embd.binding(), tokens.as_entire_binding(), x.as_entire_binding()];
+            Dispatch::with_resources(gpu, &p, res, [((h / 8) as u32).div_ceil(WG_ROWS), 1, 1], PerToken::Axis(1))
         };
         let silu_p = gpu.pipeline(&silu_mul_key(v)).await?;
         let mut layers = Vec::with_capacity(c.n_layers);
@@ -235,8 +236,15 @@ impl Session {
         // writable bindings).
         let spare = [f32s("spare_y1", 1)?, f32s("spare_y2", 1)?];
         let spare_table = f32s("spare_rope_table", 2)?;
-        // L2 prefetch: each fused decode projection loads the next one's weights (q|k|v ->
-        // o -> gate|up -> down -> next layer's q|k|v); a one-word placeholder otherwise.
+        // L2 prefetch: the first dispatch after each layer's q|k|v (dense attention, or the
+        // AURA encoder) loads the weights that run after attention (o, gate|up, down, the
+        // next layer's q|k|v: `GpuLayer::post`) with workgroups of its own, and the LM head
+        // loads layer 0's q|k|v for the next step; the projections then read L2 and prefetch
+        // nothing (a one-word placeholder binding). H200, GPU loop tok/s against each
+        // projection prefetching the next one's weights: f16 1013 / 886 / 785 vs 961 / 834 /
+        // 686 at depth 0 / 4096 / 16384 (with the GQA-group attention), aura4v4 694 / 650 /
+        // 566 vs 675 / 637 / 558; on AURA's attention dispatch instead of its encoder 689 /
+        // 634 / 536.
         let no_pf = f32s("no_prefetch", 1)?;
         let prefetch = gpu.options.l2_prefetch.unwrap_or(!gpu.caps.cpu_adapter);
         let no_rope = NormRope::None(&spare_table);
@@ -244,7 +252,7 @@ impl Session {
         // (GGUF's convention), so they land in one workgroup.
         let fold_rope = c.rope_style == RopeStyle::Adjacent && c.head_dim % 4 == 0;
         for (li, l) in w.layers.iter().enumerate() {
-            let attn = LayerAttention::new(&shared, li).await?;
+            let attn = LayerAttention::new(&shared, li, if prefetch { Some(&l.post) } else { None }).await?;
             let fused = match (&l.qkv, &l.gate_up, gpu.options.fused) {
                 (Some(qkv), Some(gu), true) => {
                     let (kc, vc, write_cache) = attn.rope_targets();
@@ -262,59 +270,29 @@ impl Session {
                         (false, _) => (no_rope, [(&q, qd), (&k, kvd), (&vv, kvd)]),
                     };
                     Some([
-                        matvec_norm(
-                            gpu,
-                            qkv,
-                            c.rms_eps,
-                            &x,
-                            &l.attn_norm,
-                            outs,
-                            rope,
-                            pf_buffer(Some(&l.wo), prefetch, &no_pf),
-                        )
-                        .await?,
-                        matvec_glu(
-                            gpu,
-                            gu,
-                            c.rms_eps,
-                            &x,
-                            &l.ffn_norm,
-                            &act,
-                            pf_buffer(Some(&l.down), prefetch, &no_pf),
-                        )
-                        .await?,
+                        matvec_norm(gpu, qkv, c.rms_eps, &x, &l.attn_norm, outs, rope, &no_pf).await?,
+                        matvec_glu(gpu, gu, c.rms_eps, &x, &l.ffn_norm, &act, &no_pf).await?,
                     ])
                 }
                 _ => None,
             };
-            // The o-projection and down prefetch only into the fused chain.
-            let chain = prefetch && fused.is_some();
             let silu_params = uniform(gpu, SiluMulParams { n: ffn as u32, _pad: [0; 3] })?;
             let silu_res = [&silu_params, &g, &u, &act];
             layers.push(LayerOps {
                 attn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.attn_norm, &xn).await?,
                 qkv: [
-                    proj(gpu, &l.wq, &xn, &q, false, &no_pf, &no_pf).await?,
-                    proj(gpu, &l.wk, &xn, &k, false, &no_pf, &no_pf).await?,
-                    proj(gpu, &l.wv, &xn, &vv, false, &no_pf, &no_pf).await?,
+                    proj(gpu, &l.wq, &xn, &q, false, &no_pf).await?,
+                    proj(gpu, &l.wk, &xn, &k, false, &no_pf).await?,
+                    proj(gpu, &l.wv, &xn, &vv, false, &no_pf).await?,
                 ],
                 attn,
                 rope_fused: fused.is_some() && fold_rope,
-                wo: proj(gpu, &l.wo, &att, &x, true, pf_buffer(l.gate_up.as_ref(), chain, &no_pf), &no_pf).await?,
+                wo: proj(gpu, &l.wo, &att, &x, true, &no_pf).await?,
                 ffn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.ffn_norm, &xn).await?,
-                gate: proj(gpu, &l.gate, &xn, &g, false, &no_pf, &no_pf).await?,
-                up: proj(gpu, &l.up, &xn, &u, false, &no_pf, &no_pf).await?,
+                gate: proj(gpu, &l.gate, &xn, &g, false, &no_pf).await?,
+                up: proj(gpu, &l.up, &xn, &u, false, &no_pf).await?,
                 silu: Dispatch::new(gpu, &silu_p, &silu_res, [(ffn as u32).div_ceil(WG_WIDE), 1, 1], PerToken::Axis(1)),
-                down: proj(
-                    gpu,
-                    &l.down,
-                    &act,
-                    &x,
-                    true,
-                    pf_buffer(w.layers.get(li + 1).and_then(|n| n.qkv.as_ref()), chain, &no_pf),
-                    &no_pf,
-                )
-                .await?,
+                down: proj(gpu, &l.down, &act, &x, true, &no_pf).await?,
                 fused,
             });
         }
@@ -334,12 +312,13 @@ impl Session {
         });
         let fused_head = if gpu.options.fused {
             let outs = [(&logits, vocab), (&spare[0], 0), (&spare[1], 0)];
-            Some(matvec_norm(gpu, w.lm_head(), c.rms_eps, &x, &w.out_norm, outs, no_rope, &no_pf).await?)
+            let pf = if prefetch { &w.pre } else { &no_pf };
+            Some(matvec_norm(gpu, w.lm_head(), c.rms_eps, &x, &w.out_norm, outs, no_rope, pf).await?)
         } else {
             None
         };
         let final_norm = rms_d(gpu, c.rms_eps, h, &x, &w.out_norm, &xn).await?;
-        let lm_head = proj(gpu, w.lm_head(), &xn, &logits, false, &no_pf, &no_pf).await?;
+        let lm_head = proj(gpu, w.lm_head(), &xn, &logits, false, &no_pf).await?;
         let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("logits_staging"),
             size: (t * vocab * 4) as u64,
@@ -702,11 +681,11 @@ impl Session {
                 }
                 let staging = &self.ids_staging[chunk % 2];
                 enc.copy_buffer_to_buffer(&self.ids, ((start + issued) * 4) as u64, staging, 0, (c * 4) as u64);
-                gpu.queue.submit([enc.finish()]);
+                let idx = gpu.queue.submit([enc.finish()]);
                 if let Some(e) = scope.pop().await {
                     return Err(Error::Gpu { kernel: "greedy".into(), message: e.to_string() });
                 }
-                pending.push_back((chunk % 2, c));
+                pending.push_back((chunk % 2, c, idx));
                 issued += c;
                 chunk += 1;
                 // Keep one chunk queued behind the one being read.
@@ -714,8 +693,10 @@ impl Session {
                     continue;
                 }
             }
-            let Some((which, c)) = pending.pop_front() else { break };
-            let bytes = gpu.map_read_range(&self.ids_staging[which], (c * 4) as u64).await?;
+            // Wait for this chunk only: the one queued behind it runs while the host reads
+            // these ids and records the next chunk.
+            let Some((which, c, idx)) = pending.pop_front() else { break };
+            let bytes = gpu.map_read_after(&self.ids_staging[which], (c * 4) as u64, Some(idx)).await?;
             for &id in bytemuck::cast_slice::<u8, u32>(&bytes) {
                 if stopped {
                     break;
@@ -726,8 +707,8 @@ impl Session {
             if stopped && !pending.is_empty() {
                 // A chunk queued past the stop: let it finish (its staging buffer may be
                 // mapped next call), then forget it.
-                let (which, c) = pending.pop_front().unwrap();
-                gpu.map_read_range(&self.ids_staging[which], (c * 4) as u64).await?;
+                let (which, c, idx) = pending.pop_front().unwrap();
+                gpu.map_read_after(&self.ids_staging[which], (c * 4) as u64, Some(idx)).await?;
             }
         }
         // Fed: first and every returned id but the last.
@@ -749,16 +730,15 @@ impl Session {
     }
 }
 
-/// y[t] (+)= W x[t]: 4 rows per workgroup (grid x/y), tokens along z. `pf`: the weights
-/// the decode matvec prefetches into L2 for the next kernel (`no_pf`, the one-word
-/// placeholder, for none); the prefill kernels never prefetch.
+/// y[t] (+)= W x[t]: 4 rows per workgroup (grid x/y), tokens along z. `no_pf`: the
+/// one-word placeholder for the matvec's prefetch binding (the projections prefetch
+/// nothing: the attention dispatch before them loads their weights into L2).
 async fn proj(
     gpu: &Gpu,
     m: &GpuMatrix,
     x: &wgpu::Buffer,
     y: &wgpu::Buffer,
     acc: bool,
-    pf: &wgpu::Buffer,
     no_pf: &wgpu::Buffer,
 ) -> Result<Proj> {
     let params = uniform(
@@ -770,16 +750,24 @@ async fn proj(
             row_base: m.row_base as u32,
         },
     )?;
-    let res = [&params, &m.buf, x, y, pf];
-    let prefill_res = [&params, &m.buf, x, y, no_pf];
+    let res = || {
+        vec![
+            params.as_entire_binding(),
+            m.binding(),
+            x.as_entire_binding(),
+            y.as_entire_binding(),
+            no_pf.as_entire_binding(),
+        ]
+    };
     let maxg = gpu.caps.max_workgroups_per_dim;
     let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, m.rows, 1)).await?;
-    let decode = Dispatch {
-        bind: gpu.bind(&p, &res),
-        pipeline: p,
-        groups: grid((m.rows as u32).div_ceil(MATVEC_ROWS), maxg),
-        per_token: PerToken::Tiles(2, 1),
-    };
+    let decode = Dispatch::with_resources(
+        gpu,
+        &p,
+        res(),
+        grid((m.rows as u32).div_ceil(MATVEC_ROWS), maxg),
+        PerToken::Tiles(2, 1),
+    );
     let tt = PREFILL_TOKEN_TILE;
     // Row-per-thread matmul on CPU adapters, the tiled matvec (4 rows x tt tokens) on GPUs.
     let matmul = gpu.options.prefill_matmul.unwrap_or(gpu.caps.cpu_adapter);
@@ -789,23 +777,14 @@ async fn proj(
         (matvec_key(gpu.variant, m.ty, m.cols, m.rows, tt), MATVEC_ROWS)
     };
     let p = gpu.pipeline(&key).await?;
-    // The matmul has no prefetch binding; the tiled matvec's gets the placeholder.
-    let res: &[&wgpu::Buffer] = if matmul { &prefill_res[..4] } else { &prefill_res };
-    let prefill = Dispatch {
-        bind: gpu.bind(&p, res),
-        pipeline: p,
-        groups: grid((m.rows as u32).div_ceil(rows_per_group), maxg),
-        per_token: PerToken::Tiles(2, tt),
-    };
-    Ok(Proj { decode, prefill })
-}
-
-/// The buffer a projection prefetches: the next matrix's, or the placeholder.
-fn pf_buffer<'a>(m: Option<&'a GpuMatrix>, on: bool, none: &'a wgpu::Buffer) -> &'a wgpu::Buffer {
-    match m {
-        Some(m) if on => &m.buf,
-        _ => none,
+    // The matmul has no prefetch binding.
+    let mut res = res();
+    if matmul {
+        res.truncate(4);
     }
+    let groups = grid((m.rows as u32).div_ceil(rows_per_group), maxg);
+    let prefill = Dispatch::with_resources(gpu, &p, res, groups, PerToken::Tiles(2, tt));
+    Ok(Proj { decode, prefill })
 }
 
 /// Whether `matvec_norm` also applies RoPE and writes the KV cache (q | k | v), or leaves
@@ -850,9 +829,11 @@ async fn matvec_norm(
         NormRope::None(b) => (0, false, b),
     };
     let p = gpu.pipeline(&matvec_norm_key(gpu.variant, m.ty, m.cols, m.rows, rope_hd, kv_out)).await?;
-    let res = [&uniform(gpu, params)?, &m.buf, x, nw, outs[0].0, outs[1].0, outs[2].0, table, pf];
+    let params = uniform(gpu, params)?;
+    let mut res = vec![params.as_entire_binding(), m.binding()];
+    res.extend([x, nw, outs[0].0, outs[1].0, outs[2].0, table, pf].map(|b| b.as_entire_binding()));
     let groups = grid((m.rows as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
-    Ok(Dispatch::new(gpu, &p, &res, groups, PerToken::Tiles(2, 1)))
+    Ok(Dispatch::with_resources(gpu, &p, res, groups, PerToken::Tiles(2, 1)))
 }
 
 /// Decode: act = silu(Wg xn) * (Wu xn), xn = rmsnorm(x, nw), W = gate | up stacked.
@@ -869,7 +850,9 @@ async fn matvec_glu(
     let p = gpu.pipeline(&matvec_glu_key(gpu.variant, m.ty, m.cols, ffn)).await?;
     let params = uniform(gpu, MatvecGluParams { ffn: ffn as u32, eps, _pad: [0; 2] })?;
     let groups = grid((ffn as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
-    Ok(Dispatch::new(gpu, &p, &[&params, &m.buf, x, nw, act, pf], groups, PerToken::Tiles(2, 1)))
+    let mut res = vec![params.as_entire_binding(), m.binding()];
+    res.extend([x, nw, act, pf].map(|b| b.as_entire_binding()));
+    Ok(Dispatch::with_resources(gpu, &p, res, groups, PerToken::Tiles(2, 1)))
 }
 
 /// out[t] = rmsnorm(x[t]) * w: one workgroup per token row.
@@ -884,7 +867,7 @@ async fn rms_d(
     let p = gpu.pipeline(&rmsnorm_key(gpu.variant, n)).await?;
     let params = uniform(gpu, RmsNormParams { eps, _pad: [0; 3] })?;
     let bind = gpu.bind(&p, &[&params, x, w, out]);
-    Ok(Dispatch { pipeline: p, bind, groups: [1, 1, 1], per_token: PerToken::Axis(0) })
+    Ok(Dispatch { pipeline: p, bind, groups: [1, 1, 1], per_token: PerToken::Axis(0), prefetch_groups: 0 })
 }
 
 /// Public-domain calibration text for the key means (Lincoln, 1863).

@@ -29,10 +29,11 @@ pub struct ModelArgs {
     /// final norm + LM head): on (default) or off (separate dispatches).
     #[arg(long, value_name = "on|off")]
     pub fused: Option<String>,
-    /// AURA attention workgroups: `head` (one query head each) or `group` (a GQA group
-    /// each). Default: the measured choice.
-    #[arg(long, value_name = "head|group")]
-    pub aura_wg: Option<String>,
+    /// Attention workgroups (dense and AURA): `head` (one query head each) or `group` (a GQA
+    /// group each, its K/V rows read once). Default: head for single-pass and fused-merge
+    /// split-K, group with the merge dispatch.
+    #[arg(long, value_name = "head|group", alias = "aura-wg")]
+    pub attn_wg: Option<String>,
     /// AURA key centering (subtract each layer and KV head's mean key before encoding): on
     /// (default) or off.
     #[arg(long, value_name = "on|off")]
@@ -114,12 +115,12 @@ impl ModelArgs {
             auto_asymmetric_k: self.auto_asymmetric_k,
             fused: on_off("fused", &self.fused)?.unwrap_or(true),
             aura_key_centering: on_off("key-centering", &self.key_centering)?.unwrap_or(true),
-            aura_head_per_workgroup: match self.aura_wg.as_deref() {
+            head_per_workgroup: match self.attn_wg.as_deref() {
                 None => None,
                 Some("head") => Some(true),
                 Some("group") => Some(false),
                 Some(o) => {
-                    return Err(aura::Error::InvalidArgument(format!("--aura-wg takes head or group, not `{o}`")))
+                    return Err(aura::Error::InvalidArgument(format!("--attn-wg takes head or group, not `{o}`")))
                 }
             },
             shader_checks: on_off("shader-checks", &self.shader_checks)?.unwrap_or(false),

@@ -93,3 +93,11 @@ pub fn partial_ml(n_partials: usize, n_counters: usize, garbage: f32) -> (Vec<f3
     v.resize(2 * n_partials + n_counters, 0.0);
     (v, 2 * n_partials)
 }
+
+/// Weights a kernel prefetches into L2 (the next projection's, or a layer's post-attention
+/// ones): one word (the engine's placeholder) or a larger buffer of random bits, NaN
+/// patterns included; the outputs must not depend on it.
+pub fn prefetch_buf(gpu: &Gpu, rng: &mut super::Rng) -> wgpu::Buffer {
+    let words = [1, 1000, 40_000][rng.below(3)];
+    upload(gpu, &(0..words).map(|_| rng.next_u64() as u32).collect::<Vec<u32>>())
+}

@@ -36,11 +36,11 @@ pub struct Shared<'a> {
 }
 
 /// Dense attention over a dense (or mirror) cache: single pass, and split-K for each block
-/// size the plan can pick, with the merge dispatch when the split kernels don't merge
-/// themselves (a dense session uses one merge mode).
+/// size and merge mode the plan can pick, with the merge dispatch when a mode needs it.
 struct DenseOps {
     single: Dispatch,
-    splits: Vec<(u32, Dispatch)>,
+    /// By (block, fused merge).
+    splits: Vec<(u32, bool, Dispatch)>,
     merge: Option<Dispatch>,
 }
 
@@ -70,8 +70,18 @@ pub struct LayerAttention {
     rope_targets: (wgpu::Buffer, wgpu::Buffer, bool),
 }
 
+/// Prefetch-only workgroups for a dispatch that loads `bytes` of weights into L2: each
+/// thread (64 per workgroup) then loads about eight 32-byte sectors, two rounds of four
+/// loads in flight; at least 64 and at most 2048 workgroups.
+fn prefetch_groups(bytes: u64) -> u32 {
+    (bytes / (32 * 64 * 4 * 2)).clamp(64, 2048) as u32
+}
+
 impl LayerAttention {
-    pub async fn new(s: &Shared<'_>, layer: usize) -> Result<LayerAttention> {
+    /// `prefetch`: the layer's post-attention weights (`GpuLayer::post`), which the first
+    /// dispatch after q|k|v (dense attention, or the AURA encoder) loads into L2 with
+    /// workgroups of its own; None: no prefetch.
+    pub async fn new(s: &Shared<'_>, layer: usize, prefetch: Option<&wgpu::Buffer>) -> Result<LayerAttention> {
         let (gpu, c) = (s.gpu, s.config);
         let v = gpu.variant;
         let st = wgpu::BufferUsages::STORAGE;
@@ -87,6 +97,11 @@ impl LayerAttention {
         };
         // Two placeholders: WebGPU forbids binding one buffer to two writable bindings.
         let (dummy_k, dummy_v) = (gpu.buffer("unused_k", 4, st)?, gpu.buffer("unused_v", 4, st)?);
+        let no_pf = gpu.buffer("no_prefetch", 4, st)?;
+        let (pf, pf_groups) = match prefetch {
+            Some(b) => (b, prefetch_groups(b.size())),
+            None => (&no_pf, 0),
+        };
         let rope_p = gpu.pipeline(&rope_kv_key(v, hd)).await?;
         let rope_params = uniform(
             gpu,
@@ -109,14 +124,11 @@ impl LayerAttention {
         );
         let rope_targets = (kcb.clone(), vcb.clone(), !s.scheme.is_compressed());
         let scale = 1.0 / (hd as f32).sqrt();
-        // Dense caches use one merge mode (the plan fuses unless the mode forbids it);
-        // compressed ones whichever the mode allows.
-        let dense_fused = s.merge != plan::MergeMode::Dispatch;
-        let needs_dispatch = if dense_cache { !dense_fused } else { s.merge.allows(false) };
+        // Split-K merges: whichever the mode allows (the plan picks per step in Auto).
+        let needs_dispatch = s.merge.allows(false);
         let merge_params =
             uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, po_off: s.po_off, _pad: 0 })?;
-        // Only the compressed kernels' merge rotates back (and reads the AURA constants):
-        // build the one variant this layer uses, and none when the split kernels merge.
+        // Only the compressed kernels' merge rotates back (and reads the AURA constants).
         let merge_p = if needs_dispatch { Some(gpu.pipeline(&merge_key(v, hd, !dense_cache)).await?) } else { None };
         let merge_of = |consts: &wgpu::Buffer| {
             merge_p.as_ref().map(|mp| {
@@ -124,24 +136,37 @@ impl LayerAttention {
                 Dispatch::new(gpu, mp, &res, [nh, 1, 1], PerToken::Axis(1))
             })
         };
-        let dense_blocks = match s.split_block {
-            Some(b) => vec![b],
-            None if dense_fused => plan::DENSE_FUSED_SPLIT_BLOCKS.to_vec(),
-            None => plan::DENSE_SPLIT_BLOCKS.to_vec(),
-        };
+        // Query heads per workgroup: one (more workgroups, shorter serial work each) for the
+        // shallow kernels (single-pass, fused-merge split: few tiles per head), or the whole
+        // GQA group (K and V rows read once per group) for the deep one (merge dispatch),
+        // unless forced. AURA, H200, aura4v4, GPU loop tok/s, per head / per group: depth 0
+        // 463 / 443, 1024 504 / 483, 4096 440 / 458, 16384 332 / 420.
+        let group = c.group();
+        let per_head = |shallow: bool| gpu.options.head_per_workgroup.unwrap_or(shallow);
+        let dense_g = |shallow: bool| if per_head(shallow) { 1 } else { dense_heads_per_workgroup(group, hd) };
+        // Dense split-K kernels for each (block, fused merge) the plan can pick.
         let (single_p, split_p) = if dense_cache {
             let mut splits = Vec::new();
-            for &b in &dense_blocks {
-                splits.push((b, gpu.pipeline(&attn_key(v, hd, b, dense_fused)).await?));
+            for fused in [true, false].into_iter().filter(|&f| s.merge.allows(f)) {
+                let blocks = match s.split_block {
+                    Some(b) => vec![b],
+                    None if fused => plan::DENSE_FUSED_SPLIT_BLOCKS.to_vec(),
+                    None => plan::DENSE_SPLIT_BLOCKS.to_vec(),
+                };
+                for b in blocks {
+                    let g = dense_g(fused);
+                    splits.push((b, fused, g, gpu.pipeline(&attn_key(v, hd, g, b, fused)).await?));
+                }
             }
-            (Some(gpu.pipeline(&attn_key(v, hd, 0, false)).await?), Some(splits))
+            let g = dense_g(true);
+            (Some((g, gpu.pipeline(&attn_key(v, hd, g, 0, false)).await?)), Some(splits))
         } else {
             (None, None)
         };
         let dense_ops = |kc: &wgpu::Buffer, vc: &wgpu::Buffer, merge: Option<Dispatch>| -> Result<DenseOps> {
             let ap = AttnParams {
                 n_heads: nh,
-                group: c.group() as u32,
+                group: group as u32,
                 capacity: cap as u32,
                 max_blocks: s.max_blocks as u32,
                 scale,
@@ -149,15 +174,15 @@ impl LayerAttention {
                 _pad: [0; 2],
             };
             let params = uniform(gpu, ap)?;
-            let res = [&params, s.q, kc, vc, s.att, s.pml];
+            let res = [&params, s.q, kc, vc, s.att, s.pml, pf];
             let (single_p, split_p) =
                 (single_p.as_ref().expect("dense pipelines"), split_p.as_ref().expect("dense pipelines"));
+            let attn = |g: usize, p| {
+                Dispatch::new(gpu, p, &res, [nh / g as u32, 1, 1], PerToken::Axis(2)).prefetching(pf_groups)
+            };
             Ok(DenseOps {
-                single: Dispatch::new(gpu, single_p, &res, [nh, 1, 1], PerToken::Axis(2)),
-                splits: split_p
-                    .iter()
-                    .map(|(b, p)| (*b, Dispatch::new(gpu, p, &res, [nh, 1, 1], PerToken::Axis(2))))
-                    .collect(),
+                single: attn(single_p.0, &single_p.1),
+                splits: split_p.iter().map(|(b, f, g, p)| (*b, *f, attn(*g, p))).collect(),
                 merge,
             })
         };
@@ -222,8 +247,11 @@ impl LayerAttention {
             gpu,
             [enc(kb, rwk, 0, 0, 0, ck_off, bk_off), enc(vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off, bv_off)],
         )?;
-        let res = [&params, s.k, &words, &gammas, &consts, s.rope_table, s.v];
-        let encode = Dispatch::new(gpu, &enc_p, &res, [2 * nkv, 1, 1], PerToken::Axis(1));
+        // The encoder runs first after q|k|v: it carries the L2 prefetch of the weights that
+        // follow attention (the mirror path's dense attention carries its own).
+        let (enc_pf, enc_pf_groups) = if s.mirror { (&no_pf, 0) } else { (pf, pf_groups) };
+        let res = [&params, s.k, &words, &gammas, &consts, s.rope_table, s.v, enc_pf];
+        let encode = Dispatch::new(gpu, &enc_p, &res, [2 * nkv, 1, 1], PerToken::Axis(1)).prefetching(enc_pf_groups);
         if s.mirror {
             let deq_p = gpu.pipeline(&kv_dequant_key(v, hd)).await?;
             let deq = |dense: &wgpu::Buffer,
@@ -260,18 +288,7 @@ impl LayerAttention {
             let body = Body::Mirror { encode, dequant, dense: dense_ops(kcb, vcb, merge)? };
             return Ok(LayerAttention { rope_kv, body, dense_k: kc, rope_targets });
         }
-        // Query heads per workgroup: one (more workgroups, shorter serial work each) for the
-        // shallow kernels (single-pass, fused-merge split: few tiles per head), or the whole
-        // GQA group (packed rows read once per group) for the deep one (merge dispatch),
-        // unless forced. H200, aura4v4, GPU loop tok/s, per head / per group: depth 0 463 /
-        // 443, 1024 504 / 483, 4096 440 / 458, 16384 332 / 420.
-        let group = c.group();
-        let g_for = |shallow: bool| match gpu.options.aura_head_per_workgroup {
-            Some(true) => 1,
-            Some(false) => group,
-            None if shallow => 1,
-            None => group,
-        };
+        let g_for = |shallow: bool| if per_head(shallow) { 1 } else { group };
         let ap = AttnAuraParams {
             n_heads: nh,
             capacity: cap as u32,
@@ -355,16 +372,14 @@ impl DenseOps {
         match split {
             None => self.single.run(pass, n),
             Some(sp) => {
-                let (_, d) = self
+                let (_, _, d) = self
                     .splits
                     .iter()
-                    .find(|(b, _)| *b == sp.block)
-                    .expect("the plan picks split blocks the session built");
-                // The kernels merge themselves exactly when no merge dispatch was built.
-                assert_eq!(sp.merge, self.merge.is_none(), "the plan picks the merge mode the session built");
+                    .find(|(b, f, _)| (*b, *f) == (sp.block, sp.merge))
+                    .expect("the plan picks split blocks and merge modes the session built");
                 d.run_with(pass, n, Some(sp.n_blocks));
-                if let Some(m) = &self.merge {
-                    m.run(pass, n);
+                if !sp.merge {
+                    self.merge.as_ref().expect("a merge dispatch for split-K without the fused merge").run(pass, n);
                 }
             }
         }

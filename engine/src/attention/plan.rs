@@ -16,8 +16,8 @@ pub enum MergeMode {
     Fused,
     /// An `attn_merge` dispatch follows the blocks.
     Dispatch,
-    /// Per step: fused where measured faster (always for dense caches; compressed caches
-    /// up to `COMPRESSED_FUSED_MAX_BLOCKS` blocks), else the dispatch.
+    /// Per step: fused where measured faster (dense caches up to `DENSE_FUSED_MAX_KV` rows,
+    /// compressed caches up to `COMPRESSED_FUSED_MAX_BLOCKS` blocks), else the dispatch.
     Auto,
 }
 
@@ -49,6 +49,12 @@ pub const DENSE_FUSED_SPLIT_BLOCKS: [u32; 7] = [16, 32, 64, 128, 256, 512, 1024]
 /// depth 16384 420 / 497 / 548 / 528 (513 / 257 / 129 / 65 blocks). At most 256 blocks
 /// picks the best of these at both depths (129 blocks each).
 pub const DENSE_FUSED_TARGET_BLOCKS: u32 = 256;
+/// In `MergeMode::Auto`, dense split-K merges in its last block (one query head per
+/// workgroup) up to this many cache rows; beyond, it runs GQA-group workgroups (K and V
+/// read once per group) and the merge dispatch. H200, SmolLM2 shapes, GPU loop tok/s,
+/// one head and the fused merge / a group and the merge dispatch: depth 1024 963 / 927,
+/// 4096 863 / 882, 8192 802 / 856, 16384 675 / 786.
+pub const DENSE_FUSED_MAX_KV: usize = 2048;
 /// Compressed caches use one split block (measured on an H200 at 16k, decode tok/s with
 /// blocks 64 / 128 / 256: aura8v4 123 / 118 / 90, aura4v4 122 / 119 / 87).
 pub const DEFAULT_COMPRESSED_SPLIT_BLOCK: u32 = 64;
@@ -145,8 +151,12 @@ pub fn plan(inputs: &PlanInputs, kv_len: usize, n_tokens: usize) -> DecodePlan {
     let PlanInputs { scheme, path, n_heads, n_kv_heads, block, merge } = *inputs;
     let n_of = |b: u32| (kv_len as u32).div_ceil(b);
     let tiles = n_of(64);
-    // Dense (and the mirror): fused unless the mode forbids it.
-    let dense_fused = merge != MergeMode::Dispatch;
+    // Dense (and the mirror): fused while the context is short enough (see MergeMode).
+    let dense_fused = match merge {
+        MergeMode::Fused => true,
+        MergeMode::Dispatch => false,
+        MergeMode::Auto => kv_len <= DENSE_FUSED_MAX_KV,
+    };
     let db = block.unwrap_or_else(|| auto_dense_block(kv_len, dense_fused));
     let dense_split = Split { block: db, n_blocks: n_of(db), merge: dense_fused };
     let dense_auto = if (n_heads as u32) >= MIN_PARALLEL_WORKGROUPS {
@@ -217,15 +227,20 @@ mod tests {
         assert_eq!(pl(f16, auto, 9, 3, 1 << 20, None, Dispatch), DecodePlan::Dense { split: sp(1024, 1024, false) });
         assert_eq!(auto_dense_block(1, false), 64);
         assert_eq!(auto_dense_block(64 * 512 + 1, false), 128);
-        // Fused merge (dense: Auto fuses too): split from the second 16-token block, at most
-        // 256 blocks per head.
+        // Fused merge (dense: Auto fuses up to DENSE_FUSED_MAX_KV rows): split from the
+        // second 16-token block, at most 256 blocks per head.
         for m in [Auto, Fused] {
             assert_eq!(pl(f16, auto, 9, 3, 16, None, m), DecodePlan::Dense { split: None });
             assert_eq!(pl(f16, auto, 9, 3, 17, None, m), DecodePlan::Dense { split: sp(16, 2, true) });
-            assert_eq!(pl(f16, auto, 9, 3, 4097, None, m), DecodePlan::Dense { split: sp(32, 129, true) });
-            assert_eq!(pl(f16, auto, 9, 3, 16385, None, m), DecodePlan::Dense { split: sp(128, 129, true) });
-            assert_eq!(pl(f16, auto, 9, 3, 1 << 20, None, m), DecodePlan::Dense { split: sp(1024, 1024, true) });
+            assert_eq!(pl(f16, auto, 9, 3, 2048, None, m), DecodePlan::Dense { split: sp(16, 128, true) });
         }
+        assert_eq!(pl(f16, auto, 9, 3, 4097, None, Fused), DecodePlan::Dense { split: sp(32, 129, true) });
+        assert_eq!(pl(f16, auto, 9, 3, 16385, None, Fused), DecodePlan::Dense { split: sp(128, 129, true) });
+        assert_eq!(pl(f16, auto, 9, 3, 1 << 20, None, Fused), DecodePlan::Dense { split: sp(1024, 1024, true) });
+        // Auto past DENSE_FUSED_MAX_KV: the merge dispatch's blocks.
+        assert_eq!(DENSE_FUSED_MAX_KV, 2048);
+        assert_eq!(pl(f16, auto, 9, 3, 2049, None, Auto), DecodePlan::Dense { split: sp(64, 33, false) });
+        assert_eq!(pl(f16, auto, 9, 3, 16385, None, Auto), DecodePlan::Dense { split: sp(64, 257, false) });
         assert_eq!(auto_dense_block(4096, true), 16);
         assert_eq!(auto_dense_block(4097, true), 32);
         assert_eq!(pl(f16, auto, 64, 8, 4096, None, Auto), DecodePlan::Dense { split: None });
@@ -254,8 +269,12 @@ mod tests {
             DecodePlan::DequantMirror { split: sp(64, 256, false) }
         );
         assert_eq!(
+            pl(a44, AttentionPath::Mirror, 9, 3, 2048, None, Auto),
+            DecodePlan::DequantMirror { split: sp(16, 128, true) }
+        );
+        assert_eq!(
             pl(a44, AttentionPath::Mirror, 9, 3, 16384, None, Auto),
-            DecodePlan::DequantMirror { split: sp(64, 256, true) }
+            DecodePlan::DequantMirror { split: sp(64, 256, false) }
         );
         // Prefill steps stay single-pass up to 8 tiles; one-token steps split from 17 rows.
         let inputs = |scheme, path, block| PlanInputs { scheme, path, n_heads: 9, n_kv_heads: 3, block, merge: Auto };

@@ -52,6 +52,10 @@ pub struct Dispatch {
     pub bind: wgpu::BindGroup,
     pub groups: [u32; 3],
     pub per_token: PerToken,
+    /// Extra workgroups (at least this many, in whole grid columns past `groups[0]`) that
+    /// only prefetch weights into L2 (dense attention and the AURA encoder,
+    /// `common/prefetch.wgsl`'s `prefetch_side`); 0: none.
+    pub prefetch_groups: u32,
 }
 
 impl Dispatch {
@@ -62,7 +66,30 @@ impl Dispatch {
         groups: [u32; 3],
         per_token: PerToken,
     ) -> Dispatch {
-        Dispatch { bind: gpu.bind(pipeline, res), pipeline: pipeline.clone(), groups, per_token }
+        Dispatch::with_resources(gpu, pipeline, res.iter().map(|b| b.as_entire_binding()).collect(), groups, per_token)
+    }
+
+    /// `new` with any binding resources (e.g. a weight matrix's range of a layer buffer).
+    pub fn with_resources(
+        gpu: &Gpu,
+        pipeline: &Arc<Pipeline>,
+        res: Vec<wgpu::BindingResource<'_>>,
+        groups: [u32; 3],
+        per_token: PerToken,
+    ) -> Dispatch {
+        Dispatch {
+            bind: gpu.bind_resources(pipeline, res),
+            pipeline: pipeline.clone(),
+            groups,
+            per_token,
+            prefetch_groups: 0,
+        }
+    }
+
+    /// With at least `n` prefetch-only workgroups (see `prefetch_groups`).
+    pub fn prefetching(mut self, n: u32) -> Dispatch {
+        self.prefetch_groups = n;
+        self
     }
 
     /// Dispatch for a step of `n_tokens`.
@@ -79,6 +106,10 @@ impl Dispatch {
         }
         if let Some(y) = y {
             g[1] = y;
+        }
+        if self.prefetch_groups > 0 {
+            // Whole columns: every grid row (y, z) gets them.
+            g[0] += self.prefetch_groups.div_ceil(g[1] * g[2]);
         }
         kernel_stamp(pass, &self.pipeline.label);
         pass.set_pipeline(&self.pipeline.pipeline);

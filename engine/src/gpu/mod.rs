@@ -223,14 +223,28 @@ impl Gpu {
 
     /// Map the first `size` bytes of a MAP_READ buffer and return them.
     pub async fn map_read_range(&self, staging: &wgpu::Buffer, size: u64) -> Result<Vec<u8>> {
+        self.map_read_after(staging, size, None).await
+    }
+
+    /// `map_read_range` once submission `after` (the one that filled `staging`) is done,
+    /// waiting for nothing submitted later: work queued behind it keeps the GPU busy while
+    /// the host reads (and records more). None: wait for every submission so far.
+    pub async fn map_read_after(
+        &self,
+        staging: &wgpu::Buffer,
+        size: u64,
+        after: Option<wgpu::SubmissionIndex>,
+    ) -> Result<Vec<u8>> {
         let (tx, rx) = futures::channel::oneshot::channel();
         staging.slice(..size).map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
         #[cfg(not(target_arch = "wasm32"))]
         self.device
-            .poll(wgpu::PollType::Wait { submission_index: None, timeout: None })
+            .poll(wgpu::PollType::Wait { submission_index: after, timeout: None })
             .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
+        #[cfg(target_arch = "wasm32")]
+        let _ = after;
         rx.await
             .map_err(|_| Error::Gpu { kernel: "readback".into(), message: "device lost".into() })?
             .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;

@@ -105,14 +105,16 @@ impl Kernel {
             Kernel::Matmul => &[Uniform, Read, Read, ReadWrite],
             // params, q, k, v, k_cache, v_cache, cos/sin table
             Kernel::RopeKv => &[Uniform, ReadWrite, ReadWrite, Read, ReadWrite, ReadWrite, Read],
-            // params, q, k_cache, v_cache, att (out, then partial o), partial_ml + counters
-            Kernel::AttnDecode => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite],
+            // params, q, k_cache, v_cache, att (out, then partial o), partial_ml + counters,
+            // the layer's post-attention weights (L2 prefetch)
+            Kernel::AttnDecode => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, Read],
             // params, partial_ml + counters, att (out, then partial o), AURA consts (V signs)
             Kernel::AttnMerge => &[Uniform, ReadWrite, ReadWrite, Read],
             // params, gate, up, out
             Kernel::SiluMul => &[Uniform, Read, Read, ReadWrite],
-            // params [K, V], k, words, gammas, consts (signs + codebooks + key means), RoPE table, v
-            Kernel::KvEncodeAura => &[Uniform, Read, ReadWrite, ReadWrite, Read, Read, Read],
+            // params [K, V], k, words, gammas, consts (signs + codebooks + key means), RoPE table, v,
+            // the layer's post-attention weights (L2 prefetch)
+            Kernel::KvEncodeAura => &[Uniform, Read, ReadWrite, ReadWrite, Read, Read, Read, Read],
             // params, words, gammas, consts, dense mirror, RoPE table
             Kernel::KvDequantAura => &[Uniform, Read, Read, Read, ReadWrite, Read],
             // params, q, words, gammas, consts, att (out, then partial o), partial_ml + counters,
@@ -143,9 +145,14 @@ impl Kernel {
         matches!(self, Kernel::AttnDecode | Kernel::AttnDecodeAura | Kernel::AttnMerge)
     }
 
-    /// Whether the kernel prefetches the next kernel's weights (`common/prefetch.wgsl`).
+    /// Whether the kernel prefetches weights into L2 (`common/prefetch.wgsl`): the next
+    /// kernel's (projections) or the layer's post-attention ones (dense attention, the AURA
+    /// encoder).
     pub fn prefetches(self) -> bool {
-        matches!(self, Kernel::Matvec | Kernel::MatvecNorm | Kernel::MatvecGlu)
+        matches!(
+            self,
+            Kernel::Matvec | Kernel::MatvecNorm | Kernel::MatvecGlu | Kernel::AttnDecode | Kernel::KvEncodeAura
+        )
     }
 
     /// Whether the kernel reads a weight matrix through the quant snippet.
@@ -263,6 +270,16 @@ pub fn compose(key: &PipelineKey) -> String {
     s
 }
 
+/// `Options::empty_kernels`: the module with its entry point returning at once (under a
+/// condition the compiler cannot fold, so every binding stays in use).
+pub fn empty_kernel(source: &str) -> String {
+    let c = source.find("@compute").expect("a compute entry point");
+    let body = c + source[c..].find('{').expect("the entry point's body") + 1;
+    let mut s = source.to_string();
+    s.insert_str(body, " if (step.zero == 0u) { return; }");
+    s
+}
+
 impl Registry {
     /// Group 1's bind group over a buffer of step uniforms (bound with dynamic offsets).
     pub fn step_bind_group(&self, device: &wgpu::Device, steps: &wgpu::Buffer) -> wgpu::BindGroup {
@@ -334,7 +351,7 @@ impl Gpu {
                 count: None,
             })
             .collect();
-        let source = compose(key);
+        let source = if self.options.empty_kernels { empty_kernel(&compose(key)) } else { compose(key) };
         let built = self
             .checked(&label, || {
                 let layout0 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -388,10 +405,15 @@ impl Gpu {
 
     /// Bind group for group 0 of a pipeline: whole buffers in binding order.
     pub fn bind(&self, p: &Pipeline, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
+        self.bind_resources(p, buffers.iter().map(|b| b.as_entire_binding()).collect())
+    }
+
+    /// `bind` with any resources, e.g. a weight matrix's range of a shared buffer.
+    pub fn bind_resources(&self, p: &Pipeline, res: Vec<wgpu::BindingResource<'_>>) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = res
+            .into_iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, resource)| wgpu::BindGroupEntry { binding: i as u32, resource })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&p.label),

@@ -294,9 +294,11 @@ pub fn attn_wg(head_dim: usize) -> u32 {
     (head_dim as u32).max(64)
 }
 
-/// `block == 0` is the single-pass kernel; `merge` (split-K): the last block of each head
-/// to finish merges the partials, so no `attn_merge` dispatch follows.
-pub fn attn_key(v: Variant, head_dim: usize, block: u32, merge: bool) -> PipelineKey {
+/// Dense attention serving `heads` query heads of one KV head per workgroup (1, or a
+/// divisor of the GQA group: see `dense_heads_per_workgroup`). `block == 0` is the
+/// single-pass kernel; `merge` (split-K): the last block to finish merges the partials, so
+/// no `attn_merge` dispatch follows.
+pub fn attn_key(v: Variant, head_dim: usize, heads: usize, block: u32, merge: bool) -> PipelineKey {
     PipelineKey {
         kernel: Kernel::AttnDecode,
         weight: None,
@@ -304,10 +306,22 @@ pub fn attn_key(v: Variant, head_dim: usize, block: u32, merge: bool) -> Pipelin
         consts: vec![
             ("WG", attn_wg(head_dim)),
             ("HD", head_dim as u32),
+            ("G", heads as u32),
             ("BLOCK", block),
             ("MERGE", (merge && block > 0) as u32),
         ],
     }
+}
+
+/// Query heads a dense attention workgroup serves when it takes a whole GQA group: the
+/// largest divisor of the group up to 4 (its online softmax reduces four heads at once);
+/// one for head dims past 128, whose wider workgroups would pass WebGPU's 16 KiB of
+/// workgroup memory with several heads.
+pub fn dense_heads_per_workgroup(group: usize, head_dim: usize) -> usize {
+    if head_dim > 128 {
+        return 1;
+    }
+    (1..=4).rev().find(|g| group.is_multiple_of(*g)).unwrap_or(1)
 }
 
 /// The split-K merge: a wide workgroup, so its block loop runs in parallel; `unrotate`
