@@ -2,6 +2,7 @@
 //! Q4_0 and Q4_1 run on every test backend and match the CPU reference forward.
 mod common;
 
+use aura::kv::scheme::KvScheme;
 use aura::model::synthetic::{llama_gguf, Shape};
 use aura::model::tensor::WeightType;
 use aura::reference::forward::RefModel;
@@ -53,6 +54,78 @@ fn every_weight_type_matches_reference() {
                     assert!(nmse < tol, "{b:?} {ty:?} seed {seed}: decode step {step} NMSE {nmse:.3e}");
                 }
             });
+        }
+    }
+}
+
+/// One session crossing the plan's switches at 2048 cache rows (Vulkan's Auto merge mode):
+/// dense attention goes from one head per workgroup with the fused merge to a GQA group
+/// per workgroup with the merge dispatch (`DENSE_FUSED_MAX_KV`), and AURA's 64-token split
+/// from 32 blocks merged in the last block (per head) to the merge dispatch (per group).
+/// Every decode step across it matches a session that uses the merge dispatch throughout
+/// (and no L2 prefetch, so separate weight buffers), and the dense cache matches the CPU
+/// reference.
+#[test]
+fn decode_across_the_plan_switches_at_2048_rows() {
+    // head_dim 64 (AURA's smallest), two KV heads, GQA group 2.
+    let shape = Shape { n_layers: 2, hidden: 256, n_heads: 4, n_kv_heads: 2, ffn: 384, vocab: 320, context: 2100 };
+    let (prompt_len, steps) = (2040, 16);
+    let bytes = llama_gguf(&shape, WeightType::Q8_0, WeightType::Q8_0, 77);
+    let rm = RefModel::new(&HostModel::from_gguf_bytes(&bytes).unwrap());
+    let mut rng = common::Rng(77);
+    let prompt: Vec<u32> = (0..prompt_len).map(|_| rng.below(shape.vocab) as u32).collect();
+    for b in common::test_backends() {
+        // The Auto session also takes the L2 prefetch (layer buffers bound as ranges, prefetch
+        // workgroups on attention and the encoder); the reference session neither.
+        let auto = common::engine(Options { backend: Some(b), l2_prefetch: Some(true), ..Options::default() });
+        let dispatch = common::engine(Options {
+            backend: Some(b),
+            fused_merge: Some(false),
+            l2_prefetch: Some(false),
+            ..Options::default()
+        });
+        let f16 = auto.variant().f16;
+        let tol = if f16 { NMSE_F16_KV } else { NMSE_F32_KV };
+        for kv in [KvScheme::F16, KvScheme::Aura { k_bits: 4, v_bits: 4 }] {
+            // The prompt's last logits, then each greedy step's.
+            let run = |engine: &aura::Engine| -> Vec<Vec<f32>> {
+                let model = Model::new(engine, HostModel::from_gguf_bytes(&bytes).unwrap()).unwrap();
+                pollster::block_on(async {
+                    let so = SessionOptions { capacity: shape.context, attention: None, kv: Some(kv) };
+                    let mut s = Session::new(&model, so).await.unwrap();
+                    let mut out = vec![s.prefill(&prompt).await.unwrap()];
+                    for i in 0..steps {
+                        let l = s.step(argmax(&out[i]) as u32).await.unwrap();
+                        out.push(l);
+                    }
+                    out
+                })
+            };
+            let (got, want) = (run(&auto), run(&dispatch));
+            for (i, (g, w)) in got.iter().zip(&want).enumerate().skip(1) {
+                let (nmse, _) = compare(g, w);
+                let kv_len = prompt_len + i;
+                assert!(nmse < 1e-6, "{b:?} {kv:?}: kv_len {kv_len} NMSE {nmse:.3e} against the merge dispatch");
+                assert_eq!(argmax(g), argmax(w), "{b:?} {kv:?}: kv_len {kv_len} greedy token");
+            }
+            if kv == KvScheme::F16 {
+                let mut st = rm.state(shape.context, f16);
+                let mut lr = Vec::new();
+                for &t in &prompt {
+                    lr = rm.forward(&mut st, t);
+                }
+                for (i, g) in got.iter().enumerate() {
+                    if i > 0 {
+                        lr = rm.forward(&mut st, argmax(&got[i - 1]) as u32);
+                    }
+                    let (nmse, _) = compare(g, &lr);
+                    assert!(
+                        nmse < tol,
+                        "{b:?} f16: kv_len {} NMSE {nmse:.3e} against the CPU reference",
+                        prompt_len + i
+                    );
+                }
+            }
         }
     }
 }

@@ -32,7 +32,7 @@ struct Params {
 // Output rows [t][n_heads][HD] first, then the split-K partial o rows (at po_off).
 @group(0) @binding(4) var<storage, read_write> att: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> pml: array<atomic<u32>>;
-// The layer's weights that run after attention: grid columns past n_heads prefetch them
+// The layer's weights that run after attention: grid columns past n_heads / G prefetch them
 // into L2 (common/prefetch.wgsl's prefetch_side); a one-word placeholder when off.
 @group(0) @binding(6) var<storage, read> pf: array<u32>;
 

@@ -106,8 +106,9 @@ pub struct Options {
     /// pair) when the stacked matrices share a type. Off: separate dispatches.
     pub fused: bool,
     /// Attention workgroups (dense and AURA): `Some(true)` one query head each (n_heads
-    /// workgroups, every one reading its KV head's rows), `Some(false)` a whole GQA group
-    /// each (rows read once per group; dense: the largest divisor of the group up to 4);
+    /// workgroups, every one reading its KV head's rows), `Some(false)` several heads of a
+    /// GQA group each, reading the rows once for them (AURA: the whole group; dense: the
+    /// largest divisor of the group up to 4, and one head for head dims past 128);
     /// `None`: one head for single-pass and fused-merge split-K (shallow contexts), a group
     /// with the merge dispatch (deep ones), as measured.
     pub head_per_workgroup: Option<bool>,
@@ -129,9 +130,11 @@ pub struct Options {
     /// bound, and every kernel writes its workgroup memory before reading it; the tests
     /// run both ways. WebGPU in a browser always checks, whatever this says.
     pub shader_checks: bool,
-    /// L2 prefetch in the fused decode: each projection also loads the next projection's
-    /// weights, so they come from L2 rather than memory. `None`: on for GPUs, off for CPU
-    /// adapters (where it is only extra loads).
+    /// L2 prefetch in decode: a layer's matrices that run after attention share a buffer
+    /// (`GpuLayer::post`), which dense attention (or the AURA encoder) loads into L2 with
+    /// workgroups of its own, so the projections read L2 rather than memory; the fused LM
+    /// head loads layer 0's q|k|v. `None`: on for GPUs, off for CPU adapters (where it is
+    /// only extra loads).
     pub l2_prefetch: Option<bool>,
     /// Split-K attention merges in its own dispatch: the last block of each head (KV group
     /// for AURA) to finish merges the partials, counted through an atomic, so no

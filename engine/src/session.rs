@@ -236,23 +236,23 @@ impl Session {
         // writable bindings).
         let spare = [f32s("spare_y1", 1)?, f32s("spare_y2", 1)?];
         let spare_table = f32s("spare_rope_table", 2)?;
-        // L2 prefetch: the first dispatch after each layer's q|k|v (dense attention, or the
-        // AURA encoder) loads the weights that run after attention (o, gate|up, down, the
-        // next layer's q|k|v: `GpuLayer::post`) with workgroups of its own, and the LM head
-        // loads layer 0's q|k|v for the next step; the projections then read L2 and prefetch
-        // nothing (a one-word placeholder binding). H200, GPU loop tok/s against each
-        // projection prefetching the next one's weights: f16 1013 / 886 / 785 vs 961 / 834 /
-        // 686 at depth 0 / 4096 / 16384 (with the GQA-group attention), aura4v4 694 / 650 /
-        // 566 vs 675 / 637 / 558; on AURA's attention dispatch instead of its encoder 689 /
-        // 634 / 536.
+        // L2 prefetch: dense attention (or the AURA encoder) loads the weights that run after
+        // attention (o, gate|up, down, the next layer's q|k|v: `GpuLayer::post`) with
+        // workgroups of its own, and the fused LM head loads layer 0's q|k|v for the next
+        // step; the projections then read L2 and prefetch nothing (a one-word placeholder
+        // binding). H200, GPU loop tok/s, against each projection prefetching the next one's
+        // weights (together with the decode mat-vec's hoisted residual read): f16 1013 vs 961
+        // at depth 0 (where nothing else changed), aura4v4 694 / 650 / 566 vs 675 / 637 / 558
+        // at depth 0 / 4096 / 16384; on AURA's attention dispatch instead of its encoder
+        // 689 / 634 / 536.
         let no_pf = f32s("no_prefetch", 1)?;
-        let prefetch = gpu.options.l2_prefetch.unwrap_or(!gpu.caps.cpu_adapter);
+        let prefetch = gpu.l2_prefetch();
         let no_rope = NormRope::None(&spare_table);
         // RoPE folds into the fused q|k|v projection when a pair's two rows are adjacent
         // (GGUF's convention), so they land in one workgroup.
         let fold_rope = c.rope_style == RopeStyle::Adjacent && c.head_dim % 4 == 0;
         for (li, l) in w.layers.iter().enumerate() {
-            let attn = LayerAttention::new(&shared, li, if prefetch { Some(&l.post) } else { None }).await?;
+            let attn = LayerAttention::new(&shared, li, l.post.as_ref().filter(|_| prefetch)).await?;
             let fused = match (&l.qkv, &l.gate_up, gpu.options.fused) {
                 (Some(qkv), Some(gu), true) => {
                     let (kc, vc, write_cache) = attn.rope_targets();

@@ -138,7 +138,8 @@ impl LayerAttention {
         };
         // Query heads per workgroup: one (more workgroups, shorter serial work each) for the
         // shallow kernels (single-pass, fused-merge split: few tiles per head), or the whole
-        // GQA group (K and V rows read once per group) for the deep one (merge dispatch),
+        // GQA group (K and V rows read once for its heads; dense: up to 4, see
+        // dense_heads_per_workgroup) for the deep one (merge dispatch),
         // unless forced. AURA, H200, aura4v4, GPU loop tok/s, per head / per group: depth 0
         // 463 / 443, 1024 504 / 483, 4096 440 / 458, 16384 332 / 420.
         let group = c.group();

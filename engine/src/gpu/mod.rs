@@ -57,6 +57,12 @@ impl std::ops::Deref for Gpu {
 }
 
 impl Gpu {
+    /// Whether decode prefetches weights into L2 (`Options::l2_prefetch`; default: on for
+    /// GPUs, off for CPU adapters, where it is only extra loads).
+    pub fn l2_prefetch(&self) -> bool {
+        self.options.l2_prefetch.unwrap_or(!self.caps.cpu_adapter)
+    }
+
     /// How split-K attention merges (`Options::fused_merge`): forced either way, else per
     /// step on Vulkan and the merge dispatch elsewhere. The fused merge's last block reads
     /// partials other workgroups wrote with plain stores in the same dispatch: naga gives

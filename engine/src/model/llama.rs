@@ -77,10 +77,12 @@ pub struct GpuLayer {
     pub qkv: Option<GpuMatrix>,
     /// gate | up stacked (when they share a type), for the fused decode SwiGLU input.
     pub gate_up: Option<GpuMatrix>,
-    /// The buffer holding every matrix that runs after this layer's attention, in order: o,
-    /// gate | up, down and the next layer's q | k | v. The attention dispatch prefetches it
-    /// into L2 while it runs, so those projections read L2 instead of memory.
-    pub post: wgpu::Buffer,
+    /// With the L2 prefetch: the buffer holding every matrix that runs after this layer's
+    /// attention, in order: o, gate | up, down and the next layer's q | k | v. The first
+    /// dispatch after q|k|v (dense attention, the AURA encoder) prefetches it into L2, so
+    /// those projections read L2 instead of memory. None: separate buffers (prefetch off, or
+    /// the layer would pass the adapter's binding limit).
+    pub post: Option<wgpu::Buffer>,
 }
 
 pub struct GpuWeights {
@@ -95,8 +97,8 @@ pub struct GpuWeights {
     pub pre: wgpu::Buffer,
 }
 
-/// A matrix (or stack) placed in a layer buffer under construction: `GpuMatrix` less the
-/// buffer.
+/// A matrix (or stack) placed in a buffer under construction: `GpuMatrix` less the buffer.
+#[derive(Clone)]
 struct Placed {
     offset: u64,
     size: u64,
@@ -116,23 +118,32 @@ impl Placed {
 /// Storage-binding offsets must be multiples of this (256 is the largest any adapter asks).
 const RANGE_ALIGN: usize = 256;
 
-/// Appends `data` at the next aligned offset of `bytes`; returns (offset, size).
+/// Whether tensors stack row-wise in one range (same type and width, more than one).
+fn stackable(ts: &[&HostTensor]) -> bool {
+    ts.len() > 1 && ts.iter().all(|t| t.ty == ts[0].ty && t.cols() == ts[0].cols())
+}
+
+/// Appends `data` at the next aligned offset of `bytes`, padded to 4 bytes (storage
+/// bindings are sized in words); returns (offset, size).
 fn append(bytes: &mut Vec<u8>, data: &[u8]) -> (u64, u64) {
     bytes.resize(bytes.len().next_multiple_of(RANGE_ALIGN), 0);
     let off = bytes.len() as u64;
     bytes.extend_from_slice(data);
-    (off, data.len() as u64)
+    bytes.resize(bytes.len().next_multiple_of(4), 0);
+    (off, bytes.len() as u64 - off)
 }
 
-/// Places tensors in `bytes`: stacked row-wise in one range when they share a type and
-/// width (the stack, and a view of each part), else each in its own range (no stack).
+/// Places a group of tensors in `bytes`: stacked row-wise in one range when they share a
+/// type and width (the stack, and a view of each part), else each in its own range.
 fn place(bytes: &mut Vec<u8>, ts: &[&HostTensor]) -> (Option<Placed>, Vec<Placed>) {
-    let single = |bytes: &mut Vec<u8>, t: &HostTensor| {
-        let (offset, size) = append(bytes, &t.data);
-        Placed { offset, size, ty: t.ty, row_base: 0, rows: t.rows(), cols: t.cols() }
-    };
-    if ts.len() == 1 || ts.iter().any(|t| t.ty != ts[0].ty || t.cols() != ts[0].cols()) {
-        let views: Vec<Placed> = ts.iter().map(|t| single(bytes, t)).collect();
+    if !stackable(ts) {
+        let views = ts
+            .iter()
+            .map(|t| {
+                let (offset, size) = append(bytes, &t.data);
+                Placed { offset, size, ty: t.ty, row_base: 0, rows: t.rows(), cols: t.cols() }
+            })
+            .collect();
         return (None, views);
     }
     let data: Vec<u8> = ts.iter().flat_map(|t| t.data.iter().copied()).collect();
@@ -147,6 +158,34 @@ fn place(bytes: &mut Vec<u8>, ts: &[&HostTensor]) -> (Option<Placed>, Vec<Placed
     (Some(Placed { offset, size, ty, row_base: 0, rows: row_base, cols }), views)
 }
 
+/// Bytes `place` would take for these groups in one buffer.
+fn packed_len(groups: &[Vec<&HostTensor>]) -> u64 {
+    let mut n = 0usize;
+    for g in groups {
+        let parts: Vec<usize> = if stackable(g) {
+            vec![g.iter().map(|t| t.data.len()).sum()]
+        } else {
+            g.iter().map(|t| t.data.len()).collect()
+        };
+        for len in parts {
+            n = n.next_multiple_of(RANGE_ALIGN) + len.next_multiple_of(4);
+        }
+    }
+    n as u64
+}
+
+/// Groups placed in one buffer.
+struct Packed {
+    buf: wgpu::Buffer,
+    groups: Vec<(Option<Placed>, Vec<Placed>)>,
+}
+
+fn pack(gpu: &Gpu, label: &str, groups: &[Vec<&HostTensor>]) -> Result<Packed> {
+    let mut bytes = Vec::new();
+    let groups = groups.iter().map(|g| place(&mut bytes, g)).collect();
+    Ok(Packed { buf: gpu.buffer_init(label, &bytes, wgpu::BufferUsages::STORAGE)?, groups })
+}
+
 impl GpuWeights {
     pub fn lm_head(&self) -> &GpuMatrix {
         self.output.as_ref().unwrap_or(&self.embd)
@@ -157,7 +196,8 @@ impl GpuWeights {
         let mat = |name: &str| -> Result<GpuMatrix> {
             let t = m.tensor(name)?;
             let buf = gpu.buffer_init(name, &t.data, usage)?;
-            let size = t.data.len() as u64;
+            // buffer_init pads to 4 bytes: storage bindings are sized in words.
+            let size = (t.data.len() as u64).next_multiple_of(4);
             Ok(GpuMatrix { buf, offset: 0, size, ty: t.ty, row_base: 0, rows: t.rows(), cols: t.cols() })
         };
         // Norm weights are tiny: always f32 on the GPU.
@@ -168,47 +208,72 @@ impl GpuWeights {
         let n = |i: usize, s: &str| format!("blk.{i}.{s}.weight");
         let tensors = |i: usize, names: &[&str]| names.iter().map(|s| m.tensor(&n(i, s))).collect::<Result<Vec<_>>>();
         let qkv_names = ["attn_q", "attn_k", "attn_v"];
-        // Layer buffers in the order the decode reads them after each attention: layer i's
-        // holds its o, gate | up and down and layer i + 1's q | k | v ("pre" holds layer 0's).
-        let mut pre = Vec::new();
-        let mut qkv = place(&mut pre, &tensors(0, &qkv_names)?);
-        let pre = gpu.buffer_init("blk.0.attn_qkv", &pre, usage)?;
-        let mut qkv_buf = pre.clone();
-        let mut layers = Vec::with_capacity(m.config.n_layers);
-        for i in 0..m.config.n_layers {
-            let mut bytes = Vec::new();
-            let (_, wo) = place(&mut bytes, &tensors(i, &["attn_output"])?);
-            let (gate_up, gu) = place(&mut bytes, &tensors(i, &["ffn_gate", "ffn_up"])?);
-            let (_, down) = place(&mut bytes, &tensors(i, &["ffn_down"])?);
-            let next_qkv =
-                if i + 1 < m.config.n_layers { Some(place(&mut bytes, &tensors(i + 1, &qkv_names)?)) } else { None };
-            let post = gpu.buffer_init(&format!("blk.{i}.post_attn"), &bytes, usage)?;
-            let (stack, views) = &qkv;
+        let n_layers = m.config.n_layers;
+        // With the L2 prefetch, layer i's matrices that run after its attention share one
+        // buffer in the order the decode reads them: its o, gate | up, down and layer
+        // i + 1's q | k | v (`GpuLayer::post`; "pre" holds layer 0's q | k | v). Without it,
+        // or where that buffer would pass the adapter's binding limit, each matrix (or
+        // stack) has a buffer of its own.
+        let prefetch = gpu.l2_prefetch();
+        let limit = gpu.caps.max_storage_binding.min(gpu.caps.max_buffer);
+        let pre = pack(gpu, "blk.0.attn_qkv", &[tensors(0, &qkv_names)?])?;
+        let mut qkv = (pre.buf.clone(), pre.groups[0].clone());
+        let mut layers = Vec::with_capacity(n_layers);
+        for i in 0..n_layers {
+            let mut groups =
+                vec![tensors(i, &["attn_output"])?, tensors(i, &["ffn_gate", "ffn_up"])?, tensors(i, &["ffn_down"])?];
+            let next = if i + 1 < n_layers { Some(tensors(i + 1, &qkv_names)?) } else { None };
+            let grouped = prefetch && {
+                let mut all = groups.clone();
+                all.extend(next.clone());
+                packed_len(&all) <= limit
+            };
+            let (post, [wo, gu, down], next_qkv) = if grouped {
+                groups.extend(next);
+                let p = pack(gpu, &format!("blk.{i}.post_attn"), &groups)?;
+                let next_qkv = p.groups.get(3).map(|g| (p.buf.clone(), g.clone()));
+                let g = |j: usize| (p.buf.clone(), p.groups[j].clone());
+                (Some(p.buf.clone()), [g(0), g(1), g(2)], next_qkv)
+            } else {
+                let own = |j: usize, what: &str| -> Result<_> {
+                    let p = pack(gpu, &format!("blk.{i}.{what}"), &groups[j..j + 1])?;
+                    Ok((p.buf, p.groups[0].clone()))
+                };
+                let next_qkv = match &next {
+                    Some(t) => {
+                        let p = pack(gpu, &format!("blk.{}.attn_qkv", i + 1), std::slice::from_ref(t))?;
+                        Some((p.buf, p.groups[0].clone()))
+                    }
+                    None => None,
+                };
+                (None, [own(0, "attn_output")?, own(1, "ffn_gate_up")?, own(2, "ffn_down")?], next_qkv)
+            };
+            let ((qb, (qstack, qviews)), (ob, (_, ov)), (gb, (gstack, gviews)), (db, (_, dv))) =
+                (&qkv, &wo, &gu, &down);
             layers.push(GpuLayer {
                 attn_norm: norm(&n(i, "attn_norm"))?,
-                wq: views[0].on(&qkv_buf),
-                wk: views[1].on(&qkv_buf),
-                wv: views[2].on(&qkv_buf),
-                wo: wo[0].on(&post),
+                wq: qviews[0].on(qb),
+                wk: qviews[1].on(qb),
+                wv: qviews[2].on(qb),
+                wo: ov[0].on(ob),
                 ffn_norm: norm(&n(i, "ffn_norm"))?,
-                gate: gu[0].on(&post),
-                up: gu[1].on(&post),
-                down: down[0].on(&post),
-                qkv: stack.as_ref().map(|s| s.on(&qkv_buf)),
-                gate_up: gate_up.map(|s| s.on(&post)),
-                post: post.clone(),
+                gate: gviews[0].on(gb),
+                up: gviews[1].on(gb),
+                down: dv[0].on(db),
+                qkv: qstack.as_ref().map(|s| s.on(qb)),
+                gate_up: gstack.as_ref().map(|s| s.on(gb)),
+                post,
             });
-            if let Some(next) = next_qkv {
-                qkv = next;
+            if let Some(q) = next_qkv {
+                qkv = q;
             }
-            qkv_buf = post;
         }
         Ok(GpuWeights {
             embd: mat("token_embd.weight")?,
             layers,
             out_norm: norm("output_norm.weight")?,
             output: if m.tensors.contains_key("output.weight") { Some(mat("output.weight")?) } else { None },
-            pre,
+            pre: pre.buf,
         })
     }
 
