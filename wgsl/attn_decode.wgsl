@@ -101,7 +101,10 @@ fn attn_decode(
         }
         // One K row (this thread's token) scored against the G queries.
         let kb = (base + min(t, end - 1u)) * (HD / 4u);
-        var d: array<f32, G>;
+        // Explicitly zeroed for every tile: with a bare `var` here the page (Chromium's WebGPU
+        // on SwiftShader) carried the scores into the second tile (its greedy tokens left the
+        // native engine's at the first 65-row step); naga's SPIR-V re-zeroes either way.
+        var d = array<f32, G>();
         for (var i = 0u; i < HD / 4u; i = i + 1u) {
             let k = vec4<f32>(kc[kb + i]);
             for (var g = 0u; g < G; g = g + 1u) {

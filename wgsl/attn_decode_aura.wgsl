@@ -181,7 +181,8 @@ fn attn_decode_aura(
         }
         if (tok < end) {
             // The indices from registers: HD and KB are constants, so every shift is too.
-            var d: array<f32, G>;
+            // Explicitly zeroed per tile (see attn_decode.wgsl).
+            var d = array<f32, G>();
             for (var i = 0u; i < HD; i = i + 1u) {
                 let bit = i * KB;
                 let off = bit & 31u;
