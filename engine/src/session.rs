@@ -205,6 +205,17 @@ impl Session {
             if scheme.is_compressed() && gpu.options.aura_key_centering { Some(key_means(model).await?) } else { None };
         let rope = rope_table(cap, c.head_dim, c.rope_theta);
         let rope_buf = gpu.buffer_init("rope_cos_sin", bytemuck::cast_slice(&rope), st)?;
+        // L2 prefetch: dense attention (or the AURA encoder) loads the weights that run after
+        // attention (o, gate|up, down, the next layer's q|k|v: `GpuLayer::post`) with
+        // workgroups of its own, and the fused LM head loads layer 0's q|k|v for the next
+        // step; the projections then read L2 and prefetch nothing (a one-word placeholder
+        // binding). H200, GPU loop tok/s, against each projection prefetching the next one's
+        // weights (together with the decode mat-vec's hoisted residual read): f16 1013 vs 961
+        // at depth 0 (where nothing else changed), aura4v4 694 / 650 / 566 vs 675 / 637 / 558
+        // at depth 0 / 4096 / 16384; on AURA's attention dispatch instead of its encoder
+        // 689 / 634 / 536.
+        let no_pf = f32s("no_prefetch", 1)?;
+        let prefetch = gpu.l2_prefetch();
         let shared = Shared {
             gpu,
             config: c,
@@ -222,6 +233,7 @@ impl Session {
             pml: &pml,
             rope_table: &rope_buf,
             key_means: key_means.as_ref().map(|m| m.as_slice()),
+            no_prefetch: &no_pf,
         };
         let embed = {
             let p = gpu.pipeline(&embed_key(v, w.embd.ty, h)).await?;
@@ -236,17 +248,6 @@ impl Session {
         // writable bindings).
         let spare = [f32s("spare_y1", 1)?, f32s("spare_y2", 1)?];
         let spare_table = f32s("spare_rope_table", 2)?;
-        // L2 prefetch: dense attention (or the AURA encoder) loads the weights that run after
-        // attention (o, gate|up, down, the next layer's q|k|v: `GpuLayer::post`) with
-        // workgroups of its own, and the fused LM head loads layer 0's q|k|v for the next
-        // step; the projections then read L2 and prefetch nothing (a one-word placeholder
-        // binding). H200, GPU loop tok/s, against each projection prefetching the next one's
-        // weights (together with the decode mat-vec's hoisted residual read): f16 1013 vs 961
-        // at depth 0 (where nothing else changed), aura4v4 694 / 650 / 566 vs 675 / 637 / 558
-        // at depth 0 / 4096 / 16384; on AURA's attention dispatch instead of its encoder
-        // 689 / 634 / 536.
-        let no_pf = f32s("no_prefetch", 1)?;
-        let prefetch = gpu.l2_prefetch();
         let no_rope = NormRope::None(&spare_table);
         // RoPE folds into the fused q|k|v projection when a pair's two rows are adjacent
         // (GGUF's convention), so they land in one workgroup.
@@ -866,8 +867,7 @@ async fn rms_d(
 ) -> Result<Dispatch> {
     let p = gpu.pipeline(&rmsnorm_key(gpu.variant, n)).await?;
     let params = uniform(gpu, RmsNormParams { eps, _pad: [0; 3] })?;
-    let bind = gpu.bind(&p, &[&params, x, w, out]);
-    Ok(Dispatch { pipeline: p, bind, groups: [1, 1, 1], per_token: PerToken::Axis(0), prefetch_groups: 0 })
+    Ok(Dispatch::new(gpu, &p, &[&params, x, w, out], [1, 1, 1], PerToken::Axis(0)))
 }
 
 /// Public-domain calibration text for the key means (Lincoln, 1863).

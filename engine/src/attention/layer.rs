@@ -33,6 +33,8 @@ pub struct Shared<'a> {
     pub rope_table: &'a wgpu::Buffer,
     /// Key means [n_layers][n_kv][hd] subtracted before encoding (AURA key centering).
     pub key_means: Option<&'a [f32]>,
+    /// The one-word placeholder for a kernel's prefetch binding when it prefetches nothing.
+    pub no_prefetch: &'a wgpu::Buffer,
 }
 
 /// Dense attention over a dense (or mirror) cache: single pass, and split-K for each block
@@ -97,10 +99,9 @@ impl LayerAttention {
         };
         // Two placeholders: WebGPU forbids binding one buffer to two writable bindings.
         let (dummy_k, dummy_v) = (gpu.buffer("unused_k", 4, st)?, gpu.buffer("unused_v", 4, st)?);
-        let no_pf = gpu.buffer("no_prefetch", 4, st)?;
         let (pf, pf_groups) = match prefetch {
             Some(b) => (b, prefetch_groups(b.size())),
-            None => (&no_pf, 0),
+            None => (s.no_prefetch, 0),
         };
         let rope_p = gpu.pipeline(&rope_kv_key(v, hd)).await?;
         let rope_params = uniform(
@@ -250,7 +251,7 @@ impl LayerAttention {
         )?;
         // The encoder runs first after q|k|v: it carries the L2 prefetch of the weights that
         // follow attention (the mirror path's dense attention carries its own).
-        let (enc_pf, enc_pf_groups) = if s.mirror { (&no_pf, 0) } else { (pf, pf_groups) };
+        let (enc_pf, enc_pf_groups) = if s.mirror { (s.no_prefetch, 0) } else { (pf, pf_groups) };
         let res = [&params, s.k, &words, &gammas, &consts, s.rope_table, s.v, enc_pf];
         let encode = Dispatch::new(gpu, &enc_p, &res, [2 * nkv, 1, 1], PerToken::Axis(1)).prefetching(enc_pf_groups);
         if s.mirror {

@@ -158,32 +158,27 @@ fn place(bytes: &mut Vec<u8>, ts: &[&HostTensor]) -> (Option<Placed>, Vec<Placed
     (Some(Placed { offset, size, ty, row_base: 0, rows: row_base, cols }), views)
 }
 
-/// Bytes `place` would take for these groups in one buffer.
-fn packed_len(groups: &[Vec<&HostTensor>]) -> u64 {
-    let mut n = 0usize;
-    for g in groups {
-        let parts: Vec<usize> = if stackable(g) {
-            vec![g.iter().map(|t| t.data.len()).sum()]
-        } else {
-            g.iter().map(|t| t.data.len()).collect()
-        };
-        for len in parts {
-            n = n.next_multiple_of(RANGE_ALIGN) + len.next_multiple_of(4);
-        }
-    }
-    n as u64
-}
-
 /// Groups placed in one buffer.
 struct Packed {
     buf: wgpu::Buffer,
     groups: Vec<(Option<Placed>, Vec<Placed>)>,
 }
 
-fn pack(gpu: &Gpu, label: &str, groups: &[Vec<&HostTensor>]) -> Result<Packed> {
+/// The bytes of one buffer holding these groups, and where each went.
+type Layout = (Vec<u8>, Vec<(Option<Placed>, Vec<Placed>)>);
+
+fn lay_out(groups: &[Vec<&HostTensor>]) -> Layout {
     let mut bytes = Vec::new();
-    let groups = groups.iter().map(|g| place(&mut bytes, g)).collect();
+    let placed = groups.iter().map(|g| place(&mut bytes, g)).collect();
+    (bytes, placed)
+}
+
+fn upload_layout(gpu: &Gpu, label: &str, (bytes, groups): Layout) -> Result<Packed> {
     Ok(Packed { buf: gpu.buffer_init(label, &bytes, wgpu::BufferUsages::STORAGE)?, groups })
+}
+
+fn pack(gpu: &Gpu, label: &str, groups: &[Vec<&HostTensor>]) -> Result<Packed> {
+    upload_layout(gpu, label, lay_out(groups))
 }
 
 impl GpuWeights {
@@ -220,17 +215,18 @@ impl GpuWeights {
         let mut qkv = (pre.buf.clone(), pre.groups[0].clone());
         let mut layers = Vec::with_capacity(n_layers);
         for i in 0..n_layers {
-            let mut groups =
+            let groups =
                 vec![tensors(i, &["attn_output"])?, tensors(i, &["ffn_gate", "ffn_up"])?, tensors(i, &["ffn_down"])?];
             let next = if i + 1 < n_layers { Some(tensors(i + 1, &qkv_names)?) } else { None };
-            let grouped = prefetch && {
+            let grouped = if prefetch {
                 let mut all = groups.clone();
                 all.extend(next.clone());
-                packed_len(&all) <= limit
+                Some(lay_out(&all)).filter(|(bytes, _)| bytes.len() as u64 <= limit)
+            } else {
+                None
             };
-            let (post, [wo, gu, down], next_qkv) = if grouped {
-                groups.extend(next);
-                let p = pack(gpu, &format!("blk.{i}.post_attn"), &groups)?;
+            let (post, [wo, gu, down], next_qkv) = if let Some(layout) = grouped {
+                let p = upload_layout(gpu, &format!("blk.{i}.post_attn"), layout)?;
                 let next_qkv = p.groups.get(3).map(|g| (p.buf.clone(), g.clone()));
                 let g = |j: usize| (p.buf.clone(), p.groups[j].clone());
                 (Some(p.buf.clone()), [g(0), g(1), g(2)], next_qkv)
