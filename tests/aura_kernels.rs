@@ -440,6 +440,9 @@ struct AttnCase {
     merge: bool,
     /// One query head per workgroup (else the whole GQA group).
     per_head: bool,
+    /// The kernel encodes the new row (pos = kv_len - 1) from raw k and v rows itself
+    /// (ENC; one-token steps only).
+    encode: bool,
     hd: usize,
     group: usize,
     n_kv: usize,
@@ -467,7 +470,8 @@ fn attn_cases() -> Vec<AttnCase> {
             let (hd, group, nt) = (HEAD_DIMS[j], ATTN_GROUPS[pi][j], if i % 3 == 0 { 3 } else { 1 });
             let (n_kv, cap) = (1 + rng.below(2), kv_len + nt + rng.below(100));
             let per_head = (j + pi) % 2 == 1;
-            out.push(AttnCase { kb, vb, block, merge: i % 2 == 0, per_head, hd, group, n_kv, kv_len, nt, cap });
+            let merge = i % 2 == 0;
+            out.push(AttnCase { kb, vb, block, merge, per_head, encode: false, hd, group, n_kv, kv_len, nt, cap });
         }
     }
     out
@@ -502,9 +506,36 @@ fn attn_heads_are_distinct() {
         let cases = [(0u32, false, false), (64, false, false), (256, true, false), (32, true, true), (0, false, true)];
         for (i, (block, merge, per_head)) in cases.into_iter().enumerate() {
             let (hd, group, n_kv, kv_len, nt, cap) = (64, 4, 3, 300, 2, 700);
-            let c = AttnCase { kb: 4, vb: 2, block, merge, per_head, hd, group, n_kv, kv_len, nt, cap };
+            let c = AttnCase { kb: 4, vb: 2, block, merge, per_head, encode: false, hd, group, n_kv, kv_len, nt, cap };
             let want = attn_case(rep, label, gpu, &c, seed("attn-heads", i));
             assert_rows_distinct(&format!("{label} {c:?}"), &want, c.hd);
+        }
+    });
+}
+
+/// The fused encode (one-token steps): the workgroups whose block holds row kv_len - 1
+/// encode it from the raw k and v rows, attend to it and write it (one writer per KV
+/// head); every path, both workgroup shapes, bit widths whose indices straddle words, the
+/// first row of a cache, a row opening a new tile or block, key centering on and off.
+#[test]
+fn attn_fused_encode() {
+    // (block, merge, per_head, hd, group, n_kv, kb, vb, kv_len, centered, halves)
+    let cases = [
+        (0u32, false, true, 64, 3, 3, 4u32, 4u32, 1, true, false),
+        (0, false, false, 64, 3, 2, 3, 2, 65, false, false),
+        (64, true, false, 64, 3, 3, 4, 4, 200, true, true),
+        (16, false, true, 128, 4, 2, 8, 3, 33, true, false),
+        (256, true, false, 64, 1, 2, 2, 8, 4097, false, false),
+        (64, false, false, 256, 2, 2, 4, 4, 129, true, false),
+    ];
+    assert!(cases.iter().all(|c| aura_encode_fits(c.3, c.4, c.6, c.7)));
+    for_variants("attn_decode_aura-encode", |rep, label, gpu| {
+        for (i, c) in cases.into_iter().enumerate() {
+            let (block, merge, per_head, hd, group, n_kv, kb, vb, kv_len, centered, halves) = c;
+            let sd = (seed("attn-encode", i) & !3) | centered as u64 | (halves as u64) << 1;
+            let cap = kv_len + 1 + i * 7;
+            let c = AttnCase { kb, vb, block, merge, per_head, encode: true, hd, group, n_kv, kv_len, nt: 1, cap };
+            attn_case(rep, label, gpu, &c, sd);
         }
     });
 }
@@ -513,15 +544,16 @@ fn attn_heads_are_distinct() {
 /// (`aura_ab_len` = 1): the kernel reads q and mu from memory instead. Centered seeds only.
 #[test]
 fn attn_centering_without_workgroup_coefficients() {
-    assert_eq!(aura_ab_len(256, 8, 8, 8), 1, "the case must exercise the fallback");
-    assert!(aura_ab_len(64, 3, 4, 4) > 1, "SmolLM2's shape keeps the coefficients in workgroup memory");
+    assert_eq!(aura_ab_len(256, 8, 8, 8, false), 1, "the case must exercise the fallback");
+    assert!(aura_ab_len(64, 3, 4, 4, true) > 1, "SmolLM2's shape keeps the coefficients in workgroup memory");
     for_variants("attn_decode_aura-ab-fallback", |rep, label, gpu| {
         let seeds: Vec<u64> = (0..8).map(|i| seed("attn-ab", i)).filter(|s| s & 1 == 1).take(2).collect();
         assert!(!seeds.is_empty());
         for (i, &sd) in seeds.iter().enumerate() {
             let block = [0u32, 64][i % 2];
             let (hd, group, n_kv, kv_len, nt, cap) = (256, 8, 1, 70, 1, 100);
-            let c = AttnCase { kb: 8, vb: 4, block, merge: true, per_head: false, hd, group, n_kv, kv_len, nt, cap };
+            let (merge, per_head, encode) = (true, false, false);
+            let c = AttnCase { kb: 8, vb: 4, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap };
             attn_case(rep, label, gpu, &c, sd);
         }
     });
@@ -532,9 +564,14 @@ fn attn_centering_without_workgroup_coefficients() {
 /// `attention_packed` on the same packed data. Returns the reference [T][n_heads][hd].
 fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
-    let AttnCase { kb, vb, block, merge, per_head, hd, group, n_kv, kv_len, nt, cap } = *c;
+    let AttnCase { kb, vb, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap } = *c;
+    assert!(!encode || nt == 1, "the fused encode runs one-token steps");
     let l = Layer::new(rng.below(32), hd, kb, vb);
-    let (nh, last, rows) = (group * n_kv, kv_len + nt - 1, n_kv * cap);
+    let (nh, rows) = (group * n_kv, n_kv * cap);
+    // Rows the last token sees; the cache holds them all before the kernel runs, but for
+    // the new one (kv_len - 1) when the kernel encodes it.
+    let seen = kv_len + nt - 1;
+    let filled = seen - encode as usize;
     let (words0, gam0) = garbage_cache(gpu, &mut rng, rows, &l);
     let (rwk, _) = l.rw();
     let mut caches = l.sides(rows).map(|s| {
@@ -544,32 +581,50 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
         (pc, s.signs, s.cb)
     });
     for (pc, signs, cb) in caches.iter_mut() {
-        for (h, p) in (0..n_kv).flat_map(|h| (0..last).map(move |p| (h, p))) {
+        for (h, p) in (0..n_kv).flat_map(|h| (0..filled).map(move |p| (h, p))) {
             let m = MAGS[rng.below(3)];
             pc.write(h, p, &encode_row(&rng.vec(hd, m), signs, cb, gpu.variant.f16));
         }
     }
-    let [(kc, ..), (vc, ..)] = &caches;
     let q = rng.vec(nt * nh * hd, 2.0);
     let scale = 1.0 / (hd as f32).sqrt();
     let (max_blocks, n_blocks) =
-        if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), last.div_ceil(block as usize)) };
+        if block == 0 { (1, 0) } else { (cap.div_ceil(block as usize), seen.div_ceil(block as usize)) };
     let path = match (block, merge) {
         (0, _) => "single".to_string(),
         (b, true) => format!("split{b}+merge"),
         (b, false) => format!("split{b}"),
     };
-    let ctx = format!("{label} {path} n_blocks={n_blocks}/{max_blocks} K{kb}/V{vb} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} T={nt} cap={cap} per_head={per_head} seed={seed:#x} centered={}", seed & 1 == 1);
-    let words = [kc.words.as_slice(), &vc.words].concat();
-    let gammas = [kc.gamma.as_slice(), &vc.gamma].concat();
+    let ctx = format!("{label} {path} n_blocks={n_blocks}/{max_blocks} K{kb}/V{vb} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} T={nt} cap={cap} per_head={per_head} encode={encode} seed={seed:#x} centered={}", seed & 1 == 1);
+    let words0 = [caches[0].0.words.as_slice(), &caches[1].0.words].concat();
+    let gammas0 = [caches[0].0.gamma.as_slice(), &caches[1].0.gamma].concat();
     // Odd seeds: key centering (pre-RoPE means per KV head; RoPE pairs by seed).
     let (center, halves) = (seed & 1 == 1, seed & 2 == 2);
     let mu = if center { rng.vec(n_kv * hd, 2.0) } else { Vec::new() };
     let mu_off = l.consts.len() as u32;
     let consts = [l.consts.as_slice(), &mu].concat();
     let table = ops::rope_table(cap, hd, 10000.0);
-    let tb = upload(gpu, &table.concat());
-    let (qb, wb, gb, cb) = (upload(gpu, &q), upload(gpu, &words), upload_kv(gpu, &gammas), upload(gpu, &consts));
+    // As a session binds it: the transposed offset rows after the table.
+    let tb = upload(gpu, &ops::rope_table_gpu(cap, hd, 10000.0, WG_AURA as usize).concat());
+    // q rows, then (encode) the raw k and v rows [n_kv][hd] at odd offsets.
+    let kv_rows = [0, 1].map(|_| {
+        (0..n_kv)
+            .flat_map(|_| {
+                let m = MAGS[rng.below(3)];
+                rng.vec(hd, m)
+            })
+            .collect::<Vec<f32>>()
+    });
+    let (k_off, v_off) = (q.len() + 3, q.len() + 3 + n_kv * hd + 5);
+    let mut qkv = q.clone();
+    if encode {
+        qkv.extend([0.0; 3].iter().chain(&kv_rows[0]).chain(&[0.0; 5]).chain(&kv_rows[1]));
+    }
+    let (qb, wb, gb, cb) = (upload(gpu, &qkv), upload(gpu, &words0), upload_kv(gpu, &gammas0), upload(gpu, &consts));
+    // The layer weights attention prefetches into L2, by 0 to 2 grid columns of
+    // prefetch-only workgroups: the outputs must not depend on them.
+    let (pf, pf_cols) = (prefetch_buf(gpu, &mut rng), (seed % 3) as u32);
+    let ctx = format!("{ctx} prefetch_cols={pf_cols}");
     // Output rows, then stale partials (a merge reading past n_blocks picks these up).
     let att = upload(gpu, &vec![GARBAGE; nt * nh * hd * (1 + max_blocks)]);
     let (pml_host, n_ml) = partial_ml(nt * nh * max_blocks, nt * nh, GARBAGE);
@@ -590,21 +645,62 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
         halves: halves as u32,
         po_off,
         group: group as u32,
+        k_off: k_off as u32,
+        v_off: v_off as u32,
+        bk_off: l.offs[1],
+        bv_off: l.offs[3],
         _pad: [0; 3],
     };
     let st = step(kv_len - 1, kv_len, nt, n_blocks);
     let (v, (nh32, nt32)) = (gpu.variant, (nh as u32, nt as u32));
     let gw = if per_head { 1 } else { group };
-    let key = attn_aura_key(v, hd, gw, block, merge, kb, vb);
-    let bufs = [&qb, &wb, &gb, &cb, &att, &pml, &tb];
-    run(gpu, &ctx, &key, p, &bufs, [(nh / gw) as u32, (n_blocks as u32).max(1), nt32], st);
+    let key = attn_aura_key(v, hd, gw, block, merge, kb, vb, encode);
+    let bufs = [&qb, &wb, &gb, &cb, &att, &pml, &tb, &pf];
+    run(gpu, &ctx, &key, p, &bufs, [(nh / gw) as u32 + pf_cols, (n_blocks as u32).max(1), nt32], st);
     if block > 0 && !merge {
         let mp = MergeParams { n_heads: nh32, max_blocks: max_blocks as u32, po_off, _pad: 0 };
-        run(gpu, &ctx, &merge_key(v, hd, true), mp, &[&pml, &att, &cb], [nh32, nt32, 1], st);
+        // With the same prefetch columns (the merge carries the prefetch in deep contexts).
+        run(gpu, &ctx, &merge_key(v, hd, true), mp, &[&pml, &att, &cb, &pf], [nh32 + pf_cols, nt32, 1], st);
     }
     // The fused merge's counters are back at zero for the next dispatch.
     let counters = read::<u32>(gpu, &pml, pml_host.len());
     rep.untouched("merge counters", &ctx, &counters[n_ml..], &vec![0u32; nt * nh]);
+    // The cache: unchanged, but for the new row when the kernel encodes, which must match
+    // encode_row (up to boundary flips, see check_encoded); the reference then attends to
+    // the row as the kernel wrote it.
+    let (got_w, got_g): (Vec<u32>, Vec<f32>) = (read(gpu, &wb, words0.len()), read_kv(gpu, &gb, gammas0.len()));
+    let (mut want_w, mut want_g) = (words0.clone(), gammas0.clone());
+    if encode {
+        let mut fl = Flips::default();
+        let pos = kv_len - 1;
+        for (si, s) in l.sides(rows).iter().enumerate() {
+            for h in 0..n_kv {
+                let slot = h * cap + pos;
+                let (w, g) = (s.word_off + slot * s.rw, s.gamma_off + slot);
+                let row = &kv_rows[si][h * hd..][..hd];
+                let row: Vec<f32> = if center && si == 0 {
+                    let kcent = KeyCentering { mu: &mu[h * hd..][..hd], table: &table, halves };
+                    row.iter().zip(kcent.rotated(pos)).map(|(a, b)| a - b).collect()
+                } else {
+                    row.to_vec()
+                };
+                let rctx = format!("{ctx} new {} row head={h}", s.name);
+                check_encoded(rep, &mut fl, &rctx, &row, s, &got_w[w..w + s.rw], got_g[g], gpu.variant.f16);
+                want_w[w..w + s.rw].copy_from_slice(&got_w[w..w + s.rw]);
+                want_g[g] = got_g[g];
+                let pc = &mut caches[si].0;
+                pc.words[slot * s.rw..][..s.rw].copy_from_slice(&got_w[w..w + s.rw]);
+                pc.gamma[slot] = got_g[g];
+            }
+        }
+        if fl.flips as f64 > MAX_FLIP_FRACTION * fl.indices as f64 + 1.0 {
+            rep.failures
+                .push(format!("{ctx}: {} of {} new-row indices differ from the reference", fl.flips, fl.indices));
+        }
+    }
+    rep.untouched("attention's cache words", &ctx, &got_w, &want_w);
+    rep.untouched("attention's cache gammas", &ctx, &got_g, &want_g);
+    let [(kc, ..), (vc, ..)] = &caches;
     let got: Vec<f32> = read(gpu, &att, nt * nh * hd);
     let want: Vec<f32> = (0..nt * nh)
         .flat_map(|r| {

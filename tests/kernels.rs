@@ -817,8 +817,8 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
             &ctx,
             &merge_key(gpu.variant, hd, false),
             mp,
-            &[&pml, &out, &no_consts],
-            [nh as u32, nt as u32, 1],
+            &[&pml, &out, &no_consts, &pf],
+            [nh as u32 + pf_cols, nt as u32, 1],
             st,
         );
     }

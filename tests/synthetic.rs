@@ -76,12 +76,15 @@ fn decode_across_the_plan_switches_at_2048_rows() {
     let prompt: Vec<u32> = (0..prompt_len).map(|_| rng.below(shape.vocab) as u32).collect();
     for b in common::test_backends() {
         // The Auto session also takes the L2 prefetch (layer buffers bound as ranges, prefetch
-        // workgroups on attention and the encoder); the reference session neither.
+        // workgroups on attention) and, for AURA, encodes each step's new row inside the
+        // attention dispatch; the reference session does neither (separate buffers, the
+        // kv_encode_aura dispatch).
         let auto = common::engine(Options { backend: Some(b), l2_prefetch: Some(true), ..Options::default() });
         let dispatch = common::engine(Options {
             backend: Some(b),
             fused_merge: Some(false),
             l2_prefetch: Some(false),
+            aura_fused_encode: Some(false),
             ..Options::default()
         });
         let f16 = auto.variant().f16;

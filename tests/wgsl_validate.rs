@@ -87,9 +87,12 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
         out.extend([kv_encode_key(v, hd), kv_dequant_key(v, hd)]);
         for (kb, vb) in AURA_BITS.iter().flat_map(|&k| AURA_BITS.iter().map(move |&v| (k, v))) {
             for group in [1, 3, 8] {
-                out.push(attn_aura_key(v, hd, group, 0, false, kb, vb));
-                for merge in [false, true] {
-                    out.extend([16, 64, 256].map(|block| attn_aura_key(v, hd, group, block, merge, kb, vb)));
+                // With the fused encode wherever it fits.
+                for enc in [false, true].into_iter().filter(|&e| !e || aura_encode_fits(hd, group, kb, vb)) {
+                    out.push(attn_aura_key(v, hd, group, 0, false, kb, vb, enc));
+                    for merge in [false, true] {
+                        out.extend([16, 64, 256].map(|block| attn_aura_key(v, hd, group, block, merge, kb, vb, enc)));
+                    }
                 }
             }
         }
@@ -139,7 +142,7 @@ fn check_interface(key: &PipelineKey, m: &naga::Module) -> Result<(), String> {
         }
     }
     g0.sort_by_key(|b| b.0);
-    let want: Vec<(u32, Bind)> = key.kernel.bindings().iter().enumerate().map(|(i, b)| (i as u32, *b)).collect();
+    let want: Vec<(u32, Bind)> = key.bindings().iter().enumerate().map(|(i, b)| (i as u32, *b)).collect();
     if g0 != want {
         return Err(format!("group 0 bindings {g0:?}, Kernel::bindings() says {want:?}"));
     }

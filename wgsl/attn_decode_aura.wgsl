@@ -13,8 +13,20 @@
 // V rows: each thread owns 4 consecutive dims (one packed word or two) of one of NRG row
 // groups; a tile's rows are dealt round-robin to the groups and summed at the end.
 // K rows are at the start of `words`/`gammas`, V rows at v_word_off/v_gamma_off; `consts`
-// holds K signs at 0, then V signs, then the codebooks. consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, MERGE, KB, VB,
-// RWK, RWV (row words). cs: the RoPE (cos, sin) table [capacity][HD/2] (key centering).
+// holds K signs at 0, then V signs, then the codebooks (centroids at ck_off / cv_off,
+// boundaries at bk_off / bv_off). `qkv`: the step's q rows [T][n_heads][HD] at 0, its k
+// and v rows [T][n_kv][HD] at k_off and v_off (ENC). consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, MERGE, KB, VB,
+// RWK, RWV (row words), ENC. cs: the RoPE (cos, sin) table [capacity][HD/2], then its rows
+// 0..WG - 1 transposed, [HD/2][WG] (reference::ops::rope_table_gpu; key centering).
+// ENC (one-token steps; no kv_encode_aura dispatch before it): the workgroups whose block
+// holds the step's new row pos = step.pos encode it themselves, as kv_encode_aura would
+// (the same arithmetic: norm, H diag(s) x, boundary count, gamma = norm / |c[idx]|, bits
+// packed), from the scratch k and v rows in `qkv` (k after RoPE; key centering subtracts
+// R_pos mu), alongside the query rotation (one FWHT over G + 2 rows). They attend to that
+// row from workgroup memory (with gamma rounded as stored), and one workgroup per KV head
+// (the first of its query heads) writes it to the cache: no other workgroup of the
+// dispatch reads row pos (common/aura_enc_store.wgsl, which compose adds with ENC).
+// Grid columns x >= n_heads / G only prefetch `pf` into L2 (common/prefetch.wgsl).
 struct Params {
     n_heads: u32,
     capacity: u32,
@@ -33,13 +45,19 @@ struct Params {
     po_off: u32,
     // query heads per KV head (a multiple of G)
     group: u32,
+    // f32 offsets of the step's k and v rows in qkv (ENC)
+    k_off: u32,
+    v_off: u32,
+    // f32 offsets of the K and V boundaries in `consts` (ENC)
+    bk_off: u32,
+    bv_off: u32,
     _p0: u32,
     _p1: u32,
     _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(1) var<storage, read> qkv: array<f32>;
 @group(0) @binding(2) var<storage, read> words: array<u32>;
 @group(0) @binding(3) var<storage, read> gammas: array<kv_t>;
 @group(0) @binding(4) var<storage, read> consts: array<f32>;
@@ -47,6 +65,9 @@ struct Params {
 @group(0) @binding(5) var<storage, read_write> att: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> pml: array<atomic<u32>>;
 @group(0) @binding(7) var<storage, read> cs: array<vec2<f32>>;
+// The layer's weights that run after attention: grid columns past n_heads / G prefetch them
+// into L2 (common/prefetch.wgsl's prefetch_side); a one-word placeholder when off.
+@group(0) @binding(8) var<storage, read> pf: array<u32>;
 
 // V: lanes of 4 dims per row, row groups per tile, rows per group per tile.
 const VL: u32 = HD / 4u;
@@ -55,7 +76,8 @@ const RPG: u32 = WG / NRG;
 // V rows per thread whose packed bits and gamma are loaded at the top of a tile (the rest,
 // large head dims only, after the softmax), bounding the registers they take.
 const VPRE: u32 = min(RPG, 16u);
-var<workgroup> fw: array<f32, G * HD>;
+// The G query rows, then (ENC) the new K and V rows.
+var<workgroup> fw: array<f32, (G + 2u * ENC) * HD>;
 var<workgroup> ps: array<f32, G * WG>;
 var<workgroup> cbk: array<f32, 1u << KB>;
 var<workgroup> cbv: array<f32, 1u << VB>;
@@ -65,8 +87,11 @@ var<workgroup> cbv: array<f32, 1u << VB>;
 var<workgroup> ab: array<vec2<f32>, AB>;
 // The same per tile, turned by the tile start's angles: a token then needs only the angles
 // of its offset in the tile (rows 0 .. WG - 1 of the table, shared by every tile, workgroup
-// and layer, so they stay in cache) instead of its own row.
+// and layer, so they stay in cache, read from their transposed copy) instead of its own row.
 var<workgroup> abt: array<vec2<f32>, AB>;
+// ENC: the K and V boundaries (V's from 2^KB on) and the new row's packed K then V words.
+var<workgroup> ebnd: array<f32, max(ENC * ((1u << KB) + (1u << VB)), 1u)>;
+var<workgroup> epk: array<atomic<u32>, max(ENC * (RWK + RWV), 1u)>;
 
 fn pair(j: u32) -> vec2<u32> {
     if (p.halves != 0u) {
@@ -89,6 +114,56 @@ fn v_bits4(w0: u32, d: u32) -> u32 {
     return v;
 }
 
+// The same from the new row's packed V words in workgroup memory (ENC).
+fn v_bits4_new(d: u32) -> u32 {
+    let bit = d * VB;
+    let w = RWK + (bit >> 5u);
+    let off = bit & 31u;
+    var v = atomicLoad(&epk[w]) >> off;
+    if (off + 4u * VB > 32u) {
+        v = v | (atomicLoad(&epk[w + 1u]) << (32u - off));
+    }
+    return v;
+}
+
+// Quantize element e of the new row of `kind` (0 K, 1 V; rotated, unnormalized, in fw):
+// the index (boundaries strictly below u = y / norm) packed into epk; returns its centroid.
+fn enc_elem(kind: u32, e: u32, norm: f32) -> f32 {
+    var u = 0.0;
+    if (norm > 0.0) {
+        u = fw[(G + kind) * HD + e] / norm;
+    }
+    var bits = KB;
+    var b0 = 0u;
+    var w0 = 0u;
+    if (kind == 1u) {
+        bits = VB;
+        b0 = 1u << KB;
+        w0 = RWK;
+    }
+    var lo = 0u;
+    var hi = (1u << bits) - 1u;
+    while (lo < hi) {
+        let mid = (lo + hi) / 2u;
+        if (ebnd[b0 + mid] < u) {
+            lo = mid + 1u;
+        } else {
+            hi = mid;
+        }
+    }
+    let bit = e * bits;
+    let w = w0 + (bit >> 5u);
+    let off = bit & 31u;
+    atomicOr(&epk[w], lo << off);
+    if (off + bits > 32u) {
+        atomicOr(&epk[w + 1u], lo >> (32u - off));
+    }
+    if (kind == 1u) {
+        return cbv[lo];
+    }
+    return cbk[lo];
+}
+
 fn idx4(v: u32) -> vec4<u32> {
     let m = (1u << VB) - 1u;
     return vec4<u32>(v & m, (v >> VB) & m, (v >> (2u * VB)) & m, (v >> (3u * VB)) & m);
@@ -100,6 +175,13 @@ fn attn_decode_aura(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
+    if (wid.x >= p.n_heads / G) {
+        // Never true at run time (step.zero is 0): keeps the prefetch loads live.
+        if ((prefetch_side(wid, nwg, lid, p.n_heads / G) & step.zero) != 0u) {
+            atomicOr(&pml[0], 1u);
+        }
+        return;
+    }
     let kvh = wid.x * G / p.group;
     let t = wid.z;
     let kv_len = step.kv_len + t;
@@ -111,7 +193,32 @@ fn attn_decode_aura(
     }
     let qh0 = t * p.n_heads + wid.x * G;
     for (var i = lid; i < G * HD; i = i + WG) {
-        fw[i] = q[qh0 * HD + i] * consts[i % HD];
+        fw[i] = qkv[qh0 * HD + i] * consts[i % HD];
+    }
+    // ENC: this workgroup's block holds the new row (workgroup-uniform).
+    let pos = step.pos;
+    let enc = ENC != 0u && pos >= start && pos < end;
+    var ss = vec4<f32>(0.0);
+    if (enc) {
+        for (var i = lid; i < HD; i = i + WG) {
+            var kx = qkv[p.k_off + kvh * HD + i];
+            if (p.has_mu != 0u) {
+                kx = kx - rope_mean(p.mu_off + kvh * HD, i, cs[pos * (HD / 2u) + rope_pair(i, p.halves)], p.halves);
+            }
+            let vx = qkv[p.v_off + kvh * HD + i];
+            ss = ss + vec4<f32>(kx * kx, vx * vx, 0.0, 0.0);
+            fw[G * HD + i] = kx * consts[i];
+            fw[(G + 1u) * HD + i] = vx * consts[HD + i];
+        }
+        for (var i = lid; i < RWK + RWV; i = i + WG) {
+            atomicStore(&epk[i], 0u);
+        }
+        for (var i = lid; i + 1u < (1u << KB); i = i + WG) {
+            ebnd[i] = consts[p.bk_off + i];
+        }
+        for (var i = lid; i + 1u < (1u << VB); i = i + WG) {
+            ebnd[(1u << KB) + i] = consts[p.bv_off + i];
+        }
     }
     for (var i = lid; i < (1u << KB); i = i + WG) {
         cbk[i] = consts[p.ck_off + i];
@@ -120,8 +227,8 @@ fn attn_decode_aura(
         for (var i = lid; i < G * HD / 2u; i = i + WG) {
             let g = i / (HD / 2u);
             let ii = pair(i % (HD / 2u));
-            let qa = q[(qh0 + g) * HD + ii.x];
-            let qb = q[(qh0 + g) * HD + ii.y];
+            let qa = qkv[(qh0 + g) * HD + ii.x];
+            let qb = qkv[(qh0 + g) * HD + ii.y];
             let ma = consts[p.mu_off + kvh * HD + ii.x];
             let mb = consts[p.mu_off + kvh * HD + ii.y];
             ab[i] = vec2<f32>(qa * ma + qb * mb, qb * ma - qa * mb) * p.scale;
@@ -130,9 +237,34 @@ fn attn_decode_aura(
     for (var i = lid; i < (1u << VB); i = i + WG) {
         cbv[i] = consts[p.cv_off + i];
     }
+    // ENC: the norms of the new rows |k|, |v| (the reduction's barriers publish fw).
+    var norms = vec2<f32>(0.0);
+    if (enc) {
+        norms = sqrt(wg_sum4(ss, lid).xy);
+    }
     workgroupBarrier();
-    // Rotate the G queries: Walsh-Hadamard butterflies, then 1/sqrt(d) and the softmax scale.
-    fwht_rows(lid, G);
+    // Rotate the G queries (and the new K and V rows): Walsh-Hadamard butterflies; the
+    // queries then take 1/sqrt(d) and the softmax scale in their scores.
+    fwht_rows(lid, G + 2u * u32(enc));
+    // ENC: quantize and pack the new rows; their gammas as the cache stores them.
+    var new_g = vec2<f32>(0.0);
+    if (enc) {
+        var cc = vec4<f32>(0.0);
+        for (var i = lid; i < 2u * HD; i = i + WG) {
+            let kind = i / HD;
+            let c = enc_elem(kind, i % HD, norms[kind]);
+            cc[kind] = cc[kind] + c * c;
+        }
+        // The reduction's barriers publish epk.
+        let cn = sqrt(wg_sum4(cc, lid).xy);
+        let g = select(vec2<f32>(0.0), norms / cn, norms > vec2<f32>(0.0) & cn > vec2<f32>(0.0));
+        new_g = vec2<f32>(f32(kv_t(g.x)), f32(kv_t(g.y)));
+        // One writer per KV head: the workgroup of its first query head(s).
+        if (wid.x % (p.group / G) == 0u) {
+            enc_store(kvh * p.capacity + pos, g, lid);
+        }
+    }
+    let new_row = kvh * p.capacity + pos;
     let qscale = p.scale / sqrt(f32(HD));
     var m: array<f32, G>;
     var l: array<f32, G>;
@@ -155,6 +287,10 @@ fn attn_decode_aura(
             let row = base + t0 + min(rg + i * NRG, n - 1u);
             vgam[i] = f32(gammas[p.v_gamma_off + row]);
             vbits[i] = v_bits4(p.v_word_off + row * RWV, 4u * lane);
+            if (enc && row == new_row) {
+                vgam[i] = new_g.y;
+                vbits[i] = v_bits4_new(4u * lane);
+            }
         }
         // This thread's packed K row (clamped like V: every load unconditional, in flight
         // together with V's).
@@ -164,7 +300,13 @@ fn attn_decode_aura(
             kw[w] = words[kt * RWK + w];
         }
         kw[RWK] = 0u;
-        let gk0 = f32(gammas[kt]);
+        var gk0 = f32(gammas[kt]);
+        if (enc && kt == new_row) {
+            for (var w = 0u; w < RWK; w = w + 1u) {
+                kw[w] = atomicLoad(&epk[w]);
+            }
+            gk0 = new_g.x;
+        }
         if (AB > 1u && p.has_mu != 0u) {
             // cos((t0 + o) w) A + sin((t0 + o) w) B = cos(o w) A' + sin(o w) B' with
             // A' = cos(t0 w) A + sin(t0 w) B and B' = cos(t0 w) B - sin(t0 w) A.
@@ -204,7 +346,9 @@ fn attn_decode_aura(
                 let mu0 = p.mu_off + kvh * HD;
                 for (var j = 0u; j < HD / 2u; j = j + 1u) {
                     if (AB > 1u) {
-                        let c = cs[lid * (HD / 2u) + j];
+                        // Offset lid's angles from the transposed copy of rows 0..WG - 1:
+                        // the threads read consecutive pairs (coalesced).
+                        let c = cs[p.capacity * (HD / 2u) + j * WG + lid];
                         for (var g = 0u; g < G; g = g + 1u) {
                             let e = abt[g * (HD / 2u) + j];
                             s[g] = s[g] + c.x * e.x + c.y * e.y;
@@ -215,8 +359,8 @@ fn attn_decode_aura(
                         let ma = consts[mu0 + ii.x];
                         let mb = consts[mu0 + ii.y];
                         for (var g = 0u; g < G; g = g + 1u) {
-                            let qa = q[(qh0 + g) * HD + ii.x];
-                            let qb = q[(qh0 + g) * HD + ii.y];
+                            let qa = qkv[(qh0 + g) * HD + ii.x];
+                            let qb = qkv[(qh0 + g) * HD + ii.y];
                             s[g] = s[g] + p.scale * (c.x * (qa * ma + qb * mb) + c.y * (qb * ma - qa * mb));
                         }
                     }
@@ -262,6 +406,10 @@ fn attn_decode_aura(
                 let row = base + t0 + min(j, n - 1u);
                 gv = f32(gammas[p.v_gamma_off + row]);
                 bits = v_bits4(p.v_word_off + row * RWV, 4u * lane);
+                if (enc && row == new_row) {
+                    gv = new_g.y;
+                    bits = v_bits4_new(4u * lane);
+                }
             }
             let ix = idx4(bits);
             let val = gv * vec4<f32>(cbv[ix.x], cbv[ix.y], cbv[ix.z], cbv[ix.w]);

@@ -3,7 +3,9 @@
 // head: a grid that left every workgroup at the same id would merge head 0 for all
 // heads), y = token t of the chunk. UNROTATE (AURA caches): the merged row is in the
 // rotated V domain and is turned back, o = diag(sV) H o~ / sqrt(d), with the V signs at
-// consts[HD..]. The merged row goes to att[qh HD/4 ..], ahead of the partials.
+// consts[HD..]. The merged row goes to att[qh HD/4 ..], ahead of the partials. Grid
+// columns x >= n_heads only prefetch `pf` into L2 (AURA's deep contexts: the merge is
+// short, so the layer's post-attention weights load while it runs).
 // consts: WG (a multiple of HD / 4), HD, UNROTATE
 struct Params {
     n_heads: u32,
@@ -18,11 +20,25 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> att: array<vec4<f32>>;
 // The layer's AURA constants (UNROTATE), else a placeholder.
 @group(0) @binding(3) var<storage, read> consts: array<f32>;
+// The layer's weights that run after attention (common/prefetch.wgsl's prefetch_side); a
+// one-word placeholder when off.
+@group(0) @binding(4) var<storage, read> pf: array<u32>;
 
 var<workgroup> fw: array<f32, HD>;
 
 @compute @workgroup_size(WG)
-fn attn_merge(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+fn attn_merge(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    if (wid.x >= p.n_heads) {
+        // Never true at run time (step.zero is 0): keeps the prefetch loads live.
+        if ((prefetch_side(wid, nwg, lid, p.n_heads) & step.zero) != 0u) {
+            atomicOr(&pml[0], 1u);
+        }
+        return;
+    }
     let qh = wid.y * p.n_heads + wid.x;
     let tot = merge_head(lid, qh, step.n_blocks);
     if (UNROTATE == 0u) {

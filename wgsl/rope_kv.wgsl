@@ -19,7 +19,9 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> q: array<f32>;
 @group(0) @binding(2) var<storage, read_write> k: array<f32>;
-@group(0) @binding(3) var<storage, read> v: array<f32>;
+// read_write although only read: q, k and v are ranges of one buffer, and WebGPU forbids a
+// buffer bound both read-only and writable in one dispatch.
+@group(0) @binding(3) var<storage, read_write> v: array<f32>;
 @group(0) @binding(4) var<storage, read_write> kc: array<kv_t>;
 @group(0) @binding(5) var<storage, read_write> vc: array<kv_t>;
 @group(0) @binding(6) var<storage, read> cs: array<vec2<f32>>;

@@ -131,7 +131,7 @@ pub struct Options {
     /// run both ways. WebGPU in a browser always checks, whatever this says.
     pub shader_checks: bool,
     /// L2 prefetch in decode: a layer's matrices that run after attention share a buffer
-    /// (`GpuLayer::post`), which dense attention (or the AURA encoder) loads into L2 with
+    /// (`GpuLayer::post`), which the attention dispatch loads into L2 with
     /// workgroups of its own, so the projections read L2 rather than memory; the fused LM
     /// head loads layer 0's q|k|v. `None`: on for GPUs, off for CPU adapters (where it is
     /// only extra loads).
@@ -142,6 +142,13 @@ pub struct Options {
     /// `None`: on (per step) on Vulkan, where naga's SPIR-V makes the barrier device-scoped;
     /// the merge dispatch on the other backends (see `Gpu::merge_mode`).
     pub fused_merge: Option<bool>,
+    /// AURA caches, one-token steps: the attention workgroups whose block holds the new row
+    /// encode it into the cache themselves (alongside the query rotation), instead of a
+    /// `kv_encode_aura` dispatch before attention: one dispatch less per layer, the same
+    /// packed row. `None`: on wherever it fits the kernel's 16 KiB of workgroup memory;
+    /// `Some(true)`: on, an error where it does not fit; `Some(false)`: the encoder dispatch.
+    /// Multi-token (prefill) steps always run the encoder.
+    pub aura_fused_encode: Option<bool>,
     /// GPU timestamps between the stages of every step (needs timestamp queries
     /// inside passes; an error where the adapter lacks them). Off: no cost.
     pub profile: bool,
@@ -169,6 +176,7 @@ impl Default for Options {
             shader_checks: false,
             l2_prefetch: None,
             fused_merge: None,
+            aura_fused_encode: None,
             profile: false,
             empty_kernels: false,
         }

@@ -5,7 +5,7 @@ use crate::attention::layer::{LayerAttention, Shared};
 use crate::attention::plan::{self, DecodePlan};
 use crate::engine::Model;
 use crate::error::{Error, Result};
-use crate::gpu::dispatch::{uniform, Dispatch, PerToken};
+use crate::gpu::dispatch::{slices, uniform, AsBinding, Dispatch, PerToken};
 use crate::gpu::registry::{StepUniform, STEP_BYTES};
 use crate::gpu::Gpu;
 use crate::kernels::*;
@@ -13,7 +13,7 @@ use crate::kv::scheme::KvScheme;
 use crate::model::config::RopeStyle;
 use crate::model::llama::GpuMatrix;
 use crate::options::AttentionPath;
-use crate::reference::ops::rope_table;
+use crate::reference::ops::{rope_table, rope_table_gpu};
 
 /// Tokens in one step (a prefill chunk): the activation and logits rows kept on the GPU.
 pub const MAX_SLOTS: usize = 128;
@@ -179,9 +179,9 @@ impl Session {
         // k/v [T][kv_dim], att [T][q_dim], gate/up/act [T][ffn], logits [T][vocab].
         let x = f32s("x", t * h)?;
         let xn = f32s("xn", t * h)?;
-        let q = f32s("q", t * qd)?;
-        let k = f32s("k", t * kvd)?;
-        let vv = f32s("v", t * kvd)?;
+        // q, k and v: slices of one buffer, which the compressed attention binds whole (its
+        // fused encode reads the new k and v rows).
+        let (qkv, [q, k, vv]) = slices(gpu, "qkv", [(t * qd * 4) as u64, (t * kvd * 4) as u64, (t * kvd * 4) as u64])?;
         // att [T][q_dim], then the split-K partial o [T'][n_heads][max_blocks][hd] (T' <= SPLIT_SLOTS).
         let ts = SPLIT_SLOTS;
         let att = f32s("att", t * qd + ts * c.n_heads * max_blocks * c.head_dim)?;
@@ -203,7 +203,7 @@ impl Session {
         }
         let key_means =
             if scheme.is_compressed() && gpu.options.aura_key_centering { Some(key_means(model).await?) } else { None };
-        let rope = rope_table(cap, c.head_dim, c.rope_theta);
+        let rope = rope_table_gpu(cap, c.head_dim, c.rope_theta, WG_AURA as usize);
         let rope_buf = gpu.buffer_init("rope_cos_sin", bytemuck::cast_slice(&rope), st)?;
         // L2 prefetch: dense attention (or the AURA encoder) loads the weights that run after
         // attention (o, gate|up, down, the next layer's q|k|v: `GpuLayer::post`) with
@@ -228,6 +228,7 @@ impl Session {
             q: &q,
             k: &k,
             v: &vv,
+            qkv: &qkv,
             att: &att,
             po_off: (t * qd / 4) as u32,
             pml: &pml,
@@ -257,7 +258,7 @@ impl Session {
             let fused = match (&l.qkv, &l.gate_up, gpu.options.fused) {
                 (Some(qkv), Some(gu), true) => {
                     let (kc, vc, write_cache) = attn.rope_targets();
-                    let (rope, outs) = match (fold_rope, write_cache) {
+                    let (rope, outs): (_, [(&dyn AsBinding, usize); 3]) = match (fold_rope, write_cache) {
                         // Dense cache: k and v go straight into it.
                         (true, true) => (
                             NormRope::Fold { table: &rope_buf, kv_out: true, capacity: cap, hd: c.head_dim },
@@ -278,7 +279,7 @@ impl Session {
                 _ => None,
             };
             let silu_params = uniform(gpu, SiluMulParams { n: ffn as u32, _pad: [0; 3] })?;
-            let silu_res = [&silu_params, &g, &u, &act];
+            let silu_res: [&dyn AsBinding; 4] = [&silu_params, &g, &u, &act];
             layers.push(LayerOps {
                 attn_norm: rms_d(gpu, c.rms_eps, h, &x, &l.attn_norm, &xn).await?,
                 qkv: [
@@ -312,7 +313,7 @@ impl Session {
             })
         });
         let fused_head = if gpu.options.fused {
-            let outs = [(&logits, vocab), (&spare[0], 0), (&spare[1], 0)];
+            let outs: [(&dyn AsBinding, usize); 3] = [(&logits, vocab), (&spare[0], 0), (&spare[1], 0)];
             let pf = if prefetch { &w.pre } else { &no_pf };
             Some(matvec_norm(gpu, w.lm_head(), c.rms_eps, &x, &w.out_norm, outs, no_rope, pf).await?)
         } else {
@@ -737,8 +738,8 @@ impl Session {
 async fn proj(
     gpu: &Gpu,
     m: &GpuMatrix,
-    x: &wgpu::Buffer,
-    y: &wgpu::Buffer,
+    x: &dyn AsBinding,
+    y: &dyn AsBinding,
     acc: bool,
     no_pf: &wgpu::Buffer,
 ) -> Result<Proj> {
@@ -751,15 +752,7 @@ async fn proj(
             row_base: m.row_base as u32,
         },
     )?;
-    let res = || {
-        vec![
-            params.as_entire_binding(),
-            m.binding(),
-            x.as_entire_binding(),
-            y.as_entire_binding(),
-            no_pf.as_entire_binding(),
-        ]
-    };
+    let res = || vec![params.as_entire_binding(), m.binding(), x.binding(), y.binding(), no_pf.as_entire_binding()];
     let maxg = gpu.caps.max_workgroups_per_dim;
     let p = gpu.pipeline(&matvec_key(gpu.variant, m.ty, m.cols, m.rows, 1)).await?;
     let decode = Dispatch::with_resources(
@@ -806,7 +799,7 @@ async fn matvec_norm(
     eps: f32,
     x: &wgpu::Buffer,
     nw: &wgpu::Buffer,
-    outs: [(&wgpu::Buffer, usize); 3],
+    outs: [(&dyn AsBinding, usize); 3],
     rope: NormRope<'_>,
     pf: &wgpu::Buffer,
 ) -> Result<Dispatch> {
@@ -832,7 +825,8 @@ async fn matvec_norm(
     let p = gpu.pipeline(&matvec_norm_key(gpu.variant, m.ty, m.cols, m.rows, rope_hd, kv_out)).await?;
     let params = uniform(gpu, params)?;
     let mut res = vec![params.as_entire_binding(), m.binding()];
-    res.extend([x, nw, outs[0].0, outs[1].0, outs[2].0, table, pf].map(|b| b.as_entire_binding()));
+    res.extend([x.binding(), nw.binding(), outs[0].0.binding(), outs[1].0.binding(), outs[2].0.binding()]);
+    res.extend([table, pf].map(|b| b.as_entire_binding()));
     let groups = grid((m.rows as u32).div_ceil(MATVEC_ROWS), gpu.caps.max_workgroups_per_dim);
     Ok(Dispatch::with_resources(gpu, &p, res, groups, PerToken::Tiles(2, 1)))
 }

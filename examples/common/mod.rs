@@ -50,6 +50,10 @@ pub struct ModelArgs {
     /// dispatch follows (off). Default: on for Vulkan, off for the other backends.
     #[arg(long, value_name = "on|off")]
     pub fused_merge: Option<String>,
+    /// AURA caches: one-token steps encode the new KV row inside the attention dispatch (on)
+    /// or in a kv_encode_aura dispatch before it (off). Default: on where it fits.
+    #[arg(long, value_name = "on|off")]
+    pub fused_encode: Option<String>,
     /// Attention path: auto, single, two-pass, two-pass:BLOCK or mirror (dequant A/B path).
     #[arg(long, default_value = "auto")]
     pub attention: String,
@@ -126,6 +130,7 @@ impl ModelArgs {
             shader_checks: on_off("shader-checks", &self.shader_checks)?.unwrap_or(false),
             l2_prefetch: on_off("prefetch", &self.prefetch)?,
             fused_merge: on_off("fused-merge", &self.fused_merge)?,
+            aura_fused_encode: on_off("fused-encode", &self.fused_encode)?,
             ..Options::default()
         })
     }

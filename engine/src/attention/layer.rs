@@ -2,7 +2,7 @@
 //! dense, AURA-compressed (read directly) and the dequant-mirror A/B path.
 use super::plan::{self, DecodePlan};
 use crate::error::{Error, Result};
-use crate::gpu::dispatch::{uniform, Dispatch, PerToken};
+use crate::gpu::dispatch::{uniform, AsBinding, Dispatch, PerToken, Slice};
 use crate::gpu::Gpu;
 use crate::kernels::*;
 use crate::kv::codebook::codebook;
@@ -22,9 +22,11 @@ pub struct Shared<'a> {
     /// How split-K merges (the plan picks per step in `MergeMode::Auto`).
     pub merge: plan::MergeMode,
     pub max_blocks: usize,
-    pub q: &'a wgpu::Buffer,
-    pub k: &'a wgpu::Buffer,
-    pub v: &'a wgpu::Buffer,
+    /// The step's q [T][q_dim], k and v [T][kv_dim] rows: slices of `qkv`.
+    pub q: &'a Slice,
+    pub k: &'a Slice,
+    pub v: &'a Slice,
+    pub qkv: &'a wgpu::Buffer,
     /// Attention output [T][q_dim], then the split-K partial o rows at vec4 index `po_off`.
     pub att: &'a wgpu::Buffer,
     pub po_off: u32,
@@ -48,11 +50,13 @@ struct DenseOps {
 
 enum Body {
     Dense(DenseOps),
-    /// `splits`: the split kernel with the fused merge and/or without (then `merge`).
+    /// `single` and `splits` by whether they encode the new row themselves (one-token
+    /// steps, `Options::aura_fused_encode`; else `encode` runs first); `splits` also by
+    /// the fused merge (without it, `merge` follows).
     Aura {
         encode: Dispatch,
-        single: Dispatch,
-        splits: Vec<(bool, Dispatch)>,
+        single: Vec<(bool, Dispatch)>,
+        splits: Vec<(bool, bool, Dispatch)>,
         merge: Option<Dispatch>,
     },
     Mirror {
@@ -80,9 +84,9 @@ fn prefetch_groups(bytes: u64) -> u32 {
 }
 
 impl LayerAttention {
-    /// `prefetch`: the layer's post-attention weights (`GpuLayer::post`), which the first
-    /// dispatch after q|k|v (dense attention, or the AURA encoder) loads into L2 with
-    /// workgroups of its own; None: no prefetch.
+    /// `prefetch`: the layer's post-attention weights (`GpuLayer::post`), which the
+    /// attention dispatch (dense, AURA, or the mirror's dense) loads into L2 with workgroups
+    /// of its own; None: no prefetch.
     pub async fn new(s: &Shared<'_>, layer: usize, prefetch: Option<&wgpu::Buffer>) -> Result<LayerAttention> {
         let (gpu, c) = (s.gpu, s.config);
         let v = gpu.variant;
@@ -131,10 +135,11 @@ impl LayerAttention {
             uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, po_off: s.po_off, _pad: 0 })?;
         // Only the compressed kernels' merge rotates back (and reads the AURA constants).
         let merge_p = if needs_dispatch { Some(gpu.pipeline(&merge_key(v, hd, !dense_cache)).await?) } else { None };
-        let merge_of = |consts: &wgpu::Buffer| {
+        // `pf_cols`: prefetch-only workgroups (AURA's deep contexts host the prefetch here).
+        let merge_of = |consts: &wgpu::Buffer, pf: &wgpu::Buffer, pf_cols: u32| {
             merge_p.as_ref().map(|mp| {
-                let res = [&merge_params, s.pml, s.att, consts];
-                Dispatch::new(gpu, mp, &res, [nh, 1, 1], PerToken::Axis(1))
+                let res: [&dyn AsBinding; 5] = [&merge_params, s.pml, s.att, consts, pf];
+                Dispatch::new(gpu, mp, &res, [nh, 1, 1], PerToken::Axis(1)).prefetching(pf_cols)
             })
         };
         // Query heads per workgroup: one (more workgroups, shorter serial work each) for the
@@ -176,7 +181,7 @@ impl LayerAttention {
                 _pad: [0; 2],
             };
             let params = uniform(gpu, ap)?;
-            let res = [&params, s.q, kc, vc, s.att, s.pml, pf];
+            let res: [&dyn AsBinding; 7] = [&params, s.q, kc, vc, s.att, s.pml, pf];
             let (single_p, split_p) =
                 (single_p.as_ref().expect("dense pipelines"), split_p.as_ref().expect("dense pipelines"));
             let attn = |g: usize, p| {
@@ -191,7 +196,7 @@ impl LayerAttention {
         let (kb, vb) = match s.scheme {
             KvScheme::F16 => {
                 // The merge's AURA-constants binding is unused for a dense cache.
-                let merge = merge_of(&gpu.buffer("unused_consts", 4, st)?);
+                let merge = merge_of(&gpu.buffer("unused_consts", 4, st)?, s.no_prefetch, 0);
                 let body = Body::Dense(dense_ops(kcb, vcb, merge)?);
                 return Ok(LayerAttention { rope_kv, body, dense_k: kc, rope_targets });
             }
@@ -249,10 +254,16 @@ impl LayerAttention {
             gpu,
             [enc(kb, rwk, 0, 0, 0, ck_off, bk_off), enc(vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off, bv_off)],
         )?;
-        // The encoder runs first after q|k|v: it carries the L2 prefetch of the weights that
-        // follow attention (the mirror path's dense attention carries its own).
+        // Where the encoder runs (multi-token steps, and single-pass ones unless the encode is
+        // fused), it carries the L2 prefetch of the weights that follow attention: a short
+        // dispatch, so the weights load while little else runs. Otherwise split-K carries it:
+        // the merge dispatch past 32 blocks, or the attention dispatch itself with the fused
+        // merge. The mirror path's dense attention carries its own. H200, aura4v4, GPU loop
+        // tok/s at depth 0 / 4096 / 16384: prefetch on the encoder vs off 765 / 648 / 569 vs
+        // 725 / 623 / 550; on the attention dispatch vs off (fused encode) 694 / 636 / 611 vs
+        // 661 / 614 / 603.
         let (enc_pf, enc_pf_groups) = if s.mirror { (s.no_prefetch, 0) } else { (pf, pf_groups) };
-        let res = [&params, s.k, &words, &gammas, &consts, s.rope_table, s.v, enc_pf];
+        let res: [&dyn AsBinding; 8] = [&params, s.k, &words, &gammas, &consts, s.rope_table, s.v, enc_pf];
         let encode = Dispatch::new(gpu, &enc_p, &res, [2 * nkv, 1, 1], PerToken::Axis(1)).prefetching(enc_pf_groups);
         if s.mirror {
             let deq_p = gpu.pipeline(&kv_dequant_key(v, hd)).await?;
@@ -281,12 +292,12 @@ impl LayerAttention {
                         _pad: 0,
                     },
                 )?;
-                let res = [&params, &words, &gammas, &consts, dense, s.rope_table];
+                let res: [&dyn AsBinding; 6] = [&params, &words, &gammas, &consts, dense, s.rope_table];
                 Ok(Dispatch::new(gpu, &deq_p, &res, [nkv, 1, 1], PerToken::Axis(1)))
             };
             let dequant =
                 [deq(kcb, kb, rwk, 0, 0, 0, ck_off)?, deq(vcb, vb, rwv, v_word_off, v_gamma_off, hd as u32, cv_off)?];
-            let merge = merge_of(&gpu.buffer("unused_consts", 4, st)?);
+            let merge = merge_of(&gpu.buffer("unused_consts", 4, st)?, s.no_prefetch, 0);
             let body = Body::Mirror { encode, dequant, dense: dense_ops(kcb, vcb, merge)? };
             return Ok(LayerAttention { rope_kv, body, dense_k: kc, rope_targets });
         }
@@ -305,24 +316,57 @@ impl LayerAttention {
             halves,
             po_off: s.po_off,
             group: group as u32,
+            k_off: (s.k.offset / 4) as u32,
+            v_off: (s.v.offset / 4) as u32,
+            bk_off,
+            bv_off,
             _pad: [0; 3],
         };
-        let aura = |block: u32, fused: bool, p: &std::sync::Arc<crate::gpu::registry::Pipeline>| -> Result<Dispatch> {
-            let g = g_for(block == 0 || fused);
-            let params = uniform(gpu, ap)?;
-            let res = [&params, s.q, &words, &gammas, &consts, s.att, s.pml, s.rope_table];
-            Ok(Dispatch::new(gpu, p, &res, [nh / g as u32, 1, 1], PerToken::Axis(2)))
+        // One-token steps: split-K encodes the new row inside attention where it fits (its
+        // widest workgroup is a GQA group's); single-pass keeps the encoder unless forced.
+        // H200, aura4v4, GPU loop tok/s, prefetch off, fused / encoder dispatch: depth 0
+        // (single-pass) 661 / 727, 4096 614 / 610, 16384 603 / 591.
+        let fits = aura_encode_fits(hd, group, kb, vb);
+        let (single_enc, split_enc) = match gpu.options.aura_fused_encode {
+            Some(true) if !fits => {
+                return Err(Error::Unsupported(format!(
+                    "the fused AURA encode does not fit 16 KiB of workgroup memory at head_dim {hd}, \
+                     {group} heads per KV head, aura{kb}v{vb}"
+                )))
+            }
+            Some(true) => (true, true),
+            Some(false) => (false, false),
+            None => (false, fits),
         };
-        let key = |block: u32, fused: bool| attn_aura_key(v, hd, g_for(block == 0 || fused), block, fused, kb, vb);
-        let single = aura(0, false, &gpu.pipeline(&key(0, false)).await?)?;
+        let params = uniform(gpu, ap)?;
+        // `pf_cols`: with the fused encode and no merge dispatch after it, attention carries
+        // the prefetch (see the encoder's note).
+        let aura = |block: u32, fused: bool, enc: bool| {
+            let g = g_for(block == 0 || fused);
+            let key = attn_aura_key(v, hd, g, block, fused, kb, vb, enc);
+            let res: [&dyn AsBinding; 9] = [&params, s.qkv, &words, &gammas, &consts, s.att, s.pml, s.rope_table, pf];
+            let pf_cols = if enc && (block == 0 || fused) { pf_groups } else { 0 };
+            async move {
+                let p = gpu.pipeline(&key).await?;
+                let d = Dispatch::new(gpu, &p, &res, [nh / g as u32, 1, 1], PerToken::Axis(2)).prefetching(pf_cols);
+                Ok::<_, Error>(d)
+            }
+        };
+        let mut single = vec![(false, aura(0, false, false).await?)];
+        if single_enc {
+            single.push((true, aura(0, false, true).await?));
+        }
         let block = s.split_block.unwrap_or(plan::DEFAULT_COMPRESSED_SPLIT_BLOCK);
         let mut splits = Vec::new();
         for fused in [true, false].into_iter().filter(|&f| s.merge.allows(f)) {
-            splits.push((fused, aura(block, fused, &gpu.pipeline(&key(block, fused)).await?)?));
+            splits.push((fused, false, aura(block, fused, false).await?));
+            if split_enc {
+                splits.push((fused, true, aura(block, fused, true).await?));
+            }
         }
         // The compressed kernels' outputs are in the rotated V domain: single-pass turns its
-        // rows back itself, and the 2-pass merge does for split-K.
-        let merge = merge_of(&consts);
+        // rows back itself, and the 2-pass merge does for split-K (and carries the prefetch).
+        let merge = merge_of(&consts, pf, pf_groups);
         Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, splits, merge }, dense_k: None, rope_targets })
     }
 
@@ -347,13 +391,21 @@ impl LayerAttention {
         match (&self.body, plan) {
             (Body::Dense(d), DecodePlan::Dense { split }) => d.run(pass, split, n),
             (Body::Aura { encode, single, .. }, DecodePlan::CompressedSinglePass) => {
-                encode.run(pass, n);
-                single.run(pass, n);
+                let enc = n == 1 && single.iter().any(|(e, _)| *e);
+                if !enc {
+                    encode.run(pass, n);
+                }
+                single.iter().find(|(e, _)| *e == enc).expect("the single-pass kernel").1.run(pass, n);
             }
             (Body::Aura { encode, splits, merge, .. }, DecodePlan::CompressedTwoPass(sp)) => {
-                encode.run(pass, n);
-                let (_, d) =
-                    splits.iter().find(|(f, _)| *f == sp.merge).expect("the plan picks a merge mode the session built");
+                let enc = n == 1 && splits.iter().any(|(_, e, _)| *e);
+                if !enc {
+                    encode.run(pass, n);
+                }
+                let (.., d) = splits
+                    .iter()
+                    .find(|(f, e, _)| (*f, *e) == (sp.merge, enc))
+                    .expect("the plan picks a merge mode the session built");
                 d.run_with(pass, n, Some(sp.n_blocks));
                 if !sp.merge {
                     merge.as_ref().expect("a merge dispatch for split-K without the fused merge").run(pass, n);

@@ -38,6 +38,52 @@ pub fn kernel_stamp(pass: &mut wgpu::ComputePass<'_>, label: &str) {
     });
 }
 
+/// Something bound as one storage or uniform binding: a whole buffer or a range of one.
+pub trait AsBinding {
+    fn binding(&self) -> wgpu::BindingResource<'_>;
+}
+
+impl AsBinding for wgpu::Buffer {
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        self.as_entire_binding()
+    }
+}
+
+/// A range of a buffer (offset aligned to `SLICE_ALIGN`), bound on its own: the step's q,
+/// k and v rows share one buffer, which the compressed attention binds whole.
+#[derive(Clone, Debug)]
+pub struct Slice {
+    pub buffer: wgpu::Buffer,
+    pub offset: u64,
+    pub size: u64,
+}
+
+/// Storage binding offsets are multiples of this (WebGPU's largest allowed alignment).
+pub const SLICE_ALIGN: u64 = 256;
+
+impl AsBinding for Slice {
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: &self.buffer,
+            offset: self.offset,
+            size: wgpu::BufferSize::new(self.size),
+        })
+    }
+}
+
+/// Consecutive slices of one new buffer, each `sizes[i]` bytes at an aligned offset.
+pub fn slices<const N: usize>(gpu: &Gpu, label: &str, sizes: [u64; N]) -> Result<(wgpu::Buffer, [Slice; N])> {
+    let mut offs = [0u64; N];
+    let mut end = 0;
+    for (o, s) in offs.iter_mut().zip(sizes) {
+        *o = end;
+        end = (end + s).next_multiple_of(SLICE_ALIGN);
+    }
+    let buffer = gpu.buffer(label, end, wgpu::BufferUsages::STORAGE)?;
+    let sl = std::array::from_fn(|i| Slice { buffer: buffer.clone(), offset: offs[i], size: sizes[i] });
+    Ok((buffer, sl))
+}
+
 /// How a dispatch's grid grows with the number of tokens T in the step.
 #[derive(Clone, Copy, Debug)]
 pub enum PerToken {
@@ -62,11 +108,11 @@ impl Dispatch {
     pub fn new(
         gpu: &Gpu,
         pipeline: &Arc<Pipeline>,
-        res: &[&wgpu::Buffer],
+        res: &[&dyn AsBinding],
         groups: [u32; 3],
         per_token: PerToken,
     ) -> Dispatch {
-        Dispatch::with_resources(gpu, pipeline, res.iter().map(|b| b.as_entire_binding()).collect(), groups, per_token)
+        Dispatch::with_resources(gpu, pipeline, res.iter().map(|b| b.binding()).collect(), groups, per_token)
     }
 
     /// `new` with any binding resources (e.g. a weight matrix's range of a layer buffer).

@@ -103,13 +103,15 @@ impl Kernel {
             Kernel::Matvec => &[Uniform, Read, Read, ReadWrite, Read],
             // params, weights, x, y
             Kernel::Matmul => &[Uniform, Read, Read, ReadWrite],
-            // params, q, k, v, k_cache, v_cache, cos/sin table
-            Kernel::RopeKv => &[Uniform, ReadWrite, ReadWrite, Read, ReadWrite, ReadWrite, Read],
+            // params, q, k, v (read only, but writable: a range of q's buffer), k_cache, v_cache,
+            // cos/sin table
+            Kernel::RopeKv => &[Uniform, ReadWrite, ReadWrite, ReadWrite, ReadWrite, ReadWrite, Read],
             // params, q, k_cache, v_cache, att (out, then partial o), partial_ml + counters,
             // the layer's post-attention weights (L2 prefetch)
             Kernel::AttnDecode => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, Read],
-            // params, partial_ml + counters, att (out, then partial o), AURA consts (V signs)
-            Kernel::AttnMerge => &[Uniform, ReadWrite, ReadWrite, Read],
+            // params, partial_ml + counters, att (out, then partial o), AURA consts (V signs),
+            // the layer's post-attention weights (L2 prefetch)
+            Kernel::AttnMerge => &[Uniform, ReadWrite, ReadWrite, Read, Read],
             // params, gate, up, out
             Kernel::SiluMul => &[Uniform, Read, Read, ReadWrite],
             // params [K, V], k, words, gammas, consts (signs + codebooks + key means), RoPE table, v,
@@ -117,9 +119,10 @@ impl Kernel {
             Kernel::KvEncodeAura => &[Uniform, Read, ReadWrite, ReadWrite, Read, Read, Read, Read],
             // params, words, gammas, consts, dense mirror, RoPE table
             Kernel::KvDequantAura => &[Uniform, Read, Read, Read, ReadWrite, Read],
-            // params, q, words, gammas, consts, att (out, then partial o), partial_ml + counters,
-            // RoPE table
-            Kernel::AttnDecodeAura => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, Read],
+            // params, q|k|v, words, gammas, consts, att (out, then partial o), partial_ml +
+            // counters, RoPE table, the layer's post-attention weights (L2 prefetch); words and
+            // gammas are read_write with the fused encode (`PipelineKey::bindings`)
+            Kernel::AttnDecodeAura => &[Uniform, Read, Read, Read, Read, ReadWrite, ReadWrite, Read, Read],
             // params, stacked weights, x, norm weight, y0, y1 (or k cache), y2 (or v cache), RoPE
             // table, next kernel's weights (L2 prefetch)
             Kernel::MatvecNorm => &[Uniform, Read, Read, Read, ReadWrite, ReadWrite, ReadWrite, Read, Read],
@@ -146,12 +149,18 @@ impl Kernel {
     }
 
     /// Whether the kernel prefetches weights into L2 (`common/prefetch.wgsl`): the next
-    /// kernel's (projections) or the layer's post-attention ones (dense attention, the AURA
-    /// encoder).
+    /// kernel's (projections) or the layer's post-attention ones (dense and AURA attention,
+    /// the AURA encoder, the merge).
     pub fn prefetches(self) -> bool {
         matches!(
             self,
-            Kernel::Matvec | Kernel::MatvecNorm | Kernel::MatvecGlu | Kernel::AttnDecode | Kernel::KvEncodeAura
+            Kernel::Matvec
+                | Kernel::MatvecNorm
+                | Kernel::MatvecGlu
+                | Kernel::AttnDecode
+                | Kernel::AttnDecodeAura
+                | Kernel::AttnMerge
+                | Kernel::KvEncodeAura
         )
     }
 
@@ -169,6 +178,29 @@ pub struct PipelineKey {
     pub variant: Variant,
     /// Shape constants injected as WGSL `const`s so loops unroll.
     pub consts: Vec<(&'static str, u32)>,
+}
+
+impl PipelineKey {
+    /// A shape constant's value, if the key has it.
+    pub fn get(&self, name: &str) -> Option<u32> {
+        self.consts.iter().find(|c| c.0 == name).map(|c| c.1)
+    }
+
+    /// Whether attn_decode_aura encodes the step's new row itself (and writes the cache).
+    fn aura_encodes(&self) -> bool {
+        self.kernel == Kernel::AttnDecodeAura && self.get("ENC").unwrap_or(0) != 0
+    }
+
+    /// Group-0 bindings of this key's module: the kernel's, with attn_decode_aura's words and
+    /// gammas writable when it encodes.
+    pub fn bindings(&self) -> Vec<Bind> {
+        let mut b = self.kernel.bindings().to_vec();
+        if self.aura_encodes() {
+            b[2] = Bind::ReadWrite;
+            b[3] = Bind::ReadWrite;
+        }
+        b
+    }
 }
 
 pub struct Pipeline {
@@ -266,7 +298,21 @@ pub fn compose(key: &PipelineKey) -> String {
             WeightType::Q4_1 => include_str!("../../../wgsl/common/quant_q4_1.wgsl"),
         });
     }
-    s.push_str(key.kernel.body());
+    if key.aura_encodes() {
+        // The fused encode writes the new row into the packed cache.
+        let body = key.kernel.body();
+        let rw = body
+            .replace("var<storage, read> words:", "var<storage, read_write> words:")
+            .replace("var<storage, read> gammas:", "var<storage, read_write> gammas:");
+        assert_ne!(rw, body, "attn_decode_aura declares words and gammas read-only");
+        s.push_str(include_str!("../../../wgsl/common/aura_enc_store.wgsl"));
+        s.push_str(&rw);
+    } else {
+        if key.kernel == Kernel::AttnDecodeAura {
+            s.push_str("fn enc_store(row: u32, g: vec2<f32>, lid: u32) {}\n");
+        }
+        s.push_str(key.kernel.body());
+    }
     s
 }
 
@@ -330,9 +376,11 @@ impl Gpu {
         if let Some((_, k)) = key.consts.iter().find(|c| c.0 == "K") {
             label.push_str(&format!("[K={k}]"));
         }
+        if key.aura_encodes() {
+            label.push_str("+encode");
+        }
         let device = &self.device;
         let entries: Vec<wgpu::BindGroupLayoutEntry> = key
-            .kernel
             .bindings()
             .iter()
             .enumerate()

@@ -151,6 +151,12 @@ pub struct AttnAuraParams {
     pub po_off: u32,
     /// Query heads per KV head (the kernel's G, heads per workgroup, divides it).
     pub group: u32,
+    /// f32 offsets of the step's k and v rows in the q|k|v buffer (the fused encode).
+    pub k_off: u32,
+    pub v_off: u32,
+    /// f32 offsets of the K and V boundaries in the layer constants (the fused encode).
+    pub bk_off: u32,
+    pub bv_off: u32,
     pub _pad: [u32; 3],
 }
 
@@ -360,26 +366,46 @@ pub fn kv_dequant_key(v: Variant, head_dim: usize) -> PipelineKey {
     }
 }
 
+/// WebGPU's guaranteed workgroup memory, the most a kernel may declare.
+const WORKGROUP_BYTES: usize = 16384;
+
+/// attn_decode_aura's workgroup arrays other than the key-centering coefficients, in f32
+/// words: fw (G query rows, and with the fused encode the new K and V rows), ps, the two
+/// codebooks, the reductions' red4 (vec4 per thread), the merge's mg_acc (vec4 per
+/// thread), mg_l and ticket; with the fused encode the boundaries and the packed new rows.
+fn aura_attn_floats(head_dim: usize, group: usize, k_bits: u32, v_bits: u32, encode: bool) -> usize {
+    let wg = WG_AURA as usize;
+    let (cb, rw) = ((1usize << k_bits) + (1 << v_bits), |b: u32| crate::kv::scheme::row_words(head_dim, b));
+    let enc = if encode { 2 * head_dim + cb + rw(k_bits) + rw(v_bits) } else { 2 };
+    (group + 2 * encode as usize) * head_dim + group * wg + cb + 4 * wg + 5 * wg + 1 + enc
+}
+
 /// Length of attn_decode_aura's workgroup array of key-centering coefficients (one vec2
 /// per RoPE pair and query head): G * HD / 2 when it fits next to the kernel's other
 /// workgroup arrays in 16 KiB, else 1 (the kernel then reads q and mu from memory).
-pub fn aura_ab_len(head_dim: usize, group: usize, k_bits: u32, v_bits: u32) -> u32 {
-    let wg = WG_AURA as usize;
-    // fw, ps, the two codebooks, the reductions' red4 (vec4 per thread) and the merge's
-    // mg_acc (vec4 per thread), mg_l and ticket, in f32 words.
-    let floats = group * head_dim + group * wg + (1 << k_bits) + (1 << v_bits) + 4 * wg + 5 * wg + 1;
+pub fn aura_ab_len(head_dim: usize, group: usize, k_bits: u32, v_bits: u32, encode: bool) -> u32 {
+    let floats = aura_attn_floats(head_dim, group, k_bits, v_bits, encode);
     let ab = group * head_dim / 2;
     // Two arrays of `ab` vec2s: the coefficients and their per-tile turn.
-    if (floats + 4 * ab) * 4 <= 16384 {
+    if (floats + 4 * ab) * 4 <= WORKGROUP_BYTES {
         ab as u32
     } else {
         1
     }
 }
 
+/// Whether attn_decode_aura with `group` heads per workgroup can encode the step's new row
+/// itself (ENC) within 16 KiB of workgroup memory (the centering coefficients left to
+/// memory if need be).
+pub fn aura_encode_fits(head_dim: usize, group: usize, k_bits: u32, v_bits: u32) -> bool {
+    (aura_attn_floats(head_dim, group, k_bits, v_bits, true) + 4) * 4 <= WORKGROUP_BYTES
+}
+
 /// Compressed attention for `group` query heads per workgroup (the GQA group, or 1);
 /// `block == 0` is single-pass; `merge` (split-K): the last block of each workgroup's
-/// heads to finish merges and rotates back.
+/// heads to finish merges and rotates back; `encode` (one-token steps): the workgroups
+/// holding the new row encode it into the cache (no kv_encode_aura dispatch).
+#[allow(clippy::too_many_arguments)]
 pub fn attn_aura_key(
     v: Variant,
     head_dim: usize,
@@ -388,6 +414,7 @@ pub fn attn_aura_key(
     merge: bool,
     k_bits: u32,
     v_bits: u32,
+    encode: bool,
 ) -> PipelineKey {
     let rw = |b: u32| crate::kv::scheme::row_words(head_dim, b) as u32;
     PipelineKey {
@@ -404,7 +431,8 @@ pub fn attn_aura_key(
             ("VB", v_bits),
             ("RWK", rw(k_bits)),
             ("RWV", rw(v_bits)),
-            ("AB", aura_ab_len(head_dim, group, k_bits, v_bits)),
+            ("AB", aura_ab_len(head_dim, group, k_bits, v_bits, encode)),
+            ("ENC", encode as u32),
         ],
     }
 }

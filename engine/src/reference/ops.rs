@@ -48,6 +48,18 @@ pub fn rope_table(positions: usize, head_dim: usize, theta: f32) -> Vec<[f32; 2]
     t
 }
 
+/// The RoPE table as a session binds it: `rope_table(positions, ..)`, then its first
+/// `tile` rows again, transposed ([head_dim / 2][tile]), so that AURA attention's key
+/// centering reads the angles of a tile's offsets coalesced (pair j of offsets 0..tile at
+/// consecutive addresses, one per thread) instead of a 256-byte row per thread.
+pub fn rope_table_gpu(positions: usize, head_dim: usize, theta: f32, tile: usize) -> Vec<[f32; 2]> {
+    let mut t = rope_table(positions, head_dim, theta);
+    let first = rope_table(tile, head_dim, theta);
+    let half = head_dim / 2;
+    t.extend((0..half).flat_map(|j| first.iter().skip(j).step_by(half).copied().collect::<Vec<_>>()));
+    t
+}
+
 /// rope_kv.wgsl's rotation of one head vector in place.
 pub fn rope(x: &mut [f32], pos: usize, theta: f32, style: RopeStyle) {
     let hd = x.len();
