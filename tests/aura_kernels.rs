@@ -516,14 +516,17 @@ fn attn_heads_are_distinct() {
 /// The fused encode (one-token steps): the workgroups whose block holds row kv_len - 1
 /// encode it from the raw k and v rows, attend to it and write it (one writer per KV
 /// head); every path, both workgroup shapes, bit widths whose indices straddle words, the
-/// first row of a cache, a row opening a new tile or block, key centering on and off.
+/// first row of a cache, a row opening a new tile or block, key centering on and off; the
+/// fused merge over enough blocks (40 with a group, 94 with one head per workgroup) for
+/// merge_group's unrolled loop and its tail.
 #[test]
 fn attn_fused_encode() {
     // (block, merge, per_head, hd, group, n_kv, kb, vb, kv_len, centered, halves)
     let cases = [
         (0u32, false, true, 64, 3, 3, 4u32, 4u32, 1, true, false),
         (0, false, false, 64, 3, 2, 3, 2, 65, false, false),
-        (64, true, false, 64, 3, 3, 4, 4, 200, true, true),
+        (64, true, false, 64, 3, 3, 4, 4, 2500, true, true),
+        (16, true, true, 128, 4, 2, 8, 3, 1500, true, false),
         (16, false, true, 128, 4, 2, 8, 3, 33, true, false),
         (256, true, false, 64, 1, 2, 2, 8, 4097, false, false),
         (64, false, false, 256, 2, 2, 4, 4, 129, true, false),

@@ -8,7 +8,7 @@ use aura::model::tensor::WeightType;
 use aura::reference::forward::RefModel;
 use aura::reference::ops::compare;
 use aura::sample::argmax;
-use aura::{HostModel, Model, Options, Session, SessionOptions};
+use aura::{AttentionPath, HostModel, Model, Options, Session, SessionOptions};
 
 /// Logits NMSE vs the reference (f32 KV: summation order only; f16 KV: K/V rounding).
 const NMSE_F32_KV: f64 = 1e-7;
@@ -58,22 +58,26 @@ fn every_weight_type_matches_reference() {
     }
 }
 
-/// One session crossing the plan's switches at 2048 cache rows (Vulkan's Auto merge mode):
-/// dense attention goes from one head per workgroup with the fused merge to a GQA group
-/// per workgroup with the merge dispatch (`DENSE_FUSED_MAX_KV`), and AURA's 64-token split
-/// from 32 blocks merged in the last block (per head) to the merge dispatch (per group).
-/// Every decode step across it matches a session that uses the merge dispatch throughout
-/// (and no L2 prefetch, so separate weight buffers), and the dense cache matches the CPU
-/// reference.
+/// One session crossing the plan's merge switch (Vulkan's Auto merge mode): dense attention
+/// at 2048 cache rows goes from one head per workgroup with the fused merge to a GQA group
+/// per workgroup with the merge dispatch (`DENSE_FUSED_MAX_KV`); AURA, split into 16-token
+/// blocks (the default 64 would put the switch at 10240 rows), at 2560 rows goes from 160
+/// blocks merged in the last block (per head) to the merge dispatch (per group)
+/// (`COMPRESSED_FUSED_MAX_BLOCKS`). Every decode step across it matches a session that
+/// uses the merge dispatch throughout (and no L2 prefetch, so separate weight buffers; no
+/// fused AURA encode), and the dense cache matches the CPU reference.
 #[test]
-fn decode_across_the_plan_switches_at_2048_rows() {
+fn decode_across_the_plan_merge_switches() {
     // head_dim 64 (AURA's smallest), two KV heads, GQA group 2.
-    let shape = Shape { n_layers: 2, hidden: 256, n_heads: 4, n_kv_heads: 2, ffn: 384, vocab: 320, context: 2100 };
-    let (prompt_len, steps) = (2040, 16);
+    let shape = Shape { n_layers: 2, hidden: 256, n_heads: 4, n_kv_heads: 2, ffn: 384, vocab: 320, context: 2600 };
+    let steps = 16;
+    // (scheme, forced path, prompt length): 16 steps from there cross the switch.
+    let aura_split = Some(AttentionPath::TwoPass { block: 16 });
+    let cases = [(KvScheme::F16, None, 2040), (KvScheme::Aura { k_bits: 4, v_bits: 4 }, aura_split, 2552)];
     let bytes = llama_gguf(&shape, WeightType::Q8_0, WeightType::Q8_0, 77);
     let rm = RefModel::new(&HostModel::from_gguf_bytes(&bytes).unwrap());
     let mut rng = common::Rng(77);
-    let prompt: Vec<u32> = (0..prompt_len).map(|_| rng.below(shape.vocab) as u32).collect();
+    let prompt: Vec<u32> = (0..2552).map(|_| rng.below(shape.vocab) as u32).collect();
     for b in common::test_backends() {
         // The Auto session also takes the L2 prefetch (layer buffers bound as ranges, prefetch
         // workgroups on attention) and, for AURA, encodes each step's new row inside the
@@ -89,14 +93,15 @@ fn decode_across_the_plan_switches_at_2048_rows() {
         });
         let f16 = auto.variant().f16;
         let tol = if f16 { NMSE_F16_KV } else { NMSE_F32_KV };
-        for kv in [KvScheme::F16, KvScheme::Aura { k_bits: 4, v_bits: 4 }] {
+        for (kv, attention, prompt_len) in cases {
+            let prompt = &prompt[..prompt_len];
             // The prompt's last logits, then each greedy step's.
             let run = |engine: &aura::Engine| -> Vec<Vec<f32>> {
                 let model = Model::new(engine, HostModel::from_gguf_bytes(&bytes).unwrap()).unwrap();
                 pollster::block_on(async {
-                    let so = SessionOptions { capacity: shape.context, attention: None, kv: Some(kv) };
+                    let so = SessionOptions { capacity: shape.context, attention, kv: Some(kv) };
                     let mut s = Session::new(&model, so).await.unwrap();
-                    let mut out = vec![s.prefill(&prompt).await.unwrap()];
+                    let mut out = vec![s.prefill(prompt).await.unwrap()];
                     for i in 0..steps {
                         let l = s.step(argmax(&out[i]) as u32).await.unwrap();
                         out.push(l);
@@ -114,7 +119,7 @@ fn decode_across_the_plan_switches_at_2048_rows() {
             if kv == KvScheme::F16 {
                 let mut st = rm.state(shape.context, f16);
                 let mut lr = Vec::new();
-                for &t in &prompt {
+                for &t in prompt {
                     lr = rm.forward(&mut st, t);
                 }
                 for (i, g) in got.iter().enumerate() {

@@ -58,11 +58,12 @@ pub const DENSE_FUSED_MAX_KV: usize = 2048;
 /// Compressed caches use one split block (measured on an H200 at 16k, decode tok/s with
 /// blocks 64 / 128 / 256: aura8v4 123 / 118 / 90, aura4v4 122 / 119 / 87).
 pub const DEFAULT_COMPRESSED_SPLIT_BLOCK: u32 = 64;
-/// The compressed kernel's last block merges a whole GQA group (G heads, one after the
-/// other), so past this many blocks the merge dispatch's wide workgroups win. H200,
-/// aura4v4, 64-token blocks, fused / dispatch: 17 blocks 456 / 455 tok/s, 65 blocks
-/// 414 / 436, 257 blocks 339 / 413.
-pub const COMPRESSED_FUSED_MAX_BLOCKS: u32 = 32;
+/// The compressed kernel's last block of each query head merges it (one head per
+/// workgroup with the fused merge), so past this many blocks the merge dispatch (GQA-group
+/// workgroups) wins. H200, aura4v4, 64-token blocks, GPU loop tok/s with the fused encode,
+/// fused / dispatch: depth 2048 (33 blocks) 701 / 644, 4096 (65) 691 / 630, 8192 (129)
+/// 649 / 631, 16384 (257) 495 / 614.
+pub const COMPRESSED_FUSED_MAX_BLOCKS: u32 = 160;
 
 /// The dense split block for a step whose last token sees `kv_len` rows: the smallest
 /// block of the mode's list giving at most its target blocks per head.
@@ -253,13 +254,13 @@ mod tests {
             pl(f16, AttentionPath::TwoPass { block: 16 }, 9, 3, 65, Some(16), Auto),
             DecodePlan::Dense { split: sp(16, 5, true) }
         );
-        // Compressed: single-pass up to 4 tiles; the fused merge up to 32 blocks in Auto.
+        // Compressed: single-pass up to 4 tiles; the fused merge up to 160 blocks in Auto.
         assert_eq!(pl(a44, auto, 9, 3, 100, None, Auto), DecodePlan::CompressedSinglePass);
         let two = |b, n, m| DecodePlan::CompressedTwoPass(Split { block: b, n_blocks: n, merge: m });
         assert_eq!(pl(a44, auto, 9, 3, 300, None, Auto), two(64, 5, true));
-        assert_eq!(pl(a44, auto, 9, 3, 2048, None, Auto), two(64, 32, true));
-        assert_eq!(pl(a44, auto, 9, 3, 2049, None, Auto), two(64, 33, false));
-        assert_eq!(pl(a44, auto, 9, 3, 2049, None, Fused), two(64, 33, true));
+        assert_eq!(pl(a44, auto, 9, 3, 10240, None, Auto), two(64, 160, true));
+        assert_eq!(pl(a44, auto, 9, 3, 10241, None, Auto), two(64, 161, false));
+        assert_eq!(pl(a44, auto, 9, 3, 10241, None, Fused), two(64, 161, true));
         assert_eq!(pl(a44, auto, 9, 3, 300, None, Dispatch), two(64, 5, false));
         assert_eq!(pl(a44, auto, 9, 3, 300, Some(256), Auto), two(256, 2, true));
         assert_eq!(pl(a44, AttentionPath::SinglePass, 9, 3, 5000, None, Auto), DecodePlan::CompressedSinglePass);
