@@ -145,9 +145,12 @@ pub struct Options {
     /// AURA caches, one-token steps: the attention workgroups whose block holds the new row
     /// encode it into the cache themselves (alongside the query rotation), instead of a
     /// `kv_encode_aura` dispatch before attention: one dispatch less per layer, the same
-    /// packed row. `None`: on wherever it fits the kernel's 16 KiB of workgroup memory;
-    /// `Some(true)`: on, an error where it does not fit; `Some(false)`: the encoder dispatch.
-    /// Multi-token (prefill) steps always run the encoder.
+    /// packed row. `None`: split-K with the merge dispatch (deep contexts) encodes inside
+    /// attention where that fits the kernel's 16 KiB of workgroup memory, single-pass and
+    /// the fused merge run the encoder (measured faster there); `Some(true)`: every
+    /// one-token step encodes inside attention, an error where it does not fit;
+    /// `Some(false)`: the encoder dispatch. Multi-token (prefill) steps always run the
+    /// encoder.
     pub aura_fused_encode: Option<bool>,
     /// GPU timestamps between the stages of every step (needs timestamp queries
     /// inside passes; an error where the adapter lacks them). Off: no cost.

@@ -322,10 +322,13 @@ impl LayerAttention {
             bv_off,
             _pad: [0; 3],
         };
-        // One-token steps: split-K encodes the new row inside attention where it fits (its
-        // widest workgroup is a GQA group's); single-pass keeps the encoder unless forced.
-        // H200, aura4v4, GPU loop tok/s, prefetch off, fused / encoder dispatch: depth 0
-        // (single-pass) 661 / 727, 4096 614 / 610, 16384 603 / 591.
+        // One-token steps: split-K with the merge dispatch (deep contexts: GQA-group
+        // workgroups, one of them per KV head encoding) encodes the new row inside attention
+        // where it fits; single-pass and the fused merge (one head per workgroup, each of the
+        // group's workgroups encoding the row again) keep the encoder unless forced. H200,
+        // aura4v4, GPU loop tok/s, fused / encoder dispatch: depth 0 (single-pass) 553 / 758,
+        // 1024 and 4096 (fused merge) 685 / 698 and 677 / 690, 16384 (merge dispatch)
+        // 613 / 600.
         let fits = aura_encode_fits(hd, group, kb, vb);
         let (single_enc, split_enc) = match gpu.options.aura_fused_encode {
             Some(true) if !fits => {
@@ -334,9 +337,10 @@ impl LayerAttention {
                      {group} heads per KV head, aura{kb}v{vb}"
                 )))
             }
-            Some(true) => (true, true),
-            Some(false) => (false, false),
-            None => (false, fits),
+            Some(true) => (true, [true, true]),
+            Some(false) => (false, [false, false]),
+            // [with the fused merge, with the merge dispatch]
+            None => (false, [false, fits]),
         };
         let params = uniform(gpu, ap)?;
         // `pf_cols`: with the fused encode and no merge dispatch after it, attention carries
@@ -360,7 +364,7 @@ impl LayerAttention {
         let mut splits = Vec::new();
         for fused in [true, false].into_iter().filter(|&f| s.merge.allows(f)) {
             splits.push((fused, false, aura(block, fused, false).await?));
-            if split_enc {
+            if split_enc[!fused as usize] {
                 splits.push((fused, true, aura(block, fused, true).await?));
             }
         }
@@ -398,7 +402,7 @@ impl LayerAttention {
                 single.iter().find(|(e, _)| *e == enc).expect("the single-pass kernel").1.run(pass, n);
             }
             (Body::Aura { encode, splits, merge, .. }, DecodePlan::CompressedTwoPass(sp)) => {
-                let enc = n == 1 && splits.iter().any(|(_, e, _)| *e);
+                let enc = n == 1 && splits.iter().any(|(f, e, _)| *e && *f == sp.merge);
                 if !enc {
                     encode.run(pass, n);
                 }
