@@ -92,6 +92,10 @@ var<workgroup> abt: array<vec2<f32>, AB>;
 // ENC: the K and V boundaries (V's from 2^KB on) and the new row's packed K then V words.
 var<workgroup> ebnd: array<f32, max(ENC * ((1u << KB) + (1u << VB)), 1u)>;
 var<workgroup> epk: array<atomic<u32>, max(ENC * (RWK + RWV), 1u)>;
+// ENC: the new row's K and V gammas as the cache stores them (kv_t: f16 in f16 variants).
+// Read back through memory: the NVIDIA driver (580) folded f32(kv_t(g)) back to g, so
+// attention used a gamma the cache did not hold.
+var<workgroup> egam: array<kv_t, 2>;
 
 fn pair(j: u32) -> vec2<u32> {
     if (p.halves != 0u) {
@@ -258,10 +262,15 @@ fn attn_decode_aura(
         // The reduction's barriers publish epk.
         let cn = sqrt(wg_sum4(cc, lid).xy);
         let g = select(vec2<f32>(0.0), norms / cn, norms > vec2<f32>(0.0) & cn > vec2<f32>(0.0));
-        new_g = vec2<f32>(f32(kv_t(g.x)), f32(kv_t(g.y)));
+        if (lid == 0u) {
+            egam[0] = kv_t(g.x);
+            egam[1] = kv_t(g.y);
+        }
+        workgroupBarrier();
+        new_g = vec2<f32>(f32(egam[0]), f32(egam[1]));
         // One writer per KV head: the workgroup of its first query head(s).
         if (wid.x % (p.group / G) == 0u) {
-            enc_store(kvh * p.capacity + pos, g, lid);
+            enc_store(kvh * p.capacity + pos, new_g, lid);
         }
     }
     let new_row = kvh * p.capacity + pos;

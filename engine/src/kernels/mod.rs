@@ -372,12 +372,14 @@ const WORKGROUP_BYTES: usize = 16384;
 /// attn_decode_aura's workgroup arrays other than the key-centering coefficients, in f32
 /// words: fw (G query rows, and with the fused encode the new K and V rows), ps, the two
 /// codebooks, the reductions' red4 (vec4 per thread), the merge's mg_acc (vec4 per
-/// thread), mg_l and ticket; with the fused encode the boundaries and the packed new rows.
+/// thread), mg_l and ticket; with the fused encode the boundaries, the packed new rows and
+/// their gammas.
 fn aura_attn_floats(head_dim: usize, group: usize, k_bits: u32, v_bits: u32, encode: bool) -> usize {
     let wg = WG_AURA as usize;
     let (cb, rw) = ((1usize << k_bits) + (1 << v_bits), |b: u32| crate::kv::scheme::row_words(head_dim, b));
     let enc = if encode { 2 * head_dim + cb + rw(k_bits) + rw(v_bits) } else { 2 };
-    (group + 2 * encode as usize) * head_dim + group * wg + cb + 4 * wg + 5 * wg + 1 + enc
+    // (+ 2: the new row's gammas, declared in every variant)
+    (group + 2 * encode as usize) * head_dim + group * wg + cb + 4 * wg + 5 * wg + 1 + enc + 2
 }
 
 /// Length of attn_decode_aura's workgroup array of key-centering coefficients (one vec2
