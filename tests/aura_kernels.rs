@@ -518,7 +518,7 @@ fn attn_heads_are_distinct() {
 /// head); every path, both workgroup shapes, bit widths whose indices straddle words, the
 /// first row of a cache, a row opening a new tile or block, key centering on and off; the
 /// fused merge over enough blocks (40 with a group, 94 with one head per workgroup) for
-/// merge_group's unrolled loop and its tail.
+/// merge_head's unrolled loop and its tail.
 #[test]
 fn attn_fused_encode() {
     // (block, merge, per_head, hd, group, n_kv, kb, vb, kv_len, centered, halves)

@@ -24,8 +24,10 @@
 // packed), from the scratch k and v rows in `qkv` (k after RoPE; key centering subtracts
 // R_pos mu), alongside the query rotation (one FWHT over G + 2 rows). They attend to that
 // row from workgroup memory (with gamma rounded as stored), and one workgroup per KV head
-// (the first of its query heads) writes it to the cache: no other workgroup of the
-// dispatch reads row pos (common/aura_enc_store.wgsl, which compose adds with ENC).
+// (the first of its query heads) writes it to the cache (common/aura_enc_store.wgsl, which
+// compose adds with ENC). Row pos's values in memory are never used in that dispatch: the
+// other blocks never reach it, and in its own block every load of it (issued with the
+// tile's, racing the writer) is replaced by the workgroup's copy.
 // Grid columns x >= n_heads / G only prefetch `pf` into L2 (common/prefetch.wgsl).
 struct Params {
     n_heads: u32,

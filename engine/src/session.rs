@@ -205,7 +205,8 @@ impl Session {
             if scheme.is_compressed() && gpu.options.aura_key_centering { Some(key_means(model).await?) } else { None };
         let rope = rope_table_gpu(cap, c.head_dim, c.rope_theta, WG_AURA as usize);
         let rope_buf = gpu.buffer_init("rope_cos_sin", bytemuck::cast_slice(&rope), st)?;
-        // L2 prefetch: dense attention (or the AURA encoder) loads the weights that run after
+        // L2 prefetch: dense attention (for AURA the encoder, the merge dispatch or the
+        // fused-merge attention: see attention/layer.rs) loads the weights that run after
         // attention (o, gate|up, down, the next layer's q|k|v: `GpuLayer::post`) with
         // workgroups of its own, and the fused LM head loads layer 0's q|k|v for the next
         // step; the projections then read L2 and prefetch nothing (a one-word placeholder

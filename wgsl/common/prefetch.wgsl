@@ -28,8 +28,8 @@ fn prefetch_next(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> f32 {
     return bitcast<f32>(prefetch_sectors(g * 8u, threads * 8u) & step.zero);
 }
 
-// Prefetch workgroups riding on another kernel's dispatch (dense attention, the AURA
-// encoder): grid columns x >= x0 (past the kernel's own) exist only to pull `pf` (the
+// Prefetch workgroups riding on another kernel's dispatch (dense or AURA attention, the
+// AURA encoder, the split-K merge): grid columns x >= x0 (past the kernel's own) exist only to pull `pf` (the
 // layer's weights that run after attention) into L2 while the kernel runs, so the
 // projections that follow find them there and carry no memory round trip of their own.
 // The columns of every grid row (y, z) share the buffer; returns what keeps the loads live.

@@ -57,7 +57,8 @@ enum Body {
         encode: Dispatch,
         single: Vec<(bool, Dispatch)>,
         splits: Vec<(bool, bool, Dispatch)>,
-        merge: Option<Dispatch>,
+        /// The merge dispatch: (after the encoder, after the fused encode with the prefetch).
+        merge: Option<(Dispatch, Dispatch)>,
     },
     Mirror {
         encode: Dispatch,
@@ -257,8 +258,8 @@ impl LayerAttention {
         // Where the encoder runs (multi-token steps, and single-pass ones unless the encode is
         // fused), it carries the L2 prefetch of the weights that follow attention: a short
         // dispatch, so the weights load while little else runs. Otherwise split-K carries it:
-        // the merge dispatch past 32 blocks, or the attention dispatch itself with the fused
-        // merge. The mirror path's dense attention carries its own. H200, aura4v4, GPU loop
+        // the merge dispatch (past COMPRESSED_FUSED_MAX_BLOCKS), or the attention dispatch
+        // itself with the fused merge. The mirror path's dense attention carries its own. H200, aura4v4, GPU loop
         // tok/s at depth 0 / 4096 / 16384: prefetch on the encoder vs off 765 / 648 / 569 vs
         // 725 / 623 / 550; on the attention dispatch vs off (fused encode) 694 / 636 / 611 vs
         // 661 / 614 / 603.
@@ -329,9 +330,11 @@ impl LayerAttention {
         // aura4v4, GPU loop tok/s, fused / encoder dispatch: depth 0 (single-pass) 553 / 758,
         // 1024 and 4096 (fused merge) 685 / 698 and 677 / 690, 16384 (merge dispatch)
         // 613 / 600.
-        let fits = aura_encode_fits(hd, group, kb, vb);
+        // Whether the encoding kernel fits for the workgroup shape of the shallow (single-pass,
+        // fused merge) or the deep (merge dispatch) kernels.
+        let fits = |shallow: bool| aura_encode_fits(hd, g_for(shallow), kb, vb);
         let (single_enc, split_enc) = match gpu.options.aura_fused_encode {
-            Some(true) if !fits => {
+            Some(true) if !(fits(true) && fits(false)) => {
                 return Err(Error::Unsupported(format!(
                     "the fused AURA encode does not fit 16 KiB of workgroup memory at head_dim {hd}, \
                      {group} heads per KV head, aura{kb}v{vb}"
@@ -340,7 +343,7 @@ impl LayerAttention {
             Some(true) => (true, [true, true]),
             Some(false) => (false, [false, false]),
             // [with the fused merge, with the merge dispatch]
-            None => (false, [false, fits]),
+            None => (false, [false, fits(false)]),
         };
         let params = uniform(gpu, ap)?;
         // `pf_cols`: with the fused encode and no merge dispatch after it, attention carries
@@ -369,8 +372,9 @@ impl LayerAttention {
             }
         }
         // The compressed kernels' outputs are in the rotated V domain: single-pass turns its
-        // rows back itself, and the 2-pass merge does for split-K (and carries the prefetch).
-        let merge = merge_of(&consts, pf, pf_groups);
+        // rows back itself, and the 2-pass merge does for split-K: without prefetch columns
+        // after the encoder (which carried them), with them after the fused encode.
+        let merge = merge_of(&consts, pf, 0).zip(merge_of(&consts, pf, pf_groups));
         Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, splits, merge }, dense_k: None, rope_targets })
     }
 
@@ -412,7 +416,9 @@ impl LayerAttention {
                     .expect("the plan picks a merge mode the session built");
                 d.run_with(pass, n, Some(sp.n_blocks));
                 if !sp.merge {
-                    merge.as_ref().expect("a merge dispatch for split-K without the fused merge").run(pass, n);
+                    let (plain, prefetching) =
+                        merge.as_ref().expect("a merge dispatch for split-K without the fused merge");
+                    if enc { prefetching } else { plain }.run(pass, n);
                 }
             }
             (Body::Mirror { encode, dequant, dense }, DecodePlan::DequantMirror { split }) => {

@@ -99,7 +99,7 @@ pub struct Dispatch {
     pub groups: [u32; 3],
     pub per_token: PerToken,
     /// Extra workgroups (at least this many, in whole grid columns past `groups[0]`) that
-    /// only prefetch weights into L2 (dense attention and the AURA encoder,
+    /// only prefetch weights into L2 (dense or AURA attention, the AURA encoder, the merge:
     /// `common/prefetch.wgsl`'s `prefetch_side`); 0: none.
     pub prefetch_groups: u32,
 }

@@ -377,7 +377,8 @@ const WORKGROUP_BYTES: usize = 16384;
 fn aura_attn_floats(head_dim: usize, group: usize, k_bits: u32, v_bits: u32, encode: bool) -> usize {
     let wg = WG_AURA as usize;
     let (cb, rw) = ((1usize << k_bits) + (1 << v_bits), |b: u32| crate::kv::scheme::row_words(head_dim, b));
-    let enc = if encode { 2 * head_dim + cb + rw(k_bits) + rw(v_bits) } else { 2 };
+    // (fw's two new rows are in its first term)
+    let enc = if encode { cb + rw(k_bits) + rw(v_bits) } else { 2 };
     // (+ 2: the new row's gammas, declared in every variant)
     (group + 2 * encode as usize) * head_dim + group * wg + cb + 4 * wg + 5 * wg + 1 + enc + 2
 }

@@ -78,8 +78,8 @@ pub struct GpuLayer {
     /// gate | up stacked (when they share a type), for the fused decode SwiGLU input.
     pub gate_up: Option<GpuMatrix>,
     /// With the L2 prefetch: the buffer holding every matrix that runs after this layer's
-    /// attention, in order: o, gate | up, down and the next layer's q | k | v. The first
-    /// dispatch after q|k|v (dense attention, the AURA encoder) prefetches it into L2, so
+    /// attention, in order: o, gate | up, down and the next layer's q | k | v. A dispatch
+    /// around attention (see attention/layer.rs) prefetches it into L2, so
     /// those projections read L2 instead of memory. None: separate buffers (prefetch off, or
     /// the layer would pass the adapter's binding limit).
     pub post: Option<wgpu::Buffer>,
