@@ -263,7 +263,7 @@ fn attn_decode_aura(
         }
         // The reduction's barriers publish epk.
         let cn = sqrt(wg_sum4(cc, lid).xy);
-        let g = select(vec2<f32>(0.0), norms / cn, norms > vec2<f32>(0.0) & cn > vec2<f32>(0.0));
+        let g = select(vec2<f32>(0.0), norms / cn, (norms > vec2<f32>(0.0)) & (cn > vec2<f32>(0.0)));
         if (lid == 0u) {
             egam[0] = kv_t(g.x);
             egam[1] = kv_t(g.y);
