@@ -57,8 +57,8 @@ enum Body {
         encode: Dispatch,
         single: Vec<(bool, Dispatch)>,
         splits: Vec<(bool, bool, Dispatch)>,
-        /// The merge dispatch: (after the encoder, after the fused encode with the prefetch).
-        merge: Option<(Dispatch, Dispatch)>,
+        /// The merge dispatch, with prefetch columns it runs only after the fused encode.
+        merge: Option<Dispatch>,
     },
     Mirror {
         encode: Dispatch,
@@ -259,8 +259,8 @@ impl LayerAttention {
         // fused), it carries the L2 prefetch of the weights that follow attention: a short
         // dispatch, so the weights load while little else runs. Otherwise split-K carries it:
         // the merge dispatch (past COMPRESSED_FUSED_MAX_BLOCKS), or the attention dispatch
-        // itself with the fused merge. The mirror path's dense attention carries its own. H200, aura4v4, GPU loop
-        // tok/s at depth 0 / 4096 / 16384: prefetch on the encoder vs off 765 / 648 / 569 vs
+        // itself with the fused merge. The mirror path's dense attention carries its own.
+        // H200, aura4v4, GPU loop tok/s at depth 0 / 4096 / 16384: prefetch on the encoder vs off 765 / 648 / 569 vs
         // 725 / 623 / 550; on the attention dispatch vs off (fused encode) 694 / 636 / 611 vs
         // 661 / 614 / 603.
         let (enc_pf, enc_pf_groups) = if s.mirror { (s.no_prefetch, 0) } else { (pf, pf_groups) };
@@ -372,9 +372,9 @@ impl LayerAttention {
             }
         }
         // The compressed kernels' outputs are in the rotated V domain: single-pass turns its
-        // rows back itself, and the 2-pass merge does for split-K: without prefetch columns
-        // after the encoder (which carried them), with them after the fused encode.
-        let merge = merge_of(&consts, pf, 0).zip(merge_of(&consts, pf, pf_groups));
+        // rows back itself, and the 2-pass merge does for split-K: with its prefetch columns
+        // after the fused encode, without them after the encoder (which carried them).
+        let merge = merge_of(&consts, pf, pf_groups);
         Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, splits, merge }, dense_k: None, rope_targets })
     }
 
@@ -416,9 +416,8 @@ impl LayerAttention {
                     .expect("the plan picks a merge mode the session built");
                 d.run_with(pass, n, Some(sp.n_blocks));
                 if !sp.merge {
-                    let (plain, prefetching) =
-                        merge.as_ref().expect("a merge dispatch for split-K without the fused merge");
-                    if enc { prefetching } else { plain }.run(pass, n);
+                    let merge = merge.as_ref().expect("a merge dispatch for split-K without the fused merge");
+                    merge.run_prefetching(pass, n, enc);
                 }
             }
             (Body::Mirror { encode, dequant, dense }, DecodePlan::DequantMirror { split }) => {

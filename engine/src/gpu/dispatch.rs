@@ -63,12 +63,13 @@ pub const SLICE_ALIGN: u64 = 256;
 
 impl AsBinding for Slice {
     fn binding(&self) -> wgpu::BindingResource<'_> {
-        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: &self.buffer,
-            offset: self.offset,
-            size: wgpu::BufferSize::new(self.size),
-        })
+        range_binding(&self.buffer, self.offset, self.size)
     }
+}
+
+/// The binding of `size` bytes of `buffer` from `offset` (a multiple of `SLICE_ALIGN`).
+pub fn range_binding(buffer: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding { buffer, offset, size: wgpu::BufferSize::new(size) })
 }
 
 /// Consecutive slices of one new buffer, each `sizes[i]` bytes at an aligned offset.
@@ -145,6 +146,16 @@ impl Dispatch {
 
     /// Same, with grid y replaced (split-K block count).
     pub fn run_with(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32, y: Option<u32>) {
+        self.record(pass, n_tokens, y, true);
+    }
+
+    /// `run`, with its prefetch-only workgroups or without them (when another dispatch of
+    /// the step already loaded those weights).
+    pub fn run_prefetching(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32, prefetch: bool) {
+        self.record(pass, n_tokens, None, prefetch);
+    }
+
+    fn record(&self, pass: &mut wgpu::ComputePass<'_>, n_tokens: u32, y: Option<u32>, prefetch: bool) {
         let mut g = self.groups;
         match self.per_token {
             PerToken::Axis(a) => g[a] = n_tokens,
@@ -153,7 +164,7 @@ impl Dispatch {
         if let Some(y) = y {
             g[1] = y;
         }
-        if self.prefetch_groups > 0 {
+        if prefetch && self.prefetch_groups > 0 {
             // Whole columns: every grid row (y, z) gets them.
             g[0] += self.prefetch_groups.div_ceil(g[1] * g[2]);
         }

@@ -373,7 +373,7 @@ impl Gpu {
             Some(w) => format!("{stem}:{}", w.name()),
             None => stem.to_string(),
         };
-        if let Some((_, k)) = key.consts.iter().find(|c| c.0 == "K") {
+        if let Some(k) = key.get("K") {
             label.push_str(&format!("[K={k}]"));
         }
         if key.aura_encodes() {

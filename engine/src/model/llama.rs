@@ -45,11 +45,7 @@ impl GpuMatrix {
 
     /// The binding of the matrix's range (kernels index from its start).
     pub fn binding(&self) -> wgpu::BindingResource<'_> {
-        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer: &self.buf,
-            offset: self.offset,
-            size: wgpu::BufferSize::new(self.size),
-        })
+        crate::gpu::dispatch::range_binding(&self.buf, self.offset, self.size)
     }
 }
 
