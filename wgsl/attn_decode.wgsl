@@ -114,9 +114,13 @@ fn attn_decode(
         // Online softmax, up to four query heads per pair of reductions (a vec4 max, then a
         // vec4 sum whose barriers also publish ps); one head takes the scalar reductions.
         for (var g0 = 0u; g0 < G; g0 = g0 + 4u) {
+            // (Constant trip counts and indices once unrolled: no private array is indexed
+            // by a run-time value.)
             var sv = vec4<f32>(-3.0e38);
-            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
-                sv[c] = select(-3.0e38, d[g0 + c], t < end);
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                if (g0 + c < G) {
+                    sv[c] = select(-3.0e38, d[g0 + c], t < end);
+                }
             }
             var mx: vec4<f32>;
             if (G == 1u) {
@@ -126,15 +130,17 @@ fn attn_decode(
             }
             var pr = vec4<f32>(0.0);
             var corr = vec4<f32>(1.0);
-            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
                 let g = g0 + c;
-                let mn = max(m[g], mx[c]);
-                if (t < end) {
-                    pr[c] = exp(sv[c] - mn);
+                if (g < G) {
+                    let mn = max(m[g], mx[c]);
+                    if (t < end) {
+                        pr[c] = exp(sv[c] - mn);
+                    }
+                    ps[g * WG + lid] = pr[c];
+                    corr[c] = exp(m[g] - mn);
+                    m[g] = mn;
                 }
-                ps[g * WG + lid] = pr[c];
-                corr[c] = exp(m[g] - mn);
-                m[g] = mn;
             }
             var lt: vec4<f32>;
             if (G == 1u) {
@@ -142,10 +148,12 @@ fn attn_decode(
             } else {
                 lt = wg_sum4(pr, lid);
             }
-            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
                 let g = g0 + c;
-                l[g] = l[g] * corr[c] + lt[c];
-                acc[g] = acc[g] * corr[c];
+                if (g < G) {
+                    l[g] = l[g] * corr[c] + lt[c];
+                    acc[g] = acc[g] * corr[c];
+                }
             }
         }
         for (var i = 0u; i < RPG; i = i + 1u) {
@@ -179,8 +187,12 @@ fn attn_decode(
         }
         workgroupBarrier();
     }
-    if (BLOCK > 0u && lid < G) {
-        ml_store((qh0 + lid) * p.max_blocks + wid.y, vec2<f32>(m[lid], l[lid]));
+    if (BLOCK > 0u) {
+        for (var g = 0u; g < G; g = g + 1u) {
+            if (lid == g) {
+                ml_store((qh0 + g) * p.max_blocks + wid.y, vec2<f32>(m[g], l[g]));
+            }
+        }
     }
     if (BLOCK > 0u && MERGE != 0u) {
         // Counter per (token, workgroup): qh0 is its first query head. The last block

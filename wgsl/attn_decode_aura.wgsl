@@ -78,9 +78,11 @@ const RPG: u32 = WG / NRG;
 // V rows per thread whose packed bits and gamma are loaded at the top of a tile (the rest,
 // large head dims only, after the softmax), bounding the registers they take.
 const VPRE: u32 = min(RPG, 16u);
-// The G query rows, then (ENC) the new K and V rows.
-var<workgroup> fw: array<f32, (G + 2u * ENC) * HD>;
-var<workgroup> ps: array<f32, G * WG>;
+// The G query rows, then (ENC) the new K and V rows; vec4s, HD / 4 per row (the scores
+// read the rotated queries four dims per load).
+var<workgroup> fw: array<vec4<f32>, (G + 2u * ENC) * HD / 4u>;
+// A tile's softmax weights, four query heads per vec4: [(g / 4) * WG + row][g % 4].
+var<workgroup> ps: array<vec4<f32>, ((G + 3u) / 4u) * WG>;
 var<workgroup> cbk: array<f32, 1u << KB>;
 var<workgroup> cbv: array<f32, 1u << VB>;
 // Key centering: per query head g and RoPE pair j, (qa ma + qb mb, qb ma - qa mb), so a
@@ -137,7 +139,7 @@ fn v_bits4_new(d: u32) -> u32 {
 fn enc_elem(kind: u32, e: u32, norm: f32) -> f32 {
     var u = 0.0;
     if (norm > 0.0) {
-        u = fw[(G + kind) * HD + e] / norm;
+        u = fw[(G + kind) * (HD / 4u) + (e >> 2u)][e & 3u] / norm;
     }
     var bits = KB;
     var b0 = 0u;
@@ -198,8 +200,13 @@ fn attn_decode_aura(
         end = min(wid.y * BLOCK + BLOCK, kv_len);
     }
     let qh0 = t * p.n_heads + wid.x * G;
-    for (var i = lid; i < G * HD; i = i + WG) {
-        fw[i] = qkv[qh0 * HD + i] * consts[i % HD];
+    // The queries take the signs, 1 / sqrt(d) and the softmax scale before the rotation.
+    let qscale = p.scale / sqrt(f32(HD));
+    for (var i = lid; i < G * HD / 4u; i = i + WG) {
+        let o = qh0 * HD + 4u * i;
+        let d = 4u * (i % (HD / 4u));
+        let sg = vec4<f32>(consts[d], consts[d + 1u], consts[d + 2u], consts[d + 3u]);
+        fw[i] = vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]) * sg * qscale;
     }
     // ENC: this workgroup's block holds the new row (workgroup-uniform).
     let pos = step.pos;
@@ -213,8 +220,8 @@ fn attn_decode_aura(
             }
             let vx = qkv[p.v_off + kvh * HD + i];
             ss = ss + vec4<f32>(kx * kx, vx * vx, 0.0, 0.0);
-            fw[G * HD + i] = kx * consts[i];
-            fw[(G + 1u) * HD + i] = vx * consts[HD + i];
+            fw[G * (HD / 4u) + (i >> 2u)][i & 3u] = kx * consts[i];
+            fw[(G + 1u) * (HD / 4u) + (i >> 2u)][i & 3u] = vx * consts[HD + i];
         }
         for (var i = lid; i < RWK + RWV; i = i + WG) {
             atomicStore(&epk[i], 0u);
@@ -249,8 +256,7 @@ fn attn_decode_aura(
         norms = sqrt(wg_sum4(ss, lid).xy);
     }
     workgroupBarrier();
-    // Rotate the G queries (and the new K and V rows): Walsh-Hadamard butterflies; the
-    // queries then take 1/sqrt(d) and the softmax scale in their scores.
+    // Rotate the G queries (and the new K and V rows): Walsh-Hadamard butterflies.
     fwht_rows(lid, G + 2u * u32(enc));
     // ENC: quantize and pack the new rows; their gammas as the cache stores them.
     var new_g = vec2<f32>(0.0);
@@ -276,7 +282,6 @@ fn attn_decode_aura(
         }
     }
     let new_row = kvh * p.capacity + pos;
-    let qscale = p.scale / sqrt(f32(HD));
     var m: array<f32, G>;
     var l: array<f32, G>;
     var acc: array<vec4<f32>, G>;
@@ -333,24 +338,24 @@ fn attn_decode_aura(
             s[g] = -3.0e38;
         }
         if (tok < end) {
-            // The indices from registers: HD and KB are constants, so every shift is too.
-            // Explicitly zeroed per tile (see attn_decode.wgsl).
+            // Four dims at a time, the indices from registers: HD and KB are constants, so
+            // every shift is too. Explicitly zeroed per tile (see attn_decode.wgsl).
             var d = array<f32, G>();
-            for (var i = 0u; i < HD; i = i + 1u) {
-                let bit = i * KB;
+            let km = (1u << KB) - 1u;
+            for (var i = 0u; i < HD / 4u; i = i + 1u) {
+                let bit = 4u * i * KB;
                 let off = bit & 31u;
                 var kv = kw[bit >> 5u] >> off;
-                if (off + KB > 32u) {
+                if (off + 4u * KB > 32u) {
                     kv = kv | (kw[(bit >> 5u) + 1u] << (32u - off));
                 }
-                let c = cbk[kv & ((1u << KB) - 1u)];
+                let c = vec4<f32>(cbk[kv & km], cbk[(kv >> KB) & km], cbk[(kv >> (2u * KB)) & km], cbk[(kv >> (3u * KB)) & km]);
                 for (var g = 0u; g < G; g = g + 1u) {
-                    d[g] = d[g] + fw[g * HD + i] * c;
+                    d[g] = d[g] + dot(fw[g * (HD / 4u) + i], c);
                 }
             }
-            let gk = gk0 * qscale;
             for (var g = 0u; g < G; g = g + 1u) {
-                s[g] = d[g] * gk;
+                s[g] = d[g] * gk0;
             }
             if (p.has_mu != 0u) {
                 // q . R_tok mu over the RoPE pairs (a, b): cos (qa ma + qb mb) + sin (qb ma - qa mb).
@@ -381,28 +386,36 @@ fn attn_decode_aura(
         // Online softmax for up to four query heads per pair of reductions (a vec4 max, then
         // a vec4 sum whose barriers also publish ps).
         for (var g0 = 0u; g0 < G; g0 = g0 + 4u) {
+            // (Constant trip counts and indices once unrolled: no private array is indexed
+            // by a run-time value.)
             var sv = vec4<f32>(-3.0e38);
-            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
-                sv[c] = s[g0 + c];
+            for (var c = 0u; c < 4u; c = c + 1u) {
+                if (g0 + c < G) {
+                    sv[c] = s[g0 + c];
+                }
             }
             let mx = wg_max4(sv, lid);
             var pr = vec4<f32>(0.0);
             var corr = vec4<f32>(1.0);
-            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
                 let g = g0 + c;
-                let mn = max(m[g], mx[c]);
-                if (tok < end) {
-                    pr[c] = exp(s[g] - mn);
+                if (g < G) {
+                    let mn = max(m[g], mx[c]);
+                    if (tok < end) {
+                        pr[c] = exp(s[g] - mn);
+                    }
+                    corr[c] = exp(m[g] - mn);
+                    m[g] = mn;
                 }
-                ps[g * WG + lid] = pr[c];
-                corr[c] = exp(m[g] - mn);
-                m[g] = mn;
             }
+            ps[(g0 / 4u) * WG + lid] = pr;
             let lt = wg_sum4(pr, lid);
-            for (var c = 0u; c < min(4u, G - g0); c = c + 1u) {
+            for (var c = 0u; c < 4u; c = c + 1u) {
                 let g = g0 + c;
-                l[g] = l[g] * corr[c] + lt[c];
-                acc[g] = acc[g] * corr[c];
+                if (g < G) {
+                    l[g] = l[g] * corr[c] + lt[c];
+                    acc[g] = acc[g] * corr[c];
+                }
             }
         }
         // V: the wg_sum barriers published ps.
@@ -425,7 +438,7 @@ fn attn_decode_aura(
             let ix = idx4(bits);
             let val = gv * vec4<f32>(cbv[ix.x], cbv[ix.y], cbv[ix.z], cbv[ix.w]);
             for (var g = 0u; g < G; g = g + 1u) {
-                acc[g] = acc[g] + ps[g * WG + j] * val;
+                acc[g] = acc[g] + ps[(g / 4u) * WG + j][g % 4u] * val;
             }
         }
         workgroupBarrier();
@@ -434,18 +447,18 @@ fn attn_decode_aura(
     for (var r = 0u; r < NRG; r = r + 1u) {
         if (rg == r) {
             for (var g = 0u; g < G; g = g + 1u) {
-                for (var c = 0u; c < 4u; c = c + 1u) {
-                    let i = g * HD + 4u * lane + c;
-                    fw[i] = select(fw[i], 0.0, r == 0u) + acc[g][c];
-                }
+                let i = g * (HD / 4u) + lane;
+                fw[i] = select(fw[i], vec4<f32>(0.0), r == 0u) + acc[g];
             }
         }
         workgroupBarrier();
     }
     if (BLOCK == 0u) {
         // Normalize, then rotate back.
-        for (var i = lid; i < G * HD; i = i + WG) {
-            fw[i] = fw[i] / l[i / HD];
+        for (var g = 0u; g < G; g = g + 1u) {
+            for (var i = lid; i < HD / 4u; i = i + WG) {
+                fw[g * (HD / 4u) + i] = fw[g * (HD / 4u) + i] / l[g];
+            }
         }
         workgroupBarrier();
         unrotate_out(lid, qh0, G);
@@ -453,10 +466,12 @@ fn attn_decode_aura(
     }
     for (var i = lid; i < G * HD / 4u; i = i + WG) {
         let o = ((qh0 + i / VL) * p.max_blocks + wid.y) * VL + i % VL;
-        att[p.po_off + o] = vec4<f32>(fw[4u * i], fw[4u * i + 1u], fw[4u * i + 2u], fw[4u * i + 3u]);
+        att[p.po_off + o] = fw[i];
     }
-    if (lid < G) {
-        ml_store((qh0 + lid) * p.max_blocks + wid.y, vec2<f32>(m[lid], l[lid]));
+    for (var g = 0u; g < G; g = g + 1u) {
+        if (lid == g) {
+            ml_store((qh0 + g) * p.max_blocks + wid.y, vec2<f32>(m[g], l[g]));
+        }
     }
     if (MERGE != 0u) {
         // Counter per (token, workgroup): qh0 is its first query head.
@@ -464,9 +479,7 @@ fn attn_decode_aura(
             for (var g = 0u; g < G; g = g + 1u) {
                 let r = merge_head(lid, qh0 + g, nwg.y);
                 if (lid < VL) {
-                    for (var c = 0u; c < 4u; c = c + 1u) {
-                        fw[g * HD + 4u * lid + c] = r[c];
-                    }
+                    fw[g * (HD / 4u) + lid] = r;
                 }
             }
             workgroupBarrier();

@@ -24,7 +24,7 @@ struct Params {
 // one-word placeholder when off.
 @group(0) @binding(4) var<storage, read> pf: array<u32>;
 
-var<workgroup> fw: array<f32, HD>;
+var<workgroup> fw: array<vec4<f32>, HD / 4u>;
 
 @compute @workgroup_size(WG)
 fn attn_merge(
@@ -48,9 +48,7 @@ fn attn_merge(
         return;
     }
     if (lid < HD / 4u) {
-        for (var c = 0u; c < 4u; c = c + 1u) {
-            fw[4u * lid + c] = tot[c];
-        }
+        fw[lid] = tot;
     }
     workgroupBarrier();
     unrotate_out(lid, qh, 1u);

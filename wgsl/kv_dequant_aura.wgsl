@@ -25,7 +25,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> dense: array<kv_t>;
 @group(0) @binding(5) var<storage, read> cs: array<vec2<f32>>;
 
-var<workgroup> fw: array<f32, HD>;
+var<workgroup> fw: array<vec4<f32>, HD / 4u>;
 
 @compute @workgroup_size(WG)
 fn kv_dequant_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -42,13 +42,13 @@ fn kv_dequant_aura(@builtin(local_invocation_index) lid: u32, @builtin(workgroup
         if (off + p.bits > 32u) {
             v = v | (words[w + 1u] << (32u - off));
         }
-        fw[i] = g * consts[p.c_off + (v & mask)];
+        fw[i >> 2u][i & 3u] = g * consts[p.c_off + (v & mask)];
     }
     workgroupBarrier();
     fwht_rows(lid, 1u);
     let r = 1.0 / sqrt(f32(HD));
     for (var i = lid; i < HD; i = i + WG) {
-        var x = fw[i] * r * consts[p.s_off + i];
+        var x = fw[i >> 2u][i & 3u] * r * consts[p.s_off + i];
         if (p.has_mu != 0u) {
             x = x + rope_mean(p.mu_off + wid.x * HD, i, cs[pos * (HD / 2u) + rope_pair(i, p.halves)], p.halves);
         }

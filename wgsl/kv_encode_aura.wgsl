@@ -39,7 +39,7 @@ struct Params {
 // them into L2 (common/prefetch.wgsl's prefetch_side); a one-word placeholder when off.
 @group(0) @binding(7) var<storage, read> pf: array<u32>;
 
-var<workgroup> fw: array<f32, HD>;
+var<workgroup> fw: array<vec4<f32>, HD / 4u>;
 var<workgroup> packed: array<atomic<u32>, HD>;
 // This kind's codebook (up to 8 bits): the binary search reads workgroup memory, not a
 // chain of dependent memory loads.
@@ -78,7 +78,7 @@ fn kv_encode_aura(
             v = v - rope_mean(p.mu_off + kvh * HD, i, cs[pos * (HD / 2u) + rope_pair(i, p.halves)], p.halves);
         }
         ss = ss + v * v;
-        fw[i] = v * consts[p.s_off + i];
+        fw[i >> 2u][i & 3u] = v * consts[p.s_off + i];
         atomicStore(&packed[i], 0u);
     }
     for (var i = lid; i < (1u << p.bits); i = i + WG) {
@@ -96,7 +96,7 @@ fn kv_encode_aura(
     for (var i = lid; i < HD; i = i + WG) {
         var u = 0.0;
         if (norm > 0.0) {
-            u = fw[i] / norm;
+            u = fw[i >> 2u][i & 3u] / norm;
         }
         // Count boundaries strictly below u (binary search over the sorted boundaries).
         var lo = 0u;

@@ -1,14 +1,25 @@
 // In-place, unnormalized Walsh-Hadamard transform (Sylvester order) of `rows`
-// consecutive rows of HD values in the kernel's workgroup array `fw`, all threads
-// sharing the butterflies. Call from uniform control flow after `fw` is written and
-// published (barrier); returns after a barrier.
+// consecutive rows of HD values in the kernel's workgroup array `fw` (vec4s: HD / 4 per
+// row), all threads sharing the butterflies. The stages h = 1 and 2 stay inside a vec4
+// and run on both operands of the first cross-vec4 stage (h = 4), so a row of HD takes
+// log2(HD) - 2 barriers, each thread moving two vec4s per stage. Call from uniform control
+// flow after `fw` is written and published (barrier); returns after a barrier.
+fn fwht4(x: vec4<f32>) -> vec4<f32> {
+    let y = vec4<f32>(x.x + x.y, x.x - x.y, x.z + x.w, x.z - x.w);
+    return vec4<f32>(y.x + y.z, y.y + y.w, y.x - y.z, y.y - y.w);
+}
+
 fn fwht_rows(lid: u32, rows: u32) {
-    for (var h = 1u; h < HD; h = h * 2u) {
-        for (var q = lid; q < rows * (HD / 2u); q = q + WG) {
-            let i = q % (HD / 2u);
-            let j = (q / (HD / 2u)) * HD + (i / h) * 2u * h + (i % h);
-            let a = fw[j];
-            let b = fw[j + h];
+    for (var h = 1u; h < HD / 4u; h = h * 2u) {
+        for (var q = lid; q < rows * (HD / 8u); q = q + WG) {
+            let i = q % (HD / 8u);
+            let j = (q / (HD / 8u)) * (HD / 4u) + (i / h) * 2u * h + (i % h);
+            var a = fw[j];
+            var b = fw[j + h];
+            if (h == 1u) {
+                a = fwht4(a);
+                b = fwht4(b);
+            }
             fw[j] = a + b;
             fw[j + h] = a - b;
         }

@@ -1,4 +1,4 @@
-// `rows` merged attention rows in `fw` (rotated V domain, normalized) turned back,
+// `rows` merged attention rows in `fw` (vec4s; rotated V domain, normalized) turned back,
 // o = diag(sV) H o~ / sqrt(d) (V signs at consts[HD..]), into att rows qh0 .. qh0 + rows.
 // Needs fw, consts, att (vec4s) and fwht_rows. Uniform control flow, after fw is published.
 fn unrotate_out(lid: u32, qh0: u32, rows: u32) {
@@ -7,6 +7,6 @@ fn unrotate_out(lid: u32, qh0: u32, rows: u32) {
     for (var i = lid; i < rows * HD / 4u; i = i + WG) {
         let d = 4u * (i % (HD / 4u));
         let s = vec4<f32>(consts[HD + d], consts[HD + d + 1u], consts[HD + d + 2u], consts[HD + d + 3u]);
-        att[qh0 * (HD / 4u) + i] = vec4<f32>(fw[4u * i], fw[4u * i + 1u], fw[4u * i + 2u], fw[4u * i + 3u]) * r * s;
+        att[qh0 * (HD / 4u) + i] = fw[i] * r * s;
     }
 }

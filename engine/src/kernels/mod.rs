@@ -370,7 +370,8 @@ pub fn kv_dequant_key(v: Variant, head_dim: usize) -> PipelineKey {
 const WORKGROUP_BYTES: usize = 16384;
 
 /// attn_decode_aura's workgroup arrays other than the key-centering coefficients, in f32
-/// words: fw (G query rows, and with the fused encode the new K and V rows), ps, the two
+/// words: fw (G query rows, and with the fused encode the new K and V rows), ps (a vec4 per
+/// four heads and row), the two
 /// codebooks, the reductions' red4 (vec4 per thread), the merge's mg_acc (vec4 per
 /// thread), mg_l and ticket; with the fused encode the boundaries, the packed new rows and
 /// their gammas.
@@ -380,7 +381,7 @@ fn aura_attn_floats(head_dim: usize, group: usize, k_bits: u32, v_bits: u32, enc
     // (fw's two new rows are in its first term)
     let enc = if encode { cb + rw(k_bits) + rw(v_bits) } else { 2 };
     // (+ 2: the new row's gammas, declared in every variant)
-    (group + 2 * encode as usize) * head_dim + group * wg + cb + 4 * wg + 5 * wg + 1 + enc + 2
+    (group + 2 * encode as usize) * head_dim + group.div_ceil(4) * 4 * wg + cb + 4 * wg + 5 * wg + 1 + enc + 2
 }
 
 /// Length of attn_decode_aura's workgroup array of key-centering coefficients (one vec2
