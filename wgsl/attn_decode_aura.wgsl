@@ -17,7 +17,8 @@
 // boundaries at bk_off / bv_off). `qkv`: the step's q rows [T][n_heads][HD] at 0, its k
 // and v rows [T][n_kv][HD] at k_off and v_off (ENC). consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, MERGE, KB, VB,
 // RWK, RWV (row words), ENC. cs: the RoPE (cos, sin) table [capacity][HD/2], then its rows
-// 0..WG - 1 transposed, [HD/2][WG] (reference::ops::rope_table_gpu; key centering).
+// 0..WG - 1 transposed two pairs at a time, [HD/4][WG][2] (reference::ops::rope_table_gpu;
+// key centering).
 // ENC (one-token steps; no kv_encode_aura dispatch before it): the workgroups whose block
 // holds the step's new row pos = step.pos encode it themselves, as kv_encode_aura would
 // (the same arithmetic: norm, H diag(s) x, boundary count, gamma = norm / |c[idx]|, bits
@@ -66,7 +67,8 @@ struct Params {
 // Output rows [t][n_heads][HD] first, then the split-K partial o rows (at po_off).
 @group(0) @binding(5) var<storage, read_write> att: array<vec4<f32>>;
 @group(0) @binding(6) var<storage, read_write> pml: array<atomic<u32>>;
-@group(0) @binding(7) var<storage, read> cs: array<vec2<f32>>;
+// (vec4s: two RoPE pairs each, see cs_pair)
+@group(0) @binding(7) var<storage, read> cs: array<vec4<f32>>;
 // The layer's weights that run after attention: grid columns past n_heads / G prefetch them
 // into L2 (common/prefetch.wgsl's prefetch_side); a one-word placeholder when off.
 @group(0) @binding(8) var<storage, read> pf: array<u32>;
@@ -86,13 +88,14 @@ var<workgroup> ps: array<vec4<f32>, ((G + 3u) / 4u) * WG>;
 var<workgroup> cbk: array<f32, 1u << KB>;
 var<workgroup> cbv: array<f32, 1u << VB>;
 // Key centering: per query head g and RoPE pair j, (qa ma + qb mb, qb ma - qa mb), so a
-// token's shift is sum_j cos * ab.x + sin * ab.y. AB = G * HD / 2 when it fits, else 1
+// token's shift is sum_j cos * ab.x + sin * ab.y; two pairs per vec4 ([g][j / 2]), as the
+// table's transposed copy holds their angles. AB = G * HD / 2 (pairs) when it fits, else 1
 // (then the loop reads q and mu from memory).
-var<workgroup> ab: array<vec2<f32>, AB>;
+var<workgroup> ab: array<vec4<f32>, max(AB / 2u, 1u)>;
 // The same per tile, turned by the tile start's angles: a token then needs only the angles
 // of its offset in the tile (rows 0 .. WG - 1 of the table, shared by every tile, workgroup
 // and layer, so they stay in cache, read from their transposed copy) instead of its own row.
-var<workgroup> abt: array<vec2<f32>, AB>;
+var<workgroup> abt: array<vec4<f32>, max(AB / 2u, 1u)>;
 // ENC: the K and V boundaries (V's from 2^KB on) and the new row's packed K then V words.
 var<workgroup> ebnd: array<f32, max(ENC * ((1u << KB) + (1u << VB)), 1u)>;
 var<workgroup> epk: array<atomic<u32>, max(ENC * (RWK + RWV), 1u)>;
@@ -100,6 +103,12 @@ var<workgroup> epk: array<atomic<u32>, max(ENC * (RWK + RWV), 1u)>;
 // Read back through memory: the NVIDIA driver (580) folded f32(kv_t(g)) back to g, so
 // attention used a gamma the cache did not hold.
 var<workgroup> egam: array<kv_t, 2>;
+
+// The (cos, sin) of RoPE pair j at position `row` (table rows are HD / 4 vec4s).
+fn cs_pair(row: u32, j: u32) -> vec2<f32> {
+    let v = cs[row * (HD / 4u) + j / 2u];
+    return select(v.xy, v.zw, (j & 1u) != 0u);
+}
 
 fn pair(j: u32) -> vec2<u32> {
     if (p.halves != 0u) {
@@ -216,7 +225,7 @@ fn attn_decode_aura(
         for (var i = lid; i < HD; i = i + WG) {
             var kx = qkv[p.k_off + kvh * HD + i];
             if (p.has_mu != 0u) {
-                kx = kx - rope_mean(p.mu_off + kvh * HD, i, cs[pos * (HD / 2u) + rope_pair(i, p.halves)], p.halves);
+                kx = kx - rope_mean(p.mu_off + kvh * HD, i, cs_pair(pos, rope_pair(i, p.halves)), p.halves);
             }
             let vx = qkv[p.v_off + kvh * HD + i];
             ss = ss + vec4<f32>(kx * kx, vx * vx, 0.0, 0.0);
@@ -237,14 +246,19 @@ fn attn_decode_aura(
         cbk[i] = consts[p.ck_off + i];
     }
     if (AB > 1u && p.has_mu != 0u) {
-        for (var i = lid; i < G * HD / 2u; i = i + WG) {
-            let g = i / (HD / 2u);
-            let ii = pair(i % (HD / 2u));
-            let qa = qkv[(qh0 + g) * HD + ii.x];
-            let qb = qkv[(qh0 + g) * HD + ii.y];
-            let ma = consts[p.mu_off + kvh * HD + ii.x];
-            let mb = consts[p.mu_off + kvh * HD + ii.y];
-            ab[i] = vec2<f32>(qa * ma + qb * mb, qb * ma - qa * mb) * p.scale;
+        for (var i = lid; i < G * HD / 4u; i = i + WG) {
+            let g = i / (HD / 4u);
+            var e = vec4<f32>(0.0);
+            for (var k = 0u; k < 2u; k = k + 1u) {
+                let ii = pair(2u * (i % (HD / 4u)) + k);
+                let qa = qkv[(qh0 + g) * HD + ii.x];
+                let qb = qkv[(qh0 + g) * HD + ii.y];
+                let ma = consts[p.mu_off + kvh * HD + ii.x];
+                let mb = consts[p.mu_off + kvh * HD + ii.y];
+                e[2u * k] = qa * ma + qb * mb;
+                e[2u * k + 1u] = qb * ma - qa * mb;
+            }
+            ab[i] = e * p.scale;
         }
     }
     for (var i = lid; i < (1u << VB); i = i + WG) {
@@ -295,16 +309,14 @@ fn attn_decode_aura(
     for (var t0 = start; t0 < end; t0 = t0 + WG) {
         let tok = t0 + lid;
         // The tile's V rows first (rows past its end read the last valid row and weigh 0):
-        // their loads don't wait for the softmax.
+        // their loads don't wait for the softmax. Their gammas are not: each thread's
+        // token's V gamma goes into its softmax weights (ps), once per row, not per lane.
         let n = min(WG, end - t0);
         var vbits: array<u32, VPRE>;
-        var vgam: array<f32, VPRE>;
         for (var i = 0u; i < VPRE; i = i + 1u) {
             let row = base + t0 + min(rg + i * NRG, n - 1u);
-            vgam[i] = f32(gammas[p.v_gamma_off + row]);
             vbits[i] = v_bits4(p.v_word_off + row * RWV, 4u * lane);
             if (enc && row == new_row) {
-                vgam[i] = new_g.y;
                 vbits[i] = v_bits4_new(4u * lane);
             }
         }
@@ -317,19 +329,26 @@ fn attn_decode_aura(
         }
         kw[RWK] = 0u;
         var gk0 = f32(gammas[kt]);
+        var gv0 = f32(gammas[p.v_gamma_off + kt]);
         if (enc && kt == new_row) {
             for (var w = 0u; w < RWK; w = w + 1u) {
                 kw[w] = atomicLoad(&epk[w]);
             }
             gk0 = new_g.x;
+            gv0 = new_g.y;
         }
         if (AB > 1u && p.has_mu != 0u) {
             // cos((t0 + o) w) A + sin((t0 + o) w) B = cos(o w) A' + sin(o w) B' with
             // A' = cos(t0 w) A + sin(t0 w) B and B' = cos(t0 w) B - sin(t0 w) A.
-            for (var i = lid; i < G * HD / 2u; i = i + WG) {
-                let cb = cs[t0 * (HD / 2u) + i % (HD / 2u)];
+            for (var i = lid; i < G * HD / 4u; i = i + WG) {
+                let cb = cs[t0 * (HD / 4u) + i % (HD / 4u)];
                 let e = ab[i];
-                abt[i] = vec2<f32>(cb.x * e.x + cb.y * e.y, cb.x * e.y - cb.y * e.x);
+                abt[i] = vec4<f32>(
+                    cb.x * e.x + cb.y * e.y,
+                    cb.x * e.y - cb.y * e.x,
+                    cb.z * e.z + cb.w * e.w,
+                    cb.z * e.w - cb.w * e.z,
+                );
             }
             workgroupBarrier();
         }
@@ -360,17 +379,18 @@ fn attn_decode_aura(
             if (p.has_mu != 0u) {
                 // q . R_tok mu over the RoPE pairs (a, b): cos (qa ma + qb mb) + sin (qb ma - qa mb).
                 let mu0 = p.mu_off + kvh * HD;
-                for (var j = 0u; j < HD / 2u; j = j + 1u) {
-                    if (AB > 1u) {
-                        // Offset lid's angles from the transposed copy of rows 0..WG - 1:
-                        // the threads read consecutive pairs (coalesced).
-                        let c = cs[p.capacity * (HD / 2u) + j * WG + lid];
+                if (AB > 1u) {
+                    // Offset lid's angles from the transposed copy of rows 0..WG - 1, two
+                    // pairs per load: the threads read consecutive vec4s (coalesced).
+                    for (var jp = 0u; jp < HD / 4u; jp = jp + 1u) {
+                        let c = cs[p.capacity * (HD / 4u) + jp * WG + lid];
                         for (var g = 0u; g < G; g = g + 1u) {
-                            let e = abt[g * (HD / 2u) + j];
-                            s[g] = s[g] + c.x * e.x + c.y * e.y;
+                            s[g] = s[g] + dot(c, abt[g * (HD / 4u) + jp]);
                         }
-                    } else {
-                        let c = cs[tok * (HD / 2u) + j];
+                    }
+                } else {
+                    for (var j = 0u; j < HD / 2u; j = j + 1u) {
+                        let c = cs_pair(tok, j);
                         let ii = pair(j);
                         let ma = consts[mu0 + ii.x];
                         let mb = consts[mu0 + ii.y];
@@ -408,7 +428,7 @@ fn attn_decode_aura(
                     m[g] = mn;
                 }
             }
-            ps[(g0 / 4u) * WG + lid] = pr;
+            ps[(g0 / 4u) * WG + lid] = pr * gv0;
             let lt = wg_sum4(pr, lid);
             for (var c = 0u; c < 4u; c = c + 1u) {
                 let g = g0 + c;
@@ -418,25 +438,21 @@ fn attn_decode_aura(
                 }
             }
         }
-        // V: the wg_sum barriers published ps.
+        // V: the wg_sum barriers published ps (the weights times the rows' V gammas).
         for (var i = 0u; i < RPG; i = i + 1u) {
             let j = rg + i * NRG;
-            var gv = 0.0;
             var bits = 0u;
             if (i < VPRE) {
-                gv = vgam[min(i, VPRE - 1u)];
                 bits = vbits[min(i, VPRE - 1u)];
             } else {
                 let row = base + t0 + min(j, n - 1u);
-                gv = f32(gammas[p.v_gamma_off + row]);
                 bits = v_bits4(p.v_word_off + row * RWV, 4u * lane);
                 if (enc && row == new_row) {
-                    gv = new_g.y;
                     bits = v_bits4_new(4u * lane);
                 }
             }
             let ix = idx4(bits);
-            let val = gv * vec4<f32>(cbv[ix.x], cbv[ix.y], cbv[ix.z], cbv[ix.w]);
+            let val = vec4<f32>(cbv[ix.x], cbv[ix.y], cbv[ix.z], cbv[ix.w]);
             for (var g = 0u; g < G; g = g + 1u) {
                 acc[g] = acc[g] + ps[(g / 4u) * WG + j][g % 4u] * val;
             }

@@ -49,14 +49,19 @@ pub fn rope_table(positions: usize, head_dim: usize, theta: f32) -> Vec<[f32; 2]
 }
 
 /// The RoPE table as a session binds it: `rope_table(positions, ..)`, then its first
-/// `tile` rows again, transposed ([head_dim / 2][tile]), so that AURA attention's key
-/// centering reads the angles of a tile's offsets coalesced (pair j of offsets 0..tile at
-/// consecutive addresses, one per thread) instead of a 256-byte row per thread.
+/// `tile` rows again, transposed two pairs at a time ([head_dim / 4][tile][2]: pairs 2jp and
+/// 2jp + 1 of offset o at (jp tile + o) 2), so that AURA attention's key centering reads
+/// the angles of a tile's offsets coalesced (one 16-byte load per thread and two pairs,
+/// consecutive across the threads) instead of a 256-byte row per thread.
 pub fn rope_table_gpu(positions: usize, head_dim: usize, theta: f32, tile: usize) -> Vec<[f32; 2]> {
     let mut t = rope_table(positions, head_dim, theta);
     let first = rope_table(tile, head_dim, theta);
     let half = head_dim / 2;
-    t.extend((0..half).flat_map(|j| first.iter().skip(j).step_by(half).copied().collect::<Vec<_>>()));
+    for jp in 0..half / 2 {
+        for o in 0..tile {
+            t.extend_from_slice(&first[o * half + 2 * jp..o * half + 2 * jp + 2]);
+        }
+    }
     t
 }
 
