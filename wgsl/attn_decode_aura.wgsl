@@ -118,14 +118,16 @@ fn pair(j: u32) -> vec2<u32> {
 }
 
 // Indices d .. d + 3 of a packed V row starting at word w0 (4 * VB <= 32 bits, which may
-// straddle two words)
+// straddle two words, unless 4 * VB divides 32: then the test folds away)
 // (v_bits4 loads the 4 VB bits, idx4 splits them.)
+const V_STRADDLES: bool = 32u % (4u * VB) != 0u;
+
 fn v_bits4(w0: u32, d: u32) -> u32 {
     let bit = d * VB;
     let w = w0 + (bit >> 5u);
     let off = bit & 31u;
     var v = words[w] >> off;
-    if (off + 4u * VB > 32u) {
+    if (V_STRADDLES && off + 4u * VB > 32u) {
         v = v | (words[w + 1u] << (32u - off));
     }
     return v;
@@ -137,7 +139,7 @@ fn v_bits4_new(d: u32) -> u32 {
     let w = RWK + (bit >> 5u);
     let off = bit & 31u;
     var v = atomicLoad(&epk[w]) >> off;
-    if (off + 4u * VB > 32u) {
+    if (V_STRADDLES && off + 4u * VB > 32u) {
         v = v | (atomicLoad(&epk[w + 1u]) << (32u - off));
     }
     return v;
