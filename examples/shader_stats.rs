@@ -21,7 +21,9 @@ use aura::kv::scheme::KvScheme;
 use clap::Parser;
 
 #[derive(Parser)]
-#[command(about = "Driver compile statistics (registers, spills, instructions) of the decode attention kernels, through VK_KHR_pipeline_executable_properties")]
+#[command(
+    about = "Driver compile statistics (registers, spills, instructions) of the decode attention kernels, through VK_KHR_pipeline_executable_properties"
+)]
 struct Args {
     /// KV scheme whose AURA kernels to compile (aura{K}v{V})
     #[arg(long, default_value = "aura4v4")]
@@ -174,8 +176,13 @@ unsafe fn write_ir(
     std::fs::create_dir_all(dir).expect("--ir directory");
     for (k, (rep, buf)) in with_data.iter().zip(&bufs).enumerate() {
         let name = CStr::from_ptr(rep.name.as_ptr()).to_string_lossy().into_owned();
-        let file = format!("{}.{k}.{}.txt", desc.replace([' ', '+'], "_"), name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
-        let bytes = if rep.is_text != 0 { &buf[..buf.iter().position(|&c| c == 0).unwrap_or(buf.len())] } else { &buf[..] };
+        let file = format!(
+            "{}.{k}.{}.txt",
+            desc.replace([' ', '+'], "_"),
+            name.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        );
+        let bytes =
+            if rep.is_text != 0 { &buf[..buf.iter().position(|&c| c == 0).unwrap_or(buf.len())] } else { &buf[..] };
         std::fs::write(dir.join(&file), bytes).expect("write internal representation");
         println!("  wrote {file} ({} bytes)", bytes.len());
     }
@@ -241,7 +248,8 @@ fn main() {
             .iter()
             .position(|q| q.queue_flags.contains(vk::QueueFlags::COMPUTE))
             .expect("a compute queue") as u32;
-        let mut pef = vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR::default().pipeline_executable_info(true);
+        let mut pef =
+            vk::PhysicalDevicePipelineExecutablePropertiesFeaturesKHR::default().pipeline_executable_info(true);
         let mut f11 = vk::PhysicalDeviceVulkan11Features::default()
             .storage_buffer16_bit_access(v.f16)
             .uniform_and_storage_buffer16_bit_access(v.f16);
@@ -270,15 +278,12 @@ fn main() {
                 .stage(vk::ShaderStageFlags::COMPUTE)
                 .module(sm)
                 .name(&entry_name);
-            let cpi = [vk::ComputePipelineCreateInfo::default()
-                .stage(stage)
-                .layout(pl)
-                .flags(if args.ir.is_some() {
-                    vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR
-                        | vk::PipelineCreateFlags::CAPTURE_INTERNAL_REPRESENTATIONS_KHR
-                } else {
-                    vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR
-                })];
+            let cpi = [vk::ComputePipelineCreateInfo::default().stage(stage).layout(pl).flags(if args.ir.is_some() {
+                vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR
+                    | vk::PipelineCreateFlags::CAPTURE_INTERNAL_REPRESENTATIONS_KHR
+            } else {
+                vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR
+            })];
             let pipe = dev
                 .create_compute_pipelines(vk::PipelineCache::null(), &cpi, None)
                 .map_err(|(_, e)| e)

@@ -304,6 +304,12 @@ fn attn_decode_aura(
     // This thread's V dims 4 * lane .. + 3 in row group rg.
     let lane = lid % VL;
     let rg = lid / VL;
+    // ENC: this thread's four V indices of the new row (epk holds them once the encode's
+    // reductions have run; the variant without ENC has no such row).
+    var new_vb = 0u;
+    if (ENC != 0u) {
+        new_vb = v_bits4_new(4u * lane);
+    }
     for (var g = 0u; g < G; g = g + 1u) {
         m[g] = -3.0e38;
     }
@@ -317,10 +323,8 @@ fn attn_decode_aura(
         var vbits: array<u32, VPRE>;
         for (var i = 0u; i < VPRE; i = i + 1u) {
             let row = base + t0 + min(rg + i * NRG, n - 1u);
-            vbits[i] = v_bits4(p.v_word_off + row * RWV, 4u * lane);
-            if (enc && row == new_row) {
-                vbits[i] = v_bits4_new(4u * lane);
-            }
+            // (a select, not a branch: the loads stay unconditional, in flight together)
+            vbits[i] = select(v_bits4(p.v_word_off + row * RWV, 4u * lane), new_vb, enc && row == new_row);
         }
         // This thread's packed K row (clamped like V: every load unconditional, in flight
         // together with V's).
@@ -354,11 +358,10 @@ fn attn_decode_aura(
             }
             workgroupBarrier();
         }
+        // Scored unconditionally (rows past the tile's end are clamped, then masked), so no
+        // branch keeps the centering's loads from issuing early.
         var s: array<f32, G>;
-        for (var g = 0u; g < G; g = g + 1u) {
-            s[g] = -3.0e38;
-        }
-        if (tok < end) {
+        {
             // Four dims at a time, the indices from registers: HD and KB are constants, so
             // every shift is too. Explicitly zeroed per tile (see attn_decode.wgsl).
             var d = array<f32, G>();
@@ -392,7 +395,7 @@ fn attn_decode_aura(
                     }
                 } else {
                     for (var j = 0u; j < HD / 2u; j = j + 1u) {
-                        let c = cs_pair(tok, j);
+                        let c = cs_pair(min(tok, end - 1u), j);
                         let ii = pair(j);
                         let ma = consts[mu0 + ii.x];
                         let mb = consts[mu0 + ii.y];
@@ -404,6 +407,9 @@ fn attn_decode_aura(
                     }
                 }
             }
+        }
+        for (var g = 0u; g < G; g = g + 1u) {
+            s[g] = select(-3.0e38, s[g], tok < end);
         }
         // Online softmax for up to four query heads per pair of reductions (a vec4 max, then
         // a vec4 sum whose barriers also publish ps).
@@ -448,10 +454,7 @@ fn attn_decode_aura(
                 bits = vbits[min(i, VPRE - 1u)];
             } else {
                 let row = base + t0 + min(j, n - 1u);
-                bits = v_bits4(p.v_word_off + row * RWV, 4u * lane);
-                if (enc && row == new_row) {
-                    bits = v_bits4_new(4u * lane);
-                }
+                bits = select(v_bits4(p.v_word_off + row * RWV, 4u * lane), new_vb, enc && row == new_row);
             }
             let ix = idx4(bits);
             let val = vec4<f32>(cbv[ix.x], cbv[ix.y], cbv[ix.z], cbv[ix.w]);

@@ -145,9 +145,8 @@ pub struct Options {
     /// AURA caches, one-token steps: the attention workgroups whose block holds the new row
     /// encode it into the cache themselves (alongside the query rotation), instead of a
     /// `kv_encode_aura` dispatch before attention: one dispatch less per layer, the same
-    /// packed row. `None`: split-K with the merge dispatch (deep contexts) encodes inside
-    /// attention where that fits the kernel's 16 KiB of workgroup memory, single-pass and
-    /// the fused merge run the encoder (measured faster there); `Some(true)`: every
+    /// packed row. `None`: each attention kernel encodes where that fits its 16 KiB of
+    /// workgroup memory, the others run the encoder; `Some(true)`: every
     /// one-token step encodes inside attention, an error where it does not fit;
     /// `Some(false)`: the encoder dispatch. Multi-token (prefill) steps always run the
     /// encoder.

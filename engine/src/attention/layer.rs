@@ -323,13 +323,14 @@ impl LayerAttention {
             bv_off,
             _pad: [0; 3],
         };
-        // One-token steps: split-K with the merge dispatch (deep contexts: GQA-group
-        // workgroups, one of them per KV head encoding) encodes the new row inside attention
-        // where it fits; single-pass and the fused merge (one head per workgroup, each of the
-        // group's workgroups encoding the row again) keep the encoder unless forced. H200,
-        // aura4v4, GPU loop tok/s, fused / encoder dispatch: depth 0 (single-pass) 553 / 758,
-        // 1024 and 4096 (fused merge) 685 / 698 and 677 / 690, 16384 (merge dispatch)
-        // 613 / 600.
+        // One-token steps encode the new row inside attention wherever it fits (single-pass
+        // and the fused merge: each of the group's one-head workgroups encodes the row again,
+        // one writes it; the merge dispatch: one GQA-group workgroup per KV head). H200,
+        // aura4v4, GPU loop tok/s, fused / encoder dispatch, session 7: depth 0 (single-pass)
+        // 862 / 787, 1024 and 4096 (fused merge) 810 / 752 and 800 / 735, 16384 (merge
+        // dispatch) 718 / 647. (Session 6 had the encoder ahead at depth 0, 553 / 758: its
+        // new-row V reads tested for a word straddle that 4-bit rows never have, a branch
+        // with workgroup atomics in every V row's load.)
         // Whether the encoding kernel fits for the workgroup shape of the shallow (single-pass,
         // fused merge) or the deep (merge dispatch) kernels.
         let fits = |shallow: bool| aura_encode_fits(hd, g_for(shallow), kb, vb);
@@ -343,7 +344,7 @@ impl LayerAttention {
             Some(true) => (true, [true, true]),
             Some(false) => (false, [false, false]),
             // [with the fused merge, with the merge dispatch]
-            None => (false, [false, fits(false)]),
+            None => (fits(true), [fits(true), fits(false)]),
         };
         let params = uniform(gpu, ap)?;
         // `pf_cols`: with the fused encode and no merge dispatch after it, attention carries
