@@ -146,7 +146,8 @@ pub struct Options {
     /// encode it into the cache themselves (alongside the query rotation), instead of a
     /// `kv_encode_aura` dispatch before attention: one dispatch less per layer, the same
     /// packed row. `None`: each attention kernel encodes where that fits its 16 KiB of
-    /// workgroup memory, the others run the encoder; `Some(true)`: every
+    /// workgroup memory, except for 3-bit V rows and, on the merge-dispatch path, 8-bit K
+    /// rows (measured slower there), the others run the encoder; `Some(true)`: every
     /// one-token step encodes inside attention, an error where it does not fit;
     /// `Some(false)`: the encoder dispatch. Multi-token (prefill) steps always run the
     /// encoder.

@@ -330,7 +330,11 @@ impl LayerAttention {
         // 862 / 787, 1024 and 4096 (fused merge) 810 / 752 and 800 / 735, 16384 (merge
         // dispatch) 718 / 647. (Session 6 had the encoder ahead at depth 0, 553 / 758: its
         // new-row V reads tested for a word straddle that 4-bit rows never have, a branch
-        // with workgroup atomics in every V row's load.)
+        // with workgroup atomics in every V row's load.) Where the encoder stays ahead: V
+        // rows of 3 bits, which do straddle words (aura3v3 fused / encoder: 718 / 803 at
+        // depth 0, 701 / 727 at 4096, 635 / 646 at 16384), and 8-bit K rows on the merge
+        // dispatch path (aura8v4 at 16384: 590 / 634; 824 / 807 at depth 0, 767 / 718 at
+        // 4096).
         // Whether the encoding kernel fits for the workgroup shape of the shallow (single-pass,
         // fused merge) or the deep (merge dispatch) kernels.
         let fits = |shallow: bool| aura_encode_fits(hd, g_for(shallow), kb, vb);
@@ -344,7 +348,12 @@ impl LayerAttention {
             Some(true) => (true, [true, true]),
             Some(false) => (false, [false, false]),
             // [with the fused merge, with the merge dispatch]
-            None => (fits(true), [fits(true), fits(false)]),
+            None => {
+                // (V rows' groups of four indices never straddle a word)
+                let v_whole = 32 % (4 * vb) == 0;
+                let shallow = fits(true) && v_whole;
+                (shallow, [shallow, fits(false) && v_whole && kb <= 4])
+            }
         };
         let params = uniform(gpu, ap)?;
         // `pf_cols`: with the fused encode and no merge dispatch after it, attention carries
