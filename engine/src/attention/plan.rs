@@ -60,10 +60,12 @@ pub const DENSE_FUSED_MAX_KV: usize = 2048;
 pub const DEFAULT_COMPRESSED_SPLIT_BLOCK: u32 = 64;
 /// The compressed kernel's last block of each query head merges it (one head per
 /// workgroup with the fused merge), so past this many blocks the merge dispatch (GQA-group
-/// workgroups) wins. H200, aura4v4, 64-token blocks, GPU loop tok/s with the fused encode,
-/// fused / dispatch: depth 2048 (33 blocks) 701 / 644, 4096 (65) 691 / 630, 8192 (129)
-/// 649 / 631, 16384 (257) 495 / 614.
-pub const COMPRESSED_FUSED_MAX_BLOCKS: u32 = 160;
+/// workgroups) wins. H200, aura4v4, 64-token blocks, GPU loop tok/s, the fused encode on
+/// both paths (session 7), fused / dispatch: depth 2048 (33 blocks) 821 / 761, 4096 (65)
+/// 797 / 764, 6144 (97) 765 / 737, 8192 (129) 650 / 752, 10240 (161) 741 (dispatch). (At
+/// 129 blocks SmolLM2's nine one-head workgroups per block, 1161, no longer fit one wave
+/// at the fused-encode kernel's registers.) Session 6, with the encoder: 160.
+pub const COMPRESSED_FUSED_MAX_BLOCKS: u32 = 112;
 
 /// The dense split block for a step whose last token sees `kv_len` rows: the smallest
 /// block of the mode's list giving at most its target blocks per head.
@@ -254,13 +256,13 @@ mod tests {
             pl(f16, AttentionPath::TwoPass { block: 16 }, 9, 3, 65, Some(16), Auto),
             DecodePlan::Dense { split: sp(16, 5, true) }
         );
-        // Compressed: single-pass up to 4 tiles; the fused merge up to 160 blocks in Auto.
+        // Compressed: single-pass up to 4 tiles; the fused merge up to 112 blocks in Auto.
         assert_eq!(pl(a44, auto, 9, 3, 100, None, Auto), DecodePlan::CompressedSinglePass);
         let two = |b, n, m| DecodePlan::CompressedTwoPass(Split { block: b, n_blocks: n, merge: m });
         assert_eq!(pl(a44, auto, 9, 3, 300, None, Auto), two(64, 5, true));
-        assert_eq!(pl(a44, auto, 9, 3, 10240, None, Auto), two(64, 160, true));
-        assert_eq!(pl(a44, auto, 9, 3, 10241, None, Auto), two(64, 161, false));
-        assert_eq!(pl(a44, auto, 9, 3, 10241, None, Fused), two(64, 161, true));
+        assert_eq!(pl(a44, auto, 9, 3, 7168, None, Auto), two(64, 112, true));
+        assert_eq!(pl(a44, auto, 9, 3, 7169, None, Auto), two(64, 113, false));
+        assert_eq!(pl(a44, auto, 9, 3, 7169, None, Fused), two(64, 113, true));
         assert_eq!(pl(a44, auto, 9, 3, 300, None, Dispatch), two(64, 5, false));
         assert_eq!(pl(a44, auto, 9, 3, 300, Some(256), Auto), two(256, 2, true));
         assert_eq!(pl(a44, AttentionPath::SinglePass, 9, 3, 5000, None, Auto), DecodePlan::CompressedSinglePass);
