@@ -162,11 +162,10 @@ unsafe fn write_ir(
     let mut with_data: Vec<_> = reps
         .iter()
         .zip(bufs.iter_mut())
-        .map(|(r, b)| {
-            let mut x = vk::PipelineExecutableInternalRepresentationKHR::default();
-            x.data_size = r.data_size;
-            x.p_data = b.as_mut_ptr().cast();
-            x
+        .map(|(r, b)| vk::PipelineExecutableInternalRepresentationKHR {
+            data_size: r.data_size,
+            p_data: b.as_mut_ptr().cast(),
+            ..Default::default()
         })
         .collect();
     let mut n = with_data.len() as u32;
