@@ -361,49 +361,47 @@ fn attn_decode_aura(
         // Scored unconditionally (rows past the tile's end are clamped, then masked), so no
         // branch keeps the centering's loads from issuing early.
         var s: array<f32, G>;
-        {
-            // Four dims at a time, the indices from registers: HD and KB are constants, so
-            // every shift is too. Explicitly zeroed per tile (see attn_decode.wgsl).
-            var d = array<f32, G>();
-            let km = (1u << KB) - 1u;
-            for (var i = 0u; i < HD / 4u; i = i + 1u) {
-                let bit = 4u * i * KB;
-                let off = bit & 31u;
-                var kv = kw[bit >> 5u] >> off;
-                if (off + 4u * KB > 32u) {
-                    kv = kv | (kw[(bit >> 5u) + 1u] << (32u - off));
-                }
-                let c = vec4<f32>(cbk[kv & km], cbk[(kv >> KB) & km], cbk[(kv >> (2u * KB)) & km], cbk[(kv >> (3u * KB)) & km]);
-                for (var g = 0u; g < G; g = g + 1u) {
-                    d[g] = d[g] + dot(fw[g * (HD / 4u) + i], c);
-                }
+        // Four dims at a time, the indices from registers: HD and KB are constants, so
+        // every shift is too. Explicitly zeroed per tile (see attn_decode.wgsl).
+        var d = array<f32, G>();
+        let km = (1u << KB) - 1u;
+        for (var i = 0u; i < HD / 4u; i = i + 1u) {
+            let bit = 4u * i * KB;
+            let off = bit & 31u;
+            var kv = kw[bit >> 5u] >> off;
+            if (off + 4u * KB > 32u) {
+                kv = kv | (kw[(bit >> 5u) + 1u] << (32u - off));
             }
+            let c = vec4<f32>(cbk[kv & km], cbk[(kv >> KB) & km], cbk[(kv >> (2u * KB)) & km], cbk[(kv >> (3u * KB)) & km]);
             for (var g = 0u; g < G; g = g + 1u) {
-                s[g] = d[g] * gk0;
+                d[g] = d[g] + dot(fw[g * (HD / 4u) + i], c);
             }
-            if (p.has_mu != 0u) {
-                // q . R_tok mu over the RoPE pairs (a, b): cos (qa ma + qb mb) + sin (qb ma - qa mb).
-                let mu0 = p.mu_off + kvh * HD;
-                if (AB > 1u) {
-                    // Offset lid's angles from the transposed copy of rows 0..WG - 1, two
-                    // pairs per load: the threads read consecutive vec4s (coalesced).
-                    for (var jp = 0u; jp < HD / 4u; jp = jp + 1u) {
-                        let c = cs[p.capacity * (HD / 4u) + jp * WG + lid];
-                        for (var g = 0u; g < G; g = g + 1u) {
-                            s[g] = s[g] + dot(c, abt[g * (HD / 4u) + jp]);
-                        }
+        }
+        for (var g = 0u; g < G; g = g + 1u) {
+            s[g] = d[g] * gk0;
+        }
+        if (p.has_mu != 0u) {
+            // q . R_tok mu over the RoPE pairs (a, b): cos (qa ma + qb mb) + sin (qb ma - qa mb).
+            let mu0 = p.mu_off + kvh * HD;
+            if (AB > 1u) {
+                // Offset lid's angles from the transposed copy of rows 0..WG - 1, two
+                // pairs per load: the threads read consecutive vec4s (coalesced).
+                for (var jp = 0u; jp < HD / 4u; jp = jp + 1u) {
+                    let c = cs[p.capacity * (HD / 4u) + jp * WG + lid];
+                    for (var g = 0u; g < G; g = g + 1u) {
+                        s[g] = s[g] + dot(c, abt[g * (HD / 4u) + jp]);
                     }
-                } else {
-                    for (var j = 0u; j < HD / 2u; j = j + 1u) {
-                        let c = cs_pair(min(tok, end - 1u), j);
-                        let ii = pair(j);
-                        let ma = consts[mu0 + ii.x];
-                        let mb = consts[mu0 + ii.y];
-                        for (var g = 0u; g < G; g = g + 1u) {
-                            let qa = qkv[(qh0 + g) * HD + ii.x];
-                            let qb = qkv[(qh0 + g) * HD + ii.y];
-                            s[g] = s[g] + p.scale * (c.x * (qa * ma + qb * mb) + c.y * (qb * ma - qa * mb));
-                        }
+                }
+            } else {
+                for (var j = 0u; j < HD / 2u; j = j + 1u) {
+                    let c = cs_pair(min(tok, end - 1u), j);
+                    let ii = pair(j);
+                    let ma = consts[mu0 + ii.x];
+                    let mb = consts[mu0 + ii.y];
+                    for (var g = 0u; g < G; g = g + 1u) {
+                        let qa = qkv[(qh0 + g) * HD + ii.x];
+                        let qb = qkv[(qh0 + g) * HD + ii.y];
+                        s[g] = s[g] + p.scale * (c.x * (qa * ma + qb * mb) + c.y * (qb * ma - qa * mb));
                     }
                 }
             }

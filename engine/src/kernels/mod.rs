@@ -371,10 +371,9 @@ const WORKGROUP_BYTES: usize = 16384;
 
 /// attn_decode_aura's workgroup arrays other than the key-centering coefficients, in f32
 /// words: fw (G query rows, and with the fused encode the new K and V rows), ps (a vec4 per
-/// four heads and row), the two
-/// codebooks, the reductions' red4 (vec4 per thread), the merge's mg_acc (vec4 per
-/// thread), mg_l and ticket; with the fused encode the boundaries, the packed new rows and
-/// their gammas.
+/// four heads and row), the two codebooks, the reductions' red4 (vec4 per thread), the
+/// merge's mg_acc (vec4 per thread), mg_l and ticket; with the fused encode the
+/// boundaries, the packed new rows and their gammas.
 fn aura_attn_floats(head_dim: usize, group: usize, k_bits: u32, v_bits: u32, encode: bool) -> usize {
     let wg = WG_AURA as usize;
     let (cb, rw) = ((1usize << k_bits) + (1 << v_bits), |b: u32| crate::kv::scheme::row_words(head_dim, b));
