@@ -11,6 +11,8 @@
 //!
 //! `cargo run --release --example shader_stats -- [--kv aura4v4] [--f16 on|off] [--subgroups on|off] [--filter NAME]`
 
+mod common;
+
 use std::ffi::CStr;
 
 use ash::vk;
@@ -50,14 +52,6 @@ struct Args {
     /// Vulkan device index (default: the first that is not a CPU)
     #[arg(long)]
     device: Option<usize>,
-}
-
-fn on(s: &str) -> bool {
-    match s {
-        "on" => true,
-        "off" => false,
-        _ => panic!("expected on or off, got {s:?}"),
-    }
 }
 
 fn keys(v: Variant, hd: usize, group: usize, kb: u32, vb: u32) -> Vec<(String, PipelineKey)> {
@@ -206,9 +200,15 @@ fn value(name: &str, s: &vk::PipelineExecutableStatisticKHR) -> String {
 
 fn main() {
     let args = Args::parse();
-    let v = Variant { f16: on(&args.f16), subgroups: on(&args.subgroups) };
-    let scheme = KvScheme::parse(&args.kv).unwrap_or_else(|e| panic!("--kv: {e}"));
-    let KvScheme::Aura { k_bits, v_bits } = scheme else { panic!("--kv {}: not an AURA scheme", args.kv) };
+    common::run_main(async move { run(args) });
+}
+
+fn run(args: Args) -> aura::Result<()> {
+    let on = |flag: &str, v: &str| Ok::<_, aura::Error>(common::on_off(flag, &Some(v.to_string()))? == Some(true));
+    let v = Variant { f16: on("f16", &args.f16)?, subgroups: on("subgroups", &args.subgroups)? };
+    let KvScheme::Aura { k_bits, v_bits } = KvScheme::parse(&args.kv)? else {
+        return Err(aura::Error::InvalidArgument(format!("--kv {}: not an AURA scheme", args.kv)));
+    };
     let (kb, vb) = (k_bits as u32, v_bits as u32);
     // Every module to SPIR-V first (a naga failure shows before any driver work).
     let mods: Vec<_> = keys(v, args.head_dim, args.group, kb, vb)
@@ -239,8 +239,7 @@ fn main() {
         let exts = inst.enumerate_device_extension_properties(pd).expect("device extensions");
         let want = ash::khr::pipeline_executable_properties::NAME;
         if !exts.iter().any(|e| CStr::from_ptr(e.extension_name.as_ptr()) == want) {
-            eprintln!("error: {name} lacks {}", want.to_string_lossy());
-            std::process::exit(1);
+            return Err(aura::Error::Unsupported(format!("{name} lacks {}", want.to_string_lossy())));
         }
         let qf = inst
             .get_physical_device_queue_family_properties(pd)
@@ -277,12 +276,15 @@ fn main() {
                 .stage(vk::ShaderStageFlags::COMPUTE)
                 .module(sm)
                 .name(&entry_name);
-            let cpi = [vk::ComputePipelineCreateInfo::default().stage(stage).layout(pl).flags(if args.ir.is_some() {
-                vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR
-                    | vk::PipelineCreateFlags::CAPTURE_INTERNAL_REPRESENTATIONS_KHR
+            let ir = if args.ir.is_some() {
+                vk::PipelineCreateFlags::CAPTURE_INTERNAL_REPRESENTATIONS_KHR
             } else {
-                vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR
-            })];
+                vk::PipelineCreateFlags::empty()
+            };
+            let cpi = [vk::ComputePipelineCreateInfo::default()
+                .stage(stage)
+                .layout(pl)
+                .flags(vk::PipelineCreateFlags::CAPTURE_STATISTICS_KHR | ir)];
             let pipe = dev
                 .create_compute_pipelines(vk::PipelineCache::null(), &cpi, None)
                 .map_err(|(_, e)| e)
@@ -316,4 +318,5 @@ fn main() {
         dev.destroy_device(None);
         inst.destroy_instance(None);
     }
+    Ok(())
 }

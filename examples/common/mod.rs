@@ -101,7 +101,7 @@ impl SampleArgs {
     }
 }
 
-fn on_off(flag: &str, v: &Option<String>) -> aura::Result<Option<bool>> {
+pub fn on_off(flag: &str, v: &Option<String>) -> aura::Result<Option<bool>> {
     match v.as_deref() {
         None => Ok(None),
         Some("on") | Some("true") | Some("1") => Ok(Some(true)),
