@@ -296,7 +296,8 @@ fn packed_attention_equals_dense_attention_over_decoded_rows() {
                 let mut garbage_matters = false;
                 for member in 0..group {
                     let q = rng.normals(d, 1.5);
-                    let got = attention_packed(&q, &kc, &vc, h, kv_len, &sk, &sv, cbk, cbv, scale, kcent.as_ref());
+                    let got =
+                        attention_packed(&q, &kc, &vc, h, kv_len, &sk, &sv, cbk, cbv, scale, kcent.as_ref(), None);
                     let want = ops::attention(&q, &kd, &vd, d, kv_len, scale);
                     let (nmse, _) = ops::compare(&got, &want);
                     let rel = nmse.sqrt();
@@ -305,13 +306,42 @@ fn packed_attention_equals_dense_attention_over_decoded_rows() {
                         rel < 1e-5,
                         "aura{kb}v{vb} d {d} kv head {h} member {member} centering {centered:?}: relative L2 error {rel:e}"
                     );
+                    // The query's own row exact (its k after RoPE and v, not the cache's
+                    // copy): equal to dense attention with that row replaced, and different
+                    // from attending to the cached copy.
+                    let (ko, vo) = (rng.normals(d, 2.0), rng.normals(d, 2.0));
+                    let own = attention_packed(
+                        &q,
+                        &kc,
+                        &vc,
+                        h,
+                        kv_len,
+                        &sk,
+                        &sv,
+                        cbk,
+                        cbv,
+                        scale,
+                        kcent.as_ref(),
+                        Some((&ko, &vo)),
+                    );
+                    let (mut ke, mut ve) = (kd.clone(), vd.clone());
+                    ke[(kv_len - 1) * d..kv_len * d].copy_from_slice(&ko);
+                    ve[(kv_len - 1) * d..kv_len * d].copy_from_slice(&vo);
+                    let want_own = ops::attention(&q, &ke, &ve, d, kv_len, scale);
+                    let rel_own = ops::compare(&own, &want_own).0.sqrt();
+                    assert!(
+                        rel_own < 1e-5,
+                        "aura{kb}v{vb} d {d} kv head {h} member {member}: own row exact, relative L2 error {rel_own:e}"
+                    );
+                    assert!(ops::compare(&own, &want).0.sqrt() > 1e-4, "the own row changes nothing: vacuous");
                     // The garbage rows are really there: reading them would change the output
                     // (for at least one member: a query may happen to score them all low).
-                    let all = attention_packed(&q, &kc, &vc, h, capacity, &sk, &sv, cbk, cbv, scale, kcent.as_ref());
+                    let all =
+                        attention_packed(&q, &kc, &vc, h, capacity, &sk, &sv, cbk, cbv, scale, kcent.as_ref(), None);
                     garbage_matters |= ops::compare(&all, &want).0.sqrt() > 1e-2;
                     // The shift is position-dependent: without it the result changes.
                     if kcent.is_some() {
-                        let plain = attention_packed(&q, &kc, &vc, h, kv_len, &sk, &sv, cbk, cbv, scale, None);
+                        let plain = attention_packed(&q, &kc, &vc, h, kv_len, &sk, &sv, cbk, cbv, scale, None, None);
                         assert!(ops::compare(&plain, &want).0.sqrt() > 1e-3, "centering has no effect: vacuous");
                     }
                 }

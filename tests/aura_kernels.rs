@@ -513,11 +513,11 @@ fn attn_heads_are_distinct() {
     });
 }
 
-/// The fused encode (one-token steps): the workgroups whose block holds row kv_len - 1
-/// encode it from the raw k and v rows, attend to it and write it (one writer per KV
-/// head); every path, both workgroup shapes, bit widths whose indices straddle words, the
-/// first row of a cache, a row opening a new tile or block, key centering on and off; the
-/// fused merge over enough blocks (40 with a group, 94 with one head per workgroup) for
+/// The fused encode (one-token steps): one extra workgroup per KV head encodes row
+/// kv_len - 1 from the raw k and v rows and writes it, while attention takes it exact;
+/// every path, both workgroup shapes, bit widths whose indices straddle words, the first
+/// row of a cache, a row opening a new tile or block, key centering on and off; the fused
+/// merge over enough blocks (40 with a group, 94 with one head per workgroup) for
 /// merge_head's unrolled loop and its tail.
 #[test]
 fn attn_fused_encode() {
@@ -564,7 +564,9 @@ fn attn_centering_without_workgroup_coefficients() {
 
 /// Encodes random rows with `encode_row` into packed caches (garbage past the last valid
 /// row), runs attention (which rotates back) on the GPU and compares every (token, head) with
-/// `attention_packed` on the same packed data. Returns the reference [T][n_heads][hd].
+/// `attention_packed` on the same packed data, each token's own row exact from its raw k
+/// and v rows (the cache's copy of it, a different random row or garbage, must not be
+/// read). Returns the reference [T][n_heads][hd].
 fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
     let AttnCase { kb, vb, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap } = *c;
@@ -609,20 +611,19 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let table = ops::rope_table(cap, hd, 10000.0);
     // As a session binds it: the transposed offset rows after the table.
     let tb = upload(gpu, &ops::rope_table_gpu(cap, hd, 10000.0, WG_AURA as usize).concat());
-    // q rows, then (encode) the raw k and v rows [n_kv][hd] at odd offsets.
+    // q rows, then the step's raw k (after RoPE) and v rows [T][n_kv][hd] at odd offsets:
+    // each token's own row, which attention takes exact (and the fused encode encodes).
     let kv_rows = [0, 1].map(|_| {
-        (0..n_kv)
+        (0..nt * n_kv)
             .flat_map(|_| {
                 let m = MAGS[rng.below(3)];
                 rng.vec(hd, m)
             })
             .collect::<Vec<f32>>()
     });
-    let (k_off, v_off) = (q.len() + 3, q.len() + 3 + n_kv * hd + 5);
+    let (k_off, v_off) = (q.len() + 3, q.len() + 3 + nt * n_kv * hd + 5);
     let mut qkv = q.clone();
-    if encode {
-        qkv.extend([0.0; 3].iter().chain(&kv_rows[0]).chain(&[0.0; 5]).chain(&kv_rows[1]));
-    }
+    qkv.extend([0.0; 3].iter().chain(&kv_rows[0]).chain(&[0.0; 5]).chain(&kv_rows[1]));
     let (qb, wb, gb, cb) = (upload(gpu, &qkv), upload(gpu, &words0), upload_kv(gpu, &gammas0), upload(gpu, &consts));
     // The layer weights attention prefetches into L2, by 0 to 2 grid columns of
     // prefetch-only workgroups: the outputs must not depend on them.
@@ -659,7 +660,10 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let gw = if per_head { 1 } else { group };
     let key = attn_aura_key(v, hd, gw, block, merge, kb, vb, encode);
     let bufs = [&qb, &wb, &gb, &cb, &att, &pml, &tb, &pf];
-    run(gpu, &ctx, &key, p, &bufs, [(nh / gw) as u32 + pf_cols, (n_blocks as u32).max(1), nt32], st);
+    // The fused encode's encoders (one per KV head) come first in the extra columns.
+    let grid_y = (n_blocks as u32).max(1);
+    let enc_cols = if encode { (n_kv as u32).div_ceil(grid_y * nt32) } else { 0 };
+    run(gpu, &ctx, &key, p, &bufs, [(nh / gw) as u32 + enc_cols + pf_cols, grid_y, nt32], st);
     if block > 0 && !merge {
         let mp = MergeParams { n_heads: nh32, max_blocks: max_blocks as u32, po_off, _pad: 0 };
         // With the same prefetch columns (the merge carries the prefetch in deep contexts).
@@ -669,8 +673,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let counters = read::<u32>(gpu, &pml, pml_host.len());
     rep.untouched("merge counters", &ctx, &counters[n_ml..], &vec![0u32; nt * nh]);
     // The cache: unchanged, but for the new row when the kernel encodes, which must match
-    // encode_row (up to boundary flips, see check_encoded); the reference then attends to
-    // the row as the kernel wrote it.
+    // encode_row (up to boundary flips, see check_encoded).
     let (got_w, got_g): (Vec<u32>, Vec<f32>) = (read(gpu, &wb, words0.len()), read_kv(gpu, &gb, gammas0.len()));
     let (mut want_w, mut want_g) = (words0.clone(), gammas0.clone());
     if encode {
@@ -680,7 +683,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
             for h in 0..n_kv {
                 let slot = h * cap + pos;
                 let (w, g) = (s.word_off + slot * s.rw, s.gamma_off + slot);
-                let row = &kv_rows[si][h * hd..][..hd];
+                let row = &kv_rows[si][h * hd..][..hd]; // (T = 1)
                 let row: Vec<f32> = if center && si == 0 {
                     let kcent = KeyCentering { mu: &mu[h * hd..][..hd], table: &table, halves };
                     row.iter().zip(kcent.rotated(pos)).map(|(a, b)| a - b).collect()
@@ -691,9 +694,6 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
                 check_encoded(rep, &mut fl, &rctx, &row, s, &got_w[w..w + s.rw], got_g[g], gpu.variant.f16);
                 want_w[w..w + s.rw].copy_from_slice(&got_w[w..w + s.rw]);
                 want_g[g] = got_g[g];
-                let pc = &mut caches[si].0;
-                pc.words[slot * s.rw..][..s.rw].copy_from_slice(&got_w[w..w + s.rw]);
-                pc.gamma[slot] = got_g[g];
             }
         }
         if fl.flips as f64 > MAX_FLIP_FRACTION * fl.indices as f64 + 1.0 {
@@ -709,6 +709,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
         .flat_map(|r| {
             let kvh = (r % nh) / group;
             let kcent = center.then(|| KeyCentering { mu: &mu[kvh * hd..][..hd], table: &table, halves });
+            let own_row = |kind: usize| &kv_rows[kind][((r / nh) * n_kv + kvh) * hd..][..hd];
             attention_packed(
                 &q[r * hd..][..hd],
                 kc,
@@ -721,6 +722,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
                 l.cbv,
                 scale,
                 kcent.as_ref(),
+                Some((own_row(0), own_row(1))),
             )
         })
         .collect();

@@ -15,21 +15,23 @@
 // K rows are at the start of `words`/`gammas`, V rows at v_word_off/v_gamma_off; `consts`
 // holds K signs at 0, then V signs, then the codebooks (centroids at ck_off / cv_off,
 // boundaries at bk_off / bv_off). `qkv`: the step's q rows [T][n_heads][HD] at 0, its k
-// and v rows [T][n_kv][HD] at k_off and v_off (ENC). consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, MERGE, KB, VB,
+// and v rows [T][n_kv][HD] at k_off and v_off (own rows; ENC). consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, MERGE, KB, VB,
 // RWK, RWV (row words), ENC. cs: the RoPE (cos, sin) table [capacity][HD/2], then its rows
 // 0..WG - 1 transposed two pairs at a time, [HD/4][WG][2] (reference::ops::rope_table_gpu;
 // key centering).
-// ENC (one-token steps; no kv_encode_aura dispatch before it): the workgroups whose block
-// holds the step's new row pos = step.pos encode it themselves, as kv_encode_aura would
-// (the same arithmetic: norm, H diag(s) x, boundary count, gamma = norm / |c[idx]|, bits
-// packed), from the scratch k and v rows in `qkv` (k after RoPE; key centering subtracts
-// R_pos mu), alongside the query rotation (one FWHT over G + 2 rows). They attend to that
-// row from workgroup memory (with gamma rounded as stored), and one workgroup per KV head
-// (the first of its query heads) writes it to the cache (common/aura_enc_store.wgsl, which
-// compose adds with ENC). Row pos's values in memory are never used in that dispatch: the
-// other blocks never reach it, and in its own block every load of it (issued with the
-// tile's, racing the writer) is replaced by the workgroup's copy.
-// Grid columns x >= n_heads / G only prefetch `pf` into L2 (common/prefetch.wgsl).
+// Own row: query t attends to its own row (kv_len(t) - 1, the step's token t) exactly, from
+// the scratch k (after RoPE) and v rows in `qkv`, and to every earlier row through the
+// packed cache. The workgroup whose block holds it rotates those rows with its queries (one
+// FWHT over G + 2 rows; k centered like a cached row, so its score takes the same
+// centering term) and substitutes them for the row's packed values: the cache's copy of
+// that row is never read, so nothing in the step waits for its encoding.
+// ENC (one-token steps; no kv_encode_aura dispatch before it): the first n_kv workgroups
+// past the attention columns (grid x >= n_heads / G, linear order over the extra columns)
+// encode the new row pos = step.pos of one KV head each, as kv_encode_aura would (the same
+// arithmetic: norm, H diag(s) x, boundary count, gamma = norm / |c[idx]|, bits packed),
+// and write it (common/aura_enc_store.wgsl, which compose adds with ENC), alongside the
+// attention workgroups: none of them reads that row from memory (see above).
+// The other columns past n_heads / G only prefetch `pf` into L2 (common/prefetch.wgsl).
 struct Params {
     n_heads: u32,
     capacity: u32,
@@ -48,7 +50,7 @@ struct Params {
     po_off: u32,
     // query heads per KV head (a multiple of G)
     group: u32,
-    // f32 offsets of the step's k and v rows in qkv (ENC)
+    // f32 offsets of the step's k and v rows in qkv (own rows; ENC)
     k_off: u32,
     v_off: u32,
     // f32 offsets of the K and V boundaries in `consts` (ENC)
@@ -80,11 +82,12 @@ const RPG: u32 = WG / NRG;
 // V rows per thread whose packed bits and gamma are loaded at the top of a tile (the rest,
 // large head dims only, after the softmax), bounding the registers they take.
 const VPRE: u32 = min(RPG, 16u);
-// The G query rows, then (ENC) the new K and V rows; vec4s, HD / 4 per row (the scores
-// read the rotated queries four dims per load).
-var<workgroup> fw: array<vec4<f32>, (G + 2u * ENC) * HD / 4u>;
-// A tile's softmax weights, four query heads per vec4: [(g / 4) * WG + row][g % 4].
-var<workgroup> ps: array<vec4<f32>, ((G + 3u) / 4u) * WG>;
+// The G query rows (vec4s, HD / 4 per row: the scores read the rotated queries four dims
+// per load), then from PS0 on the own K and V rows while the queries are rotated, and a
+// tile's softmax weights (ps) in the tile loop, four query heads per vec4:
+// [PS0 + (g / 4) * WG + row][g % 4]. (An ENC encoder holds its K and V rows in rows 0, 1.)
+const PS0: u32 = G * HD / 4u;
+var<workgroup> fw: array<vec4<f32>, G * HD / 4u + max(HD / 2u, ((G + 3u) / 4u) * WG)>;
 var<workgroup> cbk: array<f32, 1u << KB>;
 var<workgroup> cbv: array<f32, 1u << VB>;
 // Key centering: per query head g and RoPE pair j, (qa ma + qb mb, qb ma - qa mb), so a
@@ -99,11 +102,6 @@ var<workgroup> abt: array<vec4<f32>, max(AB / 2u, 1u)>;
 // ENC: the K and V boundaries (V's from 2^KB on) and the new row's packed K then V words.
 var<workgroup> ebnd: array<f32, max(ENC * ((1u << KB) + (1u << VB)), 1u)>;
 var<workgroup> epk: array<atomic<u32>, max(ENC * (RWK + RWV), 1u)>;
-// ENC: the new row's K and V gammas as the cache stores them (kv_t: f16 in f16 variants).
-// Read back through memory: the NVIDIA driver (580) folded f32(kv_t(g)) back to g, so
-// attention used a gamma the cache did not hold.
-var<workgroup> egam: array<kv_t, 2>;
-
 // The (cos, sin) of RoPE pair j at position `row` (table rows are HD / 4 vec4s).
 fn cs_pair(row: u32, j: u32) -> vec2<f32> {
     let v = cs[row * (HD / 4u) + j / 2u];
@@ -133,24 +131,12 @@ fn v_bits4(w0: u32, d: u32) -> u32 {
     return v;
 }
 
-// The same from the new row's packed V words in workgroup memory (ENC).
-fn v_bits4_new(d: u32) -> u32 {
-    let bit = d * VB;
-    let w = RWK + (bit >> 5u);
-    let off = bit & 31u;
-    var v = atomicLoad(&epk[w]) >> off;
-    if (V_STRADDLES && off + 4u * VB > 32u) {
-        v = v | (atomicLoad(&epk[w + 1u]) << (32u - off));
-    }
-    return v;
-}
-
-// Quantize element e of the new row of `kind` (0 K, 1 V; rotated, unnormalized, in fw):
+// Quantize element e of the new row of `kind` (0 K, 1 V; rotated, unnormalized, fw row kind):
 // the index (boundaries strictly below u = y / norm) packed into epk; returns its centroid.
 fn enc_elem(kind: u32, e: u32, norm: f32) -> f32 {
     var u = 0.0;
     if (norm > 0.0) {
-        u = fw[(G + kind) * (HD / 4u) + (e >> 2u)][e & 3u] / norm;
+        u = fw[kind * (HD / 4u) + (e >> 2u)][e & 3u] / norm;
     }
     var bits = KB;
     var b0 = 0u;
@@ -188,15 +174,72 @@ fn idx4(v: u32) -> vec4<u32> {
     return vec4<u32>(v & m, (v >> VB) & m, (v >> (2u * VB)) & m, (v >> (3u * VB)) & m);
 }
 
+// ENC side workgroup: encode the new row pos = step.pos of KV head kvh (K: its k after
+// RoPE, minus R_pos mu with key centering; V) and write it to the cache; fw rows 0 and 1
+// hold the two rows.
+fn encode_new_row(kvh: u32, lid: u32) {
+    let pos = step.pos;
+    var ss = vec4<f32>(0.0);
+    for (var i = lid; i < HD; i = i + WG) {
+        var kx = qkv[p.k_off + kvh * HD + i];
+        if (p.has_mu != 0u) {
+            kx = kx - rope_mean(p.mu_off + kvh * HD, i, cs_pair(pos, rope_pair(i, p.halves)), p.halves);
+        }
+        let vx = qkv[p.v_off + kvh * HD + i];
+        ss = ss + vec4<f32>(kx * kx, vx * vx, 0.0, 0.0);
+        fw[i >> 2u][i & 3u] = kx * consts[i];
+        fw[HD / 4u + (i >> 2u)][i & 3u] = vx * consts[HD + i];
+    }
+    for (var i = lid; i < RWK + RWV; i = i + WG) {
+        atomicStore(&epk[i], 0u);
+    }
+    for (var i = lid; i + 1u < (1u << KB); i = i + WG) {
+        ebnd[i] = consts[p.bk_off + i];
+    }
+    for (var i = lid; i + 1u < (1u << VB); i = i + WG) {
+        ebnd[(1u << KB) + i] = consts[p.bv_off + i];
+    }
+    for (var i = lid; i < (1u << KB); i = i + WG) {
+        cbk[i] = consts[p.ck_off + i];
+    }
+    for (var i = lid; i < (1u << VB); i = i + WG) {
+        cbv[i] = consts[p.cv_off + i];
+    }
+    // The norms |k|, |v|; the reduction's barriers publish fw, epk, the boundaries and the
+    // codebooks.
+    let norms = sqrt(wg_sum4(ss, lid).xy);
+    fwht_rows(lid, 2u);
+    var cc = vec4<f32>(0.0);
+    for (var i = lid; i < 2u * HD; i = i + WG) {
+        let kind = i / HD;
+        let c = enc_elem(kind, i % HD, norms[kind]);
+        cc[kind] = cc[kind] + c * c;
+    }
+    // The reduction's barriers publish epk.
+    let cn = sqrt(wg_sum4(cc, lid).xy);
+    let g = select(vec2<f32>(0.0), norms / cn, (norms > vec2<f32>(0.0)) & (cn > vec2<f32>(0.0)));
+    enc_store(kvh * p.capacity + pos, g, lid);
+}
+
 @compute @workgroup_size(WG)
 fn attn_decode_aura(
     @builtin(local_invocation_index) lid: u32,
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    if (wid.x >= p.n_heads / G) {
+    let nq = p.n_heads / G;
+    if (wid.x >= nq) {
+        // The extra columns, in linear order: (ENC) one encoder per KV head, then prefetch.
+        let cols = nwg.x - nq;
+        let e = (wid.z * nwg.y + wid.y) * cols + wid.x - nq;
+        let side = ENC * (p.n_heads / p.group);
+        if (e < side) {
+            encode_new_row(e, lid);
+            return;
+        }
         // Never true at run time (step.zero is 0): keeps the prefetch loads live.
-        if ((prefetch_side(wid, nwg, lid, p.n_heads / G) & step.zero) != 0u) {
+        let all = cols * nwg.y * nwg.z - side;
+        if ((prefetch_sectors(((e - side) * WG + lid) * 8u, all * WG * 8u) & step.zero) != 0u) {
             atomicOr(&pml[0], 1u);
         }
         return;
@@ -219,29 +262,19 @@ fn attn_decode_aura(
         let sg = vec4<f32>(consts[d], consts[d + 1u], consts[d + 2u], consts[d + 3u]);
         fw[i] = vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]) * sg * qscale;
     }
-    // ENC: this workgroup's block holds the new row (workgroup-uniform).
-    let pos = step.pos;
-    let enc = ENC != 0u && pos >= start && pos < end;
-    var ss = vec4<f32>(0.0);
-    if (enc) {
+    // Own row: this workgroup's block holds row kv_len - 1 (workgroup-uniform); its k
+    // (centered like a cached row) and v go next to the queries, rotated with them.
+    let own = kv_len - 1u;
+    let has_own = own >= start && own < end;
+    if (has_own) {
+        let r = (t * (p.n_heads / p.group) + kvh) * HD;
         for (var i = lid; i < HD; i = i + WG) {
-            var kx = qkv[p.k_off + kvh * HD + i];
+            var kx = qkv[p.k_off + r + i];
             if (p.has_mu != 0u) {
-                kx = kx - rope_mean(p.mu_off + kvh * HD, i, cs_pair(pos, rope_pair(i, p.halves)), p.halves);
+                kx = kx - rope_mean(p.mu_off + kvh * HD, i, cs_pair(own, rope_pair(i, p.halves)), p.halves);
             }
-            let vx = qkv[p.v_off + kvh * HD + i];
-            ss = ss + vec4<f32>(kx * kx, vx * vx, 0.0, 0.0);
-            fw[G * (HD / 4u) + (i >> 2u)][i & 3u] = kx * consts[i];
-            fw[(G + 1u) * (HD / 4u) + (i >> 2u)][i & 3u] = vx * consts[HD + i];
-        }
-        for (var i = lid; i < RWK + RWV; i = i + WG) {
-            atomicStore(&epk[i], 0u);
-        }
-        for (var i = lid; i + 1u < (1u << KB); i = i + WG) {
-            ebnd[i] = consts[p.bk_off + i];
-        }
-        for (var i = lid; i + 1u < (1u << VB); i = i + WG) {
-            ebnd[(1u << KB) + i] = consts[p.bv_off + i];
+            fw[PS0 + (i >> 2u)][i & 3u] = kx * consts[i];
+            fw[PS0 + HD / 4u + (i >> 2u)][i & 3u] = qkv[p.v_off + r + i] * consts[HD + i];
         }
     }
     for (var i = lid; i < (1u << KB); i = i + WG) {
@@ -266,54 +299,40 @@ fn attn_decode_aura(
     for (var i = lid; i < (1u << VB); i = i + WG) {
         cbv[i] = consts[p.cv_off + i];
     }
-    // ENC: the norms of the new rows |k|, |v| (the reduction's barriers publish fw).
-    var norms = vec2<f32>(0.0);
-    if (enc) {
-        norms = sqrt(wg_sum4(ss, lid).xy);
-    }
     workgroupBarrier();
-    // Rotate the G queries (and the new K and V rows): Walsh-Hadamard butterflies.
-    fwht_rows(lid, G + 2u * u32(enc));
-    // ENC: quantize and pack the new rows; their gammas as the cache stores them.
-    var new_g = vec2<f32>(0.0);
-    if (enc) {
-        var cc = vec4<f32>(0.0);
-        for (var i = lid; i < 2u * HD; i = i + WG) {
-            let kind = i / HD;
-            let c = enc_elem(kind, i % HD, norms[kind]);
-            cc[kind] = cc[kind] + c * c;
-        }
-        // The reduction's barriers publish epk.
-        let cn = sqrt(wg_sum4(cc, lid).xy);
-        let g = select(vec2<f32>(0.0), norms / cn, (norms > vec2<f32>(0.0)) & (cn > vec2<f32>(0.0)));
-        if (lid == 0u) {
-            egam[0] = kv_t(g.x);
-            egam[1] = kv_t(g.y);
-        }
-        workgroupBarrier();
-        new_g = vec2<f32>(f32(egam[0]), f32(egam[1]));
-        // One writer per KV head: the workgroup of its first query head(s).
-        if (wid.x % (p.group / G) == 0u) {
-            enc_store(kvh * p.capacity + pos, new_g, lid);
-        }
-    }
-    let new_row = kvh * p.capacity + pos;
+    // Rotate the G queries (and the own K and V rows, right after them): Walsh-Hadamard
+    // butterflies.
+    fwht_rows(lid, G + 2u * u32(has_own));
     var m: array<f32, G>;
     var l: array<f32, G>;
     var acc: array<vec4<f32>, G>;
     // This thread's V dims 4 * lane .. + 3 in row group rg.
     let lane = lid % VL;
     let rg = lid / VL;
-    // ENC: this thread's four V indices of the new row (epk holds them once the encode's
-    // reductions have run; the variant without ENC has no such row).
-    var new_vb = 0u;
-    if (ENC != 0u) {
-        new_vb = v_bits4_new(4u * lane);
+    // The own row's values, read before the tile loop writes ps over them: its scores
+    // without the centering term (added with every row's), q~ . H diag(sK) k / sqrt(d), the
+    // same in every thread, and rotate(v) = H diag(sV) v / sqrt(d) (this thread's four dims).
+    let rsd = inverseSqrt(f32(HD));
+    var own_s: array<f32, G>;
+    var own_v = vec4<f32>(0.0);
+    if (has_own) {
+        var d = array<f32, G>();
+        for (var i = 0u; i < HD / 4u; i = i + 1u) {
+            let k = fw[PS0 + i];
+            for (var g = 0u; g < G; g = g + 1u) {
+                d[g] = d[g] + dot(fw[g * (HD / 4u) + i], k);
+            }
+        }
+        for (var g = 0u; g < G; g = g + 1u) {
+            own_s[g] = d[g] * rsd;
+        }
+        own_v = fw[PS0 + HD / 4u + lane] * rsd;
     }
     for (var g = 0u; g < G; g = g + 1u) {
         m[g] = -3.0e38;
     }
     let base = kvh * p.capacity;
+    let own_slot = base + own;
     for (var t0 = start; t0 < end; t0 = t0 + WG) {
         let tok = t0 + lid;
         // The tile's V rows first (rows past its end read the last valid row and weigh 0):
@@ -323,8 +342,7 @@ fn attn_decode_aura(
         var vbits: array<u32, VPRE>;
         for (var i = 0u; i < VPRE; i = i + 1u) {
             let row = base + t0 + min(rg + i * NRG, n - 1u);
-            // (a select, not a branch: the loads stay unconditional, in flight together)
-            vbits[i] = select(v_bits4(p.v_word_off + row * RWV, 4u * lane), new_vb, enc && row == new_row);
+            vbits[i] = v_bits4(p.v_word_off + row * RWV, 4u * lane);
         }
         // This thread's packed K row (clamped like V: every load unconditional, in flight
         // together with V's).
@@ -334,14 +352,13 @@ fn attn_decode_aura(
             kw[w] = words[kt * RWK + w];
         }
         kw[RWK] = 0u;
-        var gk0 = f32(gammas[kt]);
+        let gk0 = f32(gammas[kt]);
         var gv0 = f32(gammas[p.v_gamma_off + kt]);
-        if (enc && kt == new_row) {
-            for (var w = 0u; w < RWK; w = w + 1u) {
-                kw[w] = atomicLoad(&epk[w]);
-            }
-            gk0 = new_g.x;
-            gv0 = new_g.y;
+        // The own row: its values from the prologue, not memory (where ENC's encoder may be
+        // writing it).
+        let ownk = has_own && kt == own_slot;
+        if (ownk) {
+            gv0 = 1.0;
         }
         if (AB > 1u && p.has_mu != 0u) {
             // cos((t0 + o) w) A + sin((t0 + o) w) B = cos(o w) A' + sin(o w) B' with
@@ -378,7 +395,7 @@ fn attn_decode_aura(
             }
         }
         for (var g = 0u; g < G; g = g + 1u) {
-            s[g] = d[g] * gk0;
+            s[g] = select(d[g] * gk0, own_s[g], ownk);
         }
         if (p.has_mu != 0u) {
             // q . R_tok mu over the RoPE pairs (a, b): cos (qa ma + qb mb) + sin (qb ma - qa mb).
@@ -434,7 +451,7 @@ fn attn_decode_aura(
                     m[g] = mn;
                 }
             }
-            ps[(g0 / 4u) * WG + lid] = pr * gv0;
+            fw[PS0 + (g0 / 4u) * WG + lid] = pr * gv0;
             let lt = wg_sum4(pr, lid);
             for (var c = 0u; c < 4u; c = c + 1u) {
                 let g = g0 + c;
@@ -447,17 +464,17 @@ fn attn_decode_aura(
         // V: the wg_sum barriers published ps (the weights times the rows' V gammas).
         for (var i = 0u; i < RPG; i = i + 1u) {
             let j = rg + i * NRG;
+            let row = base + t0 + min(j, n - 1u);
             var bits = 0u;
             if (i < VPRE) {
                 bits = vbits[min(i, VPRE - 1u)];
             } else {
-                let row = base + t0 + min(j, n - 1u);
-                bits = select(v_bits4(p.v_word_off + row * RWV, 4u * lane), new_vb, enc && row == new_row);
+                bits = v_bits4(p.v_word_off + row * RWV, 4u * lane);
             }
             let ix = idx4(bits);
-            let val = vec4<f32>(cbv[ix.x], cbv[ix.y], cbv[ix.z], cbv[ix.w]);
+            let val = select(vec4<f32>(cbv[ix.x], cbv[ix.y], cbv[ix.z], cbv[ix.w]), own_v, has_own && row == own_slot);
             for (var g = 0u; g < G; g = g + 1u) {
-                acc[g] = acc[g] + ps[(g / 4u) * WG + j][g % 4u] * val;
+                acc[g] = acc[g] + fw[PS0 + (g / 4u) * WG + j][g % 4u] * val;
             }
         }
         workgroupBarrier();

@@ -323,9 +323,11 @@ impl LayerAttention {
             bv_off,
             _pad: [0; 3],
         };
-        // One-token steps encode the new row inside attention wherever it fits (single-pass
-        // and the fused merge: each of the group's one-head workgroups encodes the row again,
-        // one writes it; the merge dispatch: one GQA-group workgroup per KV head). H200,
+        // One-token steps encode the new row inside attention wherever it fits: one extra
+        // workgroup per KV head in the attention dispatch encodes and writes it while the
+        // attention workgroups take each query's own row exact from q|k|v (they never read
+        // it from the cache). (Session 7 measured the encode inside the workgroup holding the
+        // row, on that workgroup's critical path.) H200,
         // aura4v4, GPU loop tok/s, fused / encoder dispatch, session 7: depth 0 (single-pass)
         // 862 / 787, 1024 and 4096 (fused merge) 810 / 752 and 800 / 735, 16384 (merge
         // dispatch) 718 / 647. (Session 6 had the encoder ahead at depth 0, 553 / 758: its
@@ -356,13 +358,14 @@ impl LayerAttention {
             }
         };
         let params = uniform(gpu, ap)?;
-        // `pf_cols`: with the fused encode and no merge dispatch after it, attention carries
-        // the prefetch (see the encoder's note).
+        // Extra workgroups past the attention columns: with the fused encode, first its
+        // encoders (one per KV head), then the prefetch when no merge dispatch follows
+        // (attention carries it then; see the encoder's note).
         let aura = |block: u32, fused: bool, enc: bool| {
             let g = g_for(block == 0 || fused);
             let key = attn_aura_key(v, hd, g, block, fused, kb, vb, enc);
             let res: [&dyn AsBinding; 9] = [&params, s.qkv, &words, &gammas, &consts, s.att, s.pml, s.rope_table, pf];
-            let pf_cols = if enc && (block == 0 || fused) { pf_groups } else { 0 };
+            let pf_cols = if enc { nkv + if block == 0 || fused { pf_groups } else { 0 } } else { 0 };
             async move {
                 let p = gpu.pipeline(&key).await?;
                 let d = Dispatch::new(gpu, &p, &res, [nh / g as u32, 1, 1], PerToken::Axis(2)).prefetching(pf_cols);

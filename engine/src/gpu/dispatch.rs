@@ -101,7 +101,8 @@ pub struct Dispatch {
     pub per_token: PerToken,
     /// Extra workgroups (at least this many, in whole grid columns past `groups[0]`) that
     /// only prefetch weights into L2 (dense or AURA attention, the AURA encoder, the merge:
-    /// `common/prefetch.wgsl`'s `prefetch_side`); 0: none.
+    /// `common/prefetch.wgsl`'s `prefetch_side`), AURA attention's new-row encoders first
+    /// when it encodes; 0: none.
     pub prefetch_groups: u32,
 }
 

@@ -370,17 +370,15 @@ pub fn kv_dequant_key(v: Variant, head_dim: usize) -> PipelineKey {
 const WORKGROUP_BYTES: usize = 16384;
 
 /// attn_decode_aura's workgroup arrays other than the key-centering coefficients, in f32
-/// words: fw (G query rows, and with the fused encode the new K and V rows), ps (a vec4 per
-/// four heads and row), the two codebooks, the reductions' red4 (vec4 per thread), the
-/// merge's mg_acc (vec4 per thread), mg_l and ticket; with the fused encode the
-/// boundaries, the packed new rows and their gammas.
+/// words: fw (G query rows, then the own K and V rows or ps, a vec4 per four heads and
+/// row, whichever is longer), the two codebooks, the reductions' red4 (vec4 per thread),
+/// the merge's mg_acc (vec4 per thread), mg_l and ticket; with the fused encode the
+/// boundaries and the packed new rows.
 fn aura_attn_floats(head_dim: usize, group: usize, k_bits: u32, v_bits: u32, encode: bool) -> usize {
     let wg = WG_AURA as usize;
     let (cb, rw) = ((1usize << k_bits) + (1 << v_bits), |b: u32| crate::kv::scheme::row_words(head_dim, b));
-    // (fw's two new rows are in its first term)
     let enc = if encode { cb + rw(k_bits) + rw(v_bits) } else { 2 };
-    // (+ 2: the new row's gammas, declared in every variant)
-    (group + 2 * encode as usize) * head_dim + group.div_ceil(4) * 4 * wg + cb + 4 * wg + 5 * wg + 1 + enc + 2
+    group * head_dim + (2 * head_dim).max(group.div_ceil(4) * 4 * wg) + cb + 4 * wg + 5 * wg + 1 + enc
 }
 
 /// Length of attn_decode_aura's workgroup array of key-centering coefficients (one vec2
@@ -406,8 +404,9 @@ pub fn aura_encode_fits(head_dim: usize, group: usize, k_bits: u32, v_bits: u32)
 
 /// Compressed attention for `group` query heads per workgroup (the GQA group, or 1);
 /// `block == 0` is single-pass; `merge` (split-K): the last block of each workgroup's
-/// heads to finish merges and rotates back; `encode` (one-token steps): the workgroups
-/// holding the new row encode it into the cache (no kv_encode_aura dispatch).
+/// heads to finish merges and rotates back; `encode` (one-token steps): one extra
+/// workgroup per KV head in the same dispatch encodes the new row into the cache (no
+/// kv_encode_aura dispatch; the attention workgroups take every query's own row exact).
 #[allow(clippy::too_many_arguments)]
 pub fn attn_aura_key(
     v: Variant,

@@ -196,7 +196,10 @@ impl KeyCentering<'_> {
 /// compressed kernels do it:
 /// q̃ = rotate(q, sK) · scale; score_t = γK_t · Σ_i q̃_i · cK[idxK_t,i] (+ scale · q · R_t μ
 /// with key centering); p = softmax(scores) (max-subtracted); õ = Σ_t p_t · γV_t · cV[idxV_t]; o = unrotate(õ, sV).
-/// Reads only rows < kv_len. Returns zeros when kv_len is 0.
+/// `own`: the query's own row (kv_len − 1) exact, as the kernels take it, its (k after
+/// RoPE, v) instead of the cache's copy: score = scale · q · k, õ += p · rotate(v, sV)
+/// (None: that row from the cache too, as the dequant mirror attends).
+/// Reads only rows < kv_len (< kv_len − 1 with `own`). Returns zeros when kv_len is 0.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_packed(
     q: &[f32],
@@ -210,17 +213,30 @@ pub fn attention_packed(
     cbv: &Codebook,
     scale: f32,
     centering: Option<&KeyCentering>,
+    own: Option<(&[f32], &[f32])>,
 ) -> Vec<f32> {
     let d = q.len();
     assert!(k.d == d && v.d == d, "attention_packed: head dims q {d}, K {}, V {}", k.d, v.d);
     assert!(k.bits == cbk.bits && v.bits == cbv.bits, "attention_packed: codebook widths do not match the caches");
     assert!(kv_len <= k.capacity && kv_len <= v.capacity, "attention_packed: kv_len {kv_len} exceeds capacity");
+    if let Some((ko, vo)) = own {
+        assert!(
+            ko.len() == d && vo.len() == d,
+            "attention_packed: own row lengths {} / {}, head dim {d}",
+            ko.len(),
+            vo.len()
+        );
+    }
     if kv_len == 0 {
         return vec![0.0; d];
     }
+    let exact = |t: usize| own.filter(|_| t + 1 == kv_len);
     let qr: Vec<f32> = rotate(q, sk).iter().map(|x| x * scale).collect();
     let scores: Vec<f32> = (0..kv_len)
         .map(|t| {
+            if let Some((ko, _)) = exact(t) {
+                return ko.iter().zip(q).map(|(k, q)| k * q).sum::<f32>() * scale;
+            }
             let (words, gamma) = k.row(kv_head, t);
             let dot: f32 = unpack(words, k.bits, d).iter().zip(&qr).map(|(&i, q)| q * cbk.centroids[i as usize]).sum();
             let shift =
@@ -233,6 +249,10 @@ pub fn attention_packed(
     let l: f32 = p.iter().sum();
     let mut o = vec![0f32; d];
     for (t, &pt) in p.iter().enumerate() {
+        if let Some((_, vo)) = exact(t) {
+            o.iter_mut().zip(rotate(vo, sv)).for_each(|(oi, x)| *oi += pt * x);
+            continue;
+        }
         let (words, gamma) = v.row(kv_head, t);
         let w = pt * gamma;
         for (oi, &i) in o.iter_mut().zip(&unpack(words, v.bits, d)) {
