@@ -660,10 +660,9 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let gw = if per_head { 1 } else { group };
     let key = attn_aura_key(v, hd, gw, block, merge, kb, vb, encode);
     let bufs = [&qb, &wb, &gb, &cb, &att, &pml, &tb, &pf];
-    // The fused encode's encoders (one per KV head) come first in the extra columns.
-    let grid_y = (n_blocks as u32).max(1);
-    let enc_cols = if encode { (n_kv as u32).div_ceil(grid_y * nt32) } else { 0 };
-    run(gpu, &ctx, &key, p, &bufs, [(nh / gw) as u32 + enc_cols + pf_cols, grid_y, nt32], st);
+    // The fused encode's encoders (one per KV head) take a grid row before the blocks'.
+    let grid_y = (n_blocks as u32).max(1) + encode as u32;
+    run(gpu, &ctx, &key, p, &bufs, [(nh / gw) as u32 + pf_cols, grid_y, nt32], st);
     if block > 0 && !merge {
         let mp = MergeParams { n_heads: nh32, max_blocks: max_blocks as u32, po_off, _pad: 0 };
         // With the same prefetch columns (the merge carries the prefetch in deep contexts).

@@ -2,7 +2,8 @@
 // of one KV head (grid x = n_heads / G): the whole GQA group (G = p.group: packed K/V rows
 // are read once per group) or one head (G = 1: 3x the workgroups, each with a third of
 // the serial work);
-// grid y = split-K block (BLOCK > 0) and z = token t of the step (kv_len(t) = step.kv_len + t).
+// grid y = split-K block (BLOCK > 0; with ENC block b is row b + 1, see below) and z =
+// token t of the step (kv_len(t) = step.kv_len + t).
 // Queries are rotated once: q~ = H diag(sK) q / sqrt(d) * scale; score = gammaK * q~ . cK[idx];
 // the output accumulates in the rotated domain, o~ = sum p * gammaV * cV[idx]. BLOCK == 0
 // rotates it back (o = diag(sV) H o~ / sqrt(d), the FWHT in workgroup memory) and writes
@@ -25,13 +26,13 @@
 // FWHT over G + 2 rows; k centered like a cached row, so its score takes the same
 // centering term) and substitutes them for the row's packed values: the cache's copy of
 // that row is never read, so nothing in the step waits for its encoding.
-// ENC (one-token steps; no kv_encode_aura dispatch before it): the first n_kv workgroups
-// past the attention columns (grid x >= n_heads / G, linear order over the extra columns)
-// encode the new row pos = step.pos of one KV head each, as kv_encode_aura would (the same
-// arithmetic: norm, H diag(s) x, boundary count, gamma = norm / |c[idx]|, bits packed),
-// and write it (common/aura_enc_store.wgsl, which compose adds with ENC), alongside the
-// attention workgroups: none of them reads that row from memory (see above).
-// The other columns past n_heads / G only prefetch `pf` into L2 (common/prefetch.wgsl).
+// ENC (one-token steps; no kv_encode_aura dispatch before it): an extra grid row 0 (the
+// blocks are rows 1 and on), launched first, whose first n_kv workgroups encode the new row
+// pos = step.pos of one KV head each, as kv_encode_aura would (the same arithmetic: norm,
+// H diag(s) x, boundary count, gamma = norm / |c[idx]|, bits packed), and write it
+// (common/aura_enc_store.wgsl, which compose adds with ENC), alongside the attention
+// workgroups: none of them reads that row from memory (see above).
+// Grid columns x >= n_heads / G only prefetch `pf` into L2 (common/prefetch.wgsl).
 struct Params {
     n_heads: u32,
     capacity: u32,
@@ -227,31 +228,31 @@ fn attn_decode_aura(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let nq = p.n_heads / G;
-    if (wid.x >= nq) {
-        // The extra columns, in linear order: (ENC) one encoder per KV head, then prefetch.
-        let cols = nwg.x - nq;
-        let e = (wid.z * nwg.y + wid.y) * cols + wid.x - nq;
-        let side = ENC * (p.n_heads / p.group);
-        if (e < side) {
-            encode_new_row(e, lid);
-            return;
-        }
+    if (wid.x >= p.n_heads / G) {
         // Never true at run time (step.zero is 0): keeps the prefetch loads live.
-        let all = cols * nwg.y * nwg.z - side;
-        if ((prefetch_sectors(((e - side) * WG + lid) * 8u, all * WG * 8u) & step.zero) != 0u) {
+        if ((prefetch_side(wid, nwg, lid, p.n_heads / G) & step.zero) != 0u) {
             atomicOr(&pml[0], 1u);
         }
         return;
     }
+    // ENC: grid row 0 (launched first) holds the new row's encoders, one per KV head; the
+    // blocks are rows 1 and on.
+    if (ENC != 0u && wid.y == 0u) {
+        if (wid.x < p.n_heads / p.group) {
+            encode_new_row(wid.x, lid);
+        }
+        return;
+    }
+    let yb = wid.y - ENC;
+    let nb = nwg.y - ENC;
     let kvh = wid.x * G / p.group;
     let t = wid.z;
     let kv_len = step.kv_len + t;
     var start = 0u;
     var end = kv_len;
     if (BLOCK > 0u) {
-        start = min(wid.y * BLOCK, kv_len);
-        end = min(wid.y * BLOCK + BLOCK, kv_len);
+        start = min(yb * BLOCK, kv_len);
+        end = min(yb * BLOCK + BLOCK, kv_len);
     }
     let qh0 = t * p.n_heads + wid.x * G;
     // The queries take the signs, 1 / sqrt(d) and the softmax scale before the rotation.
@@ -501,19 +502,19 @@ fn attn_decode_aura(
         return;
     }
     for (var i = lid; i < G * HD / 4u; i = i + WG) {
-        let o = ((qh0 + i / VL) * p.max_blocks + wid.y) * VL + i % VL;
+        let o = ((qh0 + i / VL) * p.max_blocks + yb) * VL + i % VL;
         att[p.po_off + o] = fw[i];
     }
     for (var g = 0u; g < G; g = g + 1u) {
         if (lid == g) {
-            ml_store((qh0 + g) * p.max_blocks + wid.y, vec2<f32>(m[g], l[g]));
+            ml_store((qh0 + g) * p.max_blocks + yb, vec2<f32>(m[g], l[g]));
         }
     }
     if (MERGE != 0u) {
         // Counter per (token, workgroup): qh0 is its first query head.
-        if (last_block(lid, qh0, nwg.y)) {
+        if (last_block(lid, qh0, nb)) {
             for (var g = 0u; g < G; g = g + 1u) {
-                let r = merge_head(lid, qh0 + g, nwg.y);
+                let r = merge_head(lid, qh0 + g, nb);
                 if (lid < VL) {
                     fw[g * (HD / 4u) + lid] = r;
                 }

@@ -324,7 +324,10 @@ impl LayerAttention {
             _pad: [0; 3],
         };
         // One-token steps encode the new row inside attention wherever it fits: one extra
-        // workgroup per KV head in the attention dispatch encodes and writes it while the
+        // workgroup per KV head in the attention dispatch (a grid row of its own, launched
+        // first: as extra columns they spread over every block's row, and at 16384 the
+        // merge dispatch's 771 workgroups plus 257 no longer fit one wave: 650 against 716
+        // tok/s for the encode in the workgroup holding the row) encodes and writes it while the
         // attention workgroups take each query's own row exact from q|k|v (they never read
         // it from the cache). (Session 7 measured the encode inside the workgroup holding the
         // row, on that workgroup's critical path.) H200,
@@ -358,17 +361,18 @@ impl LayerAttention {
             }
         };
         let params = uniform(gpu, ap)?;
-        // Extra workgroups past the attention columns: with the fused encode, first its
-        // encoders (one per KV head), then the prefetch when no merge dispatch follows
-        // (attention carries it then; see the encoder's note).
+        // `pf_cols`: with the fused encode and no merge dispatch after it, attention carries
+        // the prefetch (see the encoder's note).
         let aura = |block: u32, fused: bool, enc: bool| {
             let g = g_for(block == 0 || fused);
             let key = attn_aura_key(v, hd, g, block, fused, kb, vb, enc);
             let res: [&dyn AsBinding; 9] = [&params, s.qkv, &words, &gammas, &consts, s.att, s.pml, s.rope_table, pf];
-            let pf_cols = if enc { nkv + if block == 0 || fused { pf_groups } else { 0 } } else { 0 };
+            let pf_cols = if enc && (block == 0 || fused) { pf_groups } else { 0 };
             async move {
                 let p = gpu.pipeline(&key).await?;
-                let d = Dispatch::new(gpu, &p, &res, [nh / g as u32, 1, 1], PerToken::Axis(2)).prefetching(pf_cols);
+                let d = Dispatch::new(gpu, &p, &res, [nh / g as u32, 1, 1], PerToken::Axis(2))
+                    .prefetching(pf_cols)
+                    .leading_rows(enc as u32);
                 Ok::<_, Error>(d)
             }
         };

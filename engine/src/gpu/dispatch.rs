@@ -101,9 +101,11 @@ pub struct Dispatch {
     pub per_token: PerToken,
     /// Extra workgroups (at least this many, in whole grid columns past `groups[0]`) that
     /// only prefetch weights into L2 (dense or AURA attention, the AURA encoder, the merge:
-    /// `common/prefetch.wgsl`'s `prefetch_side`), AURA attention's new-row encoders first
-    /// when it encodes; 0: none.
+    /// `common/prefetch.wgsl`'s `prefetch_side`); 0: none.
     pub prefetch_groups: u32,
+    /// Grid rows (y) before the kernel's own, added to its y whatever the step sets it to
+    /// (AURA attention's new-row encoders); 0: none.
+    pub lead_rows: u32,
 }
 
 impl Dispatch {
@@ -131,12 +133,19 @@ impl Dispatch {
             groups,
             per_token,
             prefetch_groups: 0,
+            lead_rows: 0,
         }
     }
 
     /// With at least `n` prefetch-only workgroups (see `prefetch_groups`).
     pub fn prefetching(mut self, n: u32) -> Dispatch {
         self.prefetch_groups = n;
+        self
+    }
+
+    /// With `n` grid rows before the kernel's own (see `lead_rows`).
+    pub fn leading_rows(mut self, n: u32) -> Dispatch {
+        self.lead_rows = n;
         self
     }
 
@@ -165,6 +174,7 @@ impl Dispatch {
         if let Some(y) = y {
             g[1] = y;
         }
+        g[1] += self.lead_rows;
         if prefetch && self.prefetch_groups > 0 {
             // Whole columns: every grid row (y, z) gets them.
             g[0] += self.prefetch_groups.div_ceil(g[1] * g[2]);
