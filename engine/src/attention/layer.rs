@@ -324,22 +324,17 @@ impl LayerAttention {
             _pad: [0; 3],
         };
         // One-token steps encode the new row inside attention wherever it fits: one extra
-        // workgroup per KV head in the attention dispatch (a grid row of its own, launched
-        // first: as extra columns they spread over every block's row, and at 16384 the
-        // merge dispatch's 771 workgroups plus 257 no longer fit one wave: 650 against 716
-        // tok/s for the encode in the workgroup holding the row) encodes and writes it while the
+        // workgroup per KV head in the attention dispatch encodes and writes it while the
         // attention workgroups take each query's own row exact from q|k|v (they never read
-        // it from the cache). (Session 7 measured the encode inside the workgroup holding the
-        // row, on that workgroup's critical path.) H200,
-        // aura4v4, GPU loop tok/s, fused / encoder dispatch, session 7: depth 0 (single-pass)
-        // 862 / 787, 1024 and 4096 (fused merge) 810 / 752 and 800 / 735, 16384 (merge
-        // dispatch) 718 / 647. (Session 6 had the encoder ahead at depth 0, 553 / 758: its
-        // new-row V reads tested for a word straddle that 4-bit rows never have, a branch
-        // with workgroup atomics in every V row's load.) Where the encoder stays ahead: V
-        // rows of 3 bits, which do straddle words (aura3v3 fused / encoder: 718 / 803 at
-        // depth 0, 701 / 727 at 4096, 635 / 646 at 16384), and 8-bit K rows on the merge
-        // dispatch path (aura8v4 at 16384: 590 / 634; 824 / 807 at depth 0, 767 / 718 at
-        // 4096).
+        // it from the cache, so nothing waits for the encode). The encoders take a grid row
+        // of their own, launched first: as extra columns they spread over every block's row,
+        // and at 16384 the merge dispatch's 771 workgroups plus 257 no longer fit one wave
+        // (650 against 716 tok/s). H200, GPU loop tok/s at depth 0 / 4096 / 16384, session 8,
+        // fused / encoder dispatch: aura4v4 902 / 831 / 717 against 780 / 711 / 628, aura8v4
+        // 890 / 799 / 692 against 785 / 701 / 610; session 7's encode inside the workgroup
+        // holding the row (on its critical path), aura4v4: 855 / 800 / 718. Where the
+        // encoder stays: V rows of 3 bits, which straddle words (aura3v3 fused / encoder:
+        // 743 / 705 / 635 against 775 / 717 / 635).
         // Whether the encoding kernel fits for the workgroup shape of the shallow (single-pass,
         // fused merge) or the deep (merge dispatch) kernels.
         let fits = |shallow: bool| aura_encode_fits(hd, g_for(shallow), kb, vb);
@@ -357,7 +352,7 @@ impl LayerAttention {
                 // (V rows' groups of four indices never straddle a word)
                 let v_whole = 32 % (4 * vb) == 0;
                 let shallow = fits(true) && v_whole;
-                (shallow, [shallow, fits(false) && v_whole && kb <= 4])
+                (shallow, [shallow, fits(false) && v_whole])
             }
         };
         let params = uniform(gpu, ap)?;
