@@ -142,15 +142,15 @@ pub struct Options {
     /// `None`: on (per step) on Vulkan, where naga's SPIR-V makes the barrier device-scoped;
     /// the merge dispatch on the other backends (see `Gpu::merge_mode`).
     pub fused_merge: Option<bool>,
-    /// AURA caches, one-token steps: the attention workgroups whose block holds the new row
-    /// encode it into the cache themselves (alongside the query rotation), instead of a
-    /// `kv_encode_aura` dispatch before attention: one dispatch less per layer, the same
-    /// packed row. `None`: each attention kernel encodes where that fits its 16 KiB of
-    /// workgroup memory, except for 3-bit V rows and, on the merge-dispatch path, 8-bit K
-    /// rows (measured slower there), the others run the encoder; `Some(true)`: every
-    /// one-token step encodes inside attention, an error where it does not fit;
-    /// `Some(false)`: the encoder dispatch. Multi-token (prefill) steps always run the
-    /// encoder.
+    /// AURA caches, one-token steps: one extra workgroup per KV head in the attention
+    /// dispatch (a grid row of its own, launched first) encodes the new row into the cache
+    /// while attention runs, instead of a `kv_encode_aura` dispatch before attention: one
+    /// dispatch less per layer, the same packed row (attention takes every query's own
+    /// row exact, so it never waits for the encode). `None`: each attention kernel encodes
+    /// where that fits its 16 KiB of workgroup memory, except for 3-bit V rows (measured
+    /// slower there), the others run the encoder; `Some(true)`: every one-token step
+    /// encodes inside attention, an error where it does not fit; `Some(false)`: the
+    /// encoder dispatch. Multi-token (prefill) steps always run the encoder.
     pub aura_fused_encode: Option<bool>,
     /// GPU timestamps between the stages of every step (needs timestamp queries
     /// inside passes; an error where the adapter lacks them). Off: no cost.

@@ -52,8 +52,8 @@ pub struct ModelArgs {
     pub fused_merge: Option<String>,
     /// AURA caches: one-token steps encode the new KV row inside the attention dispatch (on)
     /// or in a kv_encode_aura dispatch before it (off). Default: inside attention wherever it
-    /// fits the kernel's 16 KiB of workgroup memory (not for 3-bit V rows, nor for 8-bit K rows
-    /// on deep contexts, where it measured slower).
+    /// fits the kernel's 16 KiB of workgroup memory (not for 3-bit V rows, where it measured
+    /// slower).
     #[arg(long, value_name = "on|off")]
     pub fused_encode: Option<String>,
     /// Attention path: auto, single, two-pass, two-pass:BLOCK or mirror (dequant A/B path).
