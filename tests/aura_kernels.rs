@@ -440,8 +440,8 @@ struct AttnCase {
     merge: bool,
     /// One query head per workgroup (else the whole GQA group).
     per_head: bool,
-    /// The kernel encodes the new row (pos = kv_len - 1) from raw k and v rows itself
-    /// (ENC; one-token steps only).
+    /// The dispatch also encodes the new row (pos = kv_len - 1) from the raw k and v rows
+    /// (ENC: an extra grid row of encoders; one-token steps only).
     encode: bool,
     hd: usize,
     group: usize,
@@ -602,7 +602,14 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     };
     let ctx = format!("{label} {path} n_blocks={n_blocks}/{max_blocks} K{kb}/V{vb} hd={hd} heads={nh}/{n_kv} kv_len={kv_len} T={nt} cap={cap} per_head={per_head} encode={encode} seed={seed:#x} centered={}", seed & 1 == 1);
     let words0 = [caches[0].0.words.as_slice(), &caches[1].0.words].concat();
-    let gammas0 = [caches[0].0.gamma.as_slice(), &caches[1].0.gamma].concat();
+    let mut gammas0 = [caches[0].0.gamma.as_slice(), &caches[1].0.gamma].concat();
+    // No query reads the last token's own row through the cache: an infinite gamma there
+    // turns any use of it that is not a select (a weight times zero) into NaN.
+    for h in 0..n_kv {
+        for side in [0, rows] {
+            gammas0[side + h * cap + seen - 1] = f32::INFINITY;
+        }
+    }
     // Odd seeds: key centering (pre-RoPE means per KV head; RoPE pairs by seed).
     let (center, halves) = (seed & 1 == 1, seed & 2 == 2);
     let mu = if center { rng.vec(n_kv * hd, 2.0) } else { Vec::new() };

@@ -25,13 +25,15 @@
 // packed cache. The workgroup whose block holds it rotates those rows with its queries (one
 // FWHT over G + 2 rows; k centered like a cached row, so its score takes the same
 // centering term) and substitutes them for the row's packed values: the cache's copy of
-// that row is never read, so nothing in the step waits for its encoding.
+// that row is never used (its loads, clamped and unconditional like every row's, are
+// discarded), so nothing in the step waits for its encoding.
 // ENC (one-token steps; no kv_encode_aura dispatch before it): an extra grid row 0 (the
 // blocks are rows 1 and on), launched first, whose first n_kv workgroups encode the new row
-// pos = step.pos of one KV head each, as kv_encode_aura would (the same arithmetic: norm,
+// pos = step.pos of one KV head each (the rest of that row's attention columns return at
+// once; its prefetch columns prefetch), as kv_encode_aura would (the same arithmetic: norm,
 // H diag(s) x, boundary count, gamma = norm / |c[idx]|, bits packed), and write it
 // (common/aura_enc_store.wgsl, which compose adds with ENC), alongside the attention
-// workgroups: none of them reads that row from memory (see above).
+// workgroups: none of them uses that row's values in memory (see above).
 // Grid columns x >= n_heads / G only prefetch `pf` into L2 (common/prefetch.wgsl).
 struct Params {
     n_heads: u32,
@@ -235,8 +237,8 @@ fn attn_decode_aura(
         }
         return;
     }
-    // ENC: grid row 0 (launched first) holds the new row's encoders, one per KV head; the
-    // blocks are rows 1 and on.
+    // ENC: grid row 0 (launched first) holds the new row's encoders, its first n_kv
+    // workgroups (one per KV head; the others return); the blocks are rows 1 and on.
     if (ENC != 0u && wid.y == 0u) {
         if (wid.x < p.n_heads / p.group) {
             encode_new_row(wid.x, lid);

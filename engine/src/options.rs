@@ -142,8 +142,8 @@ pub struct Options {
     /// `None`: on (per step) on Vulkan, where naga's SPIR-V makes the barrier device-scoped;
     /// the merge dispatch on the other backends (see `Gpu::merge_mode`).
     pub fused_merge: Option<bool>,
-    /// AURA caches, one-token steps: one extra workgroup per KV head in the attention
-    /// dispatch (a grid row of its own, launched first) encodes the new row into the cache
+    /// AURA caches, one-token steps: workgroups of the attention dispatch (the first n_kv
+    /// of a grid row of its own, launched first, one per KV head) encode the new row into the cache
     /// while attention runs, instead of a `kv_encode_aura` dispatch before attention: one
     /// dispatch less per layer, the same packed row (attention takes every query's own
     /// row exact, so it never waits for the encode). `None`: each attention kernel encodes

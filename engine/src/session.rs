@@ -179,8 +179,8 @@ impl Session {
         // k/v [T][kv_dim], att [T][q_dim], gate/up/act [T][ffn], logits [T][vocab].
         let x = f32s("x", t * h)?;
         let xn = f32s("xn", t * h)?;
-        // q, k and v: slices of one buffer, which the compressed attention binds whole (its
-        // fused encode reads the new k and v rows).
+        // q, k and v: slices of one buffer, which the compressed attention binds whole (it
+        // reads each token's own k and v rows, and its fused encode the new ones).
         let (qkv, [q, k, vv]) = slices(gpu, "qkv", [(t * qd * 4) as u64, (t * kvd * 4) as u64, (t * kvd * 4) as u64])?;
         // att [T][q_dim], then the split-K partial o [T'][n_heads][max_blocks][hd] (T' <= SPLIT_SLOTS).
         let ts = SPLIT_SLOTS;
@@ -265,7 +265,8 @@ impl Session {
                             NormRope::Fold { table: &rope_buf, kv_out: true, capacity: cap, hd: c.head_dim },
                             [(&q, qd), (kc, kvd), (vc, kvd)],
                         ),
-                        // Compressed: rotated k and v to the scratch rows the encoder reads.
+                        // Compressed: rotated k and v to the scratch rows the encoder and
+                        // attention (each token's own row) read.
                         (true, false) => (
                             NormRope::Fold { table: &rope_buf, kv_out: false, capacity: cap, hd: c.head_dim },
                             [(&q, qd), (&k, kvd), (&vv, kvd)],

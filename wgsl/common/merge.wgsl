@@ -73,16 +73,16 @@ fn merge_head(lid: u32, qh: u32, nb: u32) -> vec4<f32> {
 }
 
 // Split-K (MERGE): after this workgroup's partials are written, count it as one of the
-// nwg_y blocks of counter c; true (uniform) for the last one to finish, which then
+// nb blocks of counter c (the grid's block rows); true (uniform) for the last one to finish, which then
 // merges. The device-scope barriers order the partial writes before the count and the
 // merge's reads after it; the last workgroup resets the counter for the next dispatch.
-fn last_block(lid: u32, c: u32, nwg_y: u32) -> bool {
+fn last_block(lid: u32, c: u32, nb: u32) -> bool {
     storageBarrier();
     let ci = arrayLength(&pml) - 1u - c;
     if (lid == 0u) {
         mg_ticket = atomicAdd(&pml[ci], 1u);
     }
-    let last = workgroupUniformLoad(&mg_ticket) + 1u == nwg_y;
+    let last = workgroupUniformLoad(&mg_ticket) + 1u == nb;
     if (last) {
         storageBarrier();
         if (lid == 0u) {

@@ -50,7 +50,7 @@ struct DenseOps {
 
 enum Body {
     Dense(DenseOps),
-    /// `single` and `splits` by whether they encode the new row themselves (one-token
+    /// `single` and `splits` by whether their dispatch encodes the new row too (one-token
     /// steps, `Options::aura_fused_encode`; else `encode` runs first); `splits` also by
     /// the fused merge (without it, `merge` follows).
     Aura {
@@ -323,11 +323,11 @@ impl LayerAttention {
             bv_off,
             _pad: [0; 3],
         };
-        // One-token steps encode the new row inside attention wherever it fits: one extra
-        // workgroup per KV head in the attention dispatch encodes and writes it while the
-        // attention workgroups take each query's own row exact from q|k|v (they never read
-        // it from the cache, so nothing waits for the encode). The encoders take a grid row
-        // of their own, launched first: as extra columns they spread over every block's row,
+        // One-token steps encode the new row inside attention wherever it fits: an extra
+        // grid row of the attention dispatch, launched first, whose first n_kv workgroups
+        // (one per KV head) encode and write it while the attention workgroups take each
+        // query's own row exact from q|k|v (they never use the cache's copy, so nothing
+        // waits for the encode). As a grid row, not extra columns: as extra columns they spread over every block's row,
         // and at 16384 the merge dispatch's 771 workgroups plus 257 no longer fit one wave
         // (650 against 716 tok/s). H200, GPU loop tok/s at depth 0 / 4096 / 16384, session 8,
         // fused / encoder dispatch: aura4v4 902 / 831 / 717 against 780 / 711 / 628, aura8v4

@@ -404,9 +404,10 @@ pub fn aura_encode_fits(head_dim: usize, group: usize, k_bits: u32, v_bits: u32)
 
 /// Compressed attention for `group` query heads per workgroup (the GQA group, or 1);
 /// `block == 0` is single-pass; `merge` (split-K): the last block of each workgroup's
-/// heads to finish merges and rotates back; `encode` (one-token steps): one extra
-/// workgroup per KV head in the same dispatch encodes the new row into the cache (no
-/// kv_encode_aura dispatch; the attention workgroups take every query's own row exact).
+/// heads to finish merges and rotates back; `encode` (one-token steps): an extra grid row
+/// of the same dispatch (`Dispatch::leading_rows`), one workgroup per KV head of it,
+/// encodes the new row into the cache (no kv_encode_aura dispatch; the attention
+/// workgroups take every query's own row exact).
 #[allow(clippy::too_many_arguments)]
 pub fn attn_aura_key(
     v: Variant,
