@@ -177,22 +177,31 @@ fn idx4(v: u32) -> vec4<u32> {
     return vec4<u32>(v & m, (v >> VB) & m, (v >> (2u * VB)) & m, (v >> (3u * VB)) & m);
 }
 
+// Token row `src` (f32 offset of its KV head's row in the step's k and v scratch rows) of
+// KV head kvh at position pos, this thread's dims: k (after RoPE; minus R_pos mu with key
+// centering, as the cache holds it) and v, times their signs, into fw from vec4 f0 on (K,
+// then V at f0 + HD / 4), ready for the FWHT; returns their sums of squares (|k|^2, |v|^2).
+fn load_kv_rows(src: u32, kvh: u32, pos: u32, f0: u32, lid: u32) -> vec4<f32> {
+    var ss = vec4<f32>(0.0);
+    for (var i = lid; i < HD; i = i + WG) {
+        var kx = qkv[p.k_off + src + i];
+        if (p.has_mu != 0u) {
+            kx = kx - rope_mean(p.mu_off + kvh * HD, i, cs_pair(pos, rope_pair(i, p.halves)), p.halves);
+        }
+        let vx = qkv[p.v_off + src + i];
+        ss = ss + vec4<f32>(kx * kx, vx * vx, 0.0, 0.0);
+        fw[f0 + (i >> 2u)][i & 3u] = kx * consts[i];
+        fw[f0 + HD / 4u + (i >> 2u)][i & 3u] = vx * consts[HD + i];
+    }
+    return ss;
+}
+
 // ENC side workgroup: encode the new row pos = step.pos of KV head kvh (K: its k after
 // RoPE, minus R_pos mu with key centering; V) and write it to the cache; fw rows 0 and 1
 // hold the two rows.
 fn encode_new_row(kvh: u32, lid: u32) {
     let pos = step.pos;
-    var ss = vec4<f32>(0.0);
-    for (var i = lid; i < HD; i = i + WG) {
-        var kx = qkv[p.k_off + kvh * HD + i];
-        if (p.has_mu != 0u) {
-            kx = kx - rope_mean(p.mu_off + kvh * HD, i, cs_pair(pos, rope_pair(i, p.halves)), p.halves);
-        }
-        let vx = qkv[p.v_off + kvh * HD + i];
-        ss = ss + vec4<f32>(kx * kx, vx * vx, 0.0, 0.0);
-        fw[i >> 2u][i & 3u] = kx * consts[i];
-        fw[HD / 4u + (i >> 2u)][i & 3u] = vx * consts[HD + i];
-    }
+    let ss = load_kv_rows(kvh * HD, kvh, pos, 0u, lid);
     for (var i = lid; i < RWK + RWV; i = i + WG) {
         atomicStore(&epk[i], 0u);
     }
@@ -270,15 +279,7 @@ fn attn_decode_aura(
     let own = kv_len - 1u;
     let has_own = own >= start && own < end;
     if (has_own) {
-        let r = (t * (p.n_heads / p.group) + kvh) * HD;
-        for (var i = lid; i < HD; i = i + WG) {
-            var kx = qkv[p.k_off + r + i];
-            if (p.has_mu != 0u) {
-                kx = kx - rope_mean(p.mu_off + kvh * HD, i, cs_pair(own, rope_pair(i, p.halves)), p.halves);
-            }
-            fw[PS0 + (i >> 2u)][i & 3u] = kx * consts[i];
-            fw[PS0 + HD / 4u + (i >> 2u)][i & 3u] = qkv[p.v_off + r + i] * consts[HD + i];
-        }
+        load_kv_rows((t * (p.n_heads / p.group) + kvh) * HD, kvh, own, PS0, lid);
     }
     for (var i = lid; i < (1u << KB); i = i + WG) {
         cbk[i] = consts[p.ck_off + i];

@@ -327,9 +327,9 @@ impl LayerAttention {
         // grid row of the attention dispatch, launched first, whose first n_kv workgroups
         // (one per KV head) encode and write it while the attention workgroups take each
         // query's own row exact from q|k|v (they never use the cache's copy, so nothing
-        // waits for the encode). As a grid row, not extra columns: as extra columns they spread over every block's row,
-        // and at 16384 the merge dispatch's 771 workgroups plus 257 no longer fit one wave
-        // (650 against 716 tok/s). H200, GPU loop tok/s at depth 0 / 4096 / 16384, session 8,
+        // waits for the encode). A grid row, not extra columns: those spread over every
+        // block's row, and at 16384 the merge dispatch's 771 workgroups plus 257 no longer
+        // fit one wave (650 against 716 tok/s). H200, GPU loop tok/s at depth 0 / 4096 / 16384, session 8,
         // fused / encoder dispatch: aura4v4 902 / 831 / 717 against 780 / 711 / 628, aura8v4
         // 890 / 799 / 692 against 785 / 701 / 610; session 7's encode inside the workgroup
         // holding the row (on its critical path), aura4v4: 855 / 800 / 718. Where the
