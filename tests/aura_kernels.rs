@@ -21,8 +21,8 @@ use aura::kv::{codebook, rotate, row_words, signs, Codebook, KvKind, AURA_BITS};
 use aura::reference::aura::{attention_packed, decode_row, encode_row, store_gamma, unpack, KeyCentering, PackedCache};
 use aura::reference::ops;
 use common::gpu::{
-    assert_rows_distinct, base_seed, case_seed, engines, partial_ml, prefetch_buf, read, read_kv, run, upload,
-    upload_kv,
+    assert_rows_distinct, base_seed, case_seed, engines, oproj_case, partial_ml, prefetch_buf, read, read_kv, run,
+    upload, upload_kv,
 };
 use common::Rng;
 
@@ -54,6 +54,10 @@ const GAMMA_REL_F16: f32 = 1.0 / 1024.0;
 const ATTN_TOL: Tol = Tol { nmse: 1e-9, abs: 5e-5 };
 /// Dequant: the same butterflies in the same order as `decode_row`; one f16 ulp (|x| < 8)
 /// when the mirror is f16. [0, 0: bit-exact on both]
+/// [6e-12, 5e-5] the merge dispatch with the output projection folded in, against the
+/// reference rows times Wo: the attention's error times Wo plus the projection's summation
+/// order.
+const OPROJ_TOL: Tol = Tol { nmse: 1e-9, abs: 5e-4 };
 const DEQUANT_TOL: Tol = Tol { nmse: 1e-12, abs: 1e-5 };
 const DEQUANT_F16_TOL: Tol = Tol { nmse: 1e-7, abs: 8e-3 };
 
@@ -741,6 +745,24 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
             &want[rg],
             ATTN_TOL,
         );
+    }
+    if block > 0 && !merge {
+        // The same partials through the merge with the output projection folded in (which
+        // rotates each head's row back before the projection).
+        let r = oproj_case(
+            gpu,
+            &ctx,
+            &mut rng,
+            (&counters, n_ml),
+            (&att, po_off, max_blocks),
+            (&cb, true),
+            (&pf, pf_cols),
+            (nh, hd, nt),
+            st,
+            &want,
+        );
+        rep.check("split+oproj", &r.ctx, &r.got, &r.want, OPROJ_TOL);
+        rep.untouched("oproj counters", &r.ctx, &r.counters, &vec![0u32; r.counters.len()]);
     }
     want
 }

@@ -134,6 +134,21 @@ fn prompt_past_context_and_bad_tokens() {
     });
 }
 
+/// Forcing the output projection into the merge dispatch where the head dim does not allow
+/// it (`Shape::tiny`: 32) is an error at session creation, not a silently wrong projection.
+#[test]
+fn forced_oproj_fold_at_an_unsupported_head_dim() {
+    let b = common::test_backends()[0];
+    let engine = common::engine(Options { backend: Some(b), fused_oproj: Some(true), ..Options::default() });
+    let bytes = llama_gguf(&Shape::tiny(), WeightType::Q4_1, WeightType::Q8_0, 3);
+    let model = Model::new(&engine, HostModel::from_gguf_bytes(&bytes).unwrap()).unwrap();
+    let r = pollster::block_on(Session::new(&model, SessionOptions { capacity: 8, attention: None, kv: None }));
+    match r {
+        Err(Error::Unsupported(m)) => assert!(m.contains("head dims"), "{m}"),
+        other => panic!("expected Unsupported, got {:?}", other.err()),
+    }
+}
+
 #[test]
 fn missing_adapter_is_an_error() {
     // No Metal or DX12 on a Linux CI machine.

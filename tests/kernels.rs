@@ -16,8 +16,8 @@ use aura::model::config::RopeStyle;
 use aura::model::tensor::WeightType;
 use aura::reference::{ops, quant};
 use common::gpu::{
-    assert_rows_distinct, base_seed, case_seed, engines, partial_ml, prefetch_buf, read, read_kv, run, upload,
-    upload_kv,
+    assert_rows_distinct, base_seed, case_seed, engines, oproj_case, partial_ml, prefetch_buf, read, read_kv, run,
+    upload, upload_kv,
 };
 use common::Rng;
 
@@ -50,6 +50,10 @@ const NORM_F16_CACHE_TOL: Tol = Tol { nmse: 1e-7, abs: 4e-3 };
 /// [4e-12, 4e-7] online softmax vs the reference's two-pass softmax, over the same
 /// (f16-rounded when the variant stores f16) cache.
 const ATTN_TOL: Tol = Tol { nmse: 1e-10, abs: 1e-5 };
+/// [1e-12, 1e-5] the merge with the output projection folded in, against the reference
+/// attention rows times Wo: the attention's error times Wo plus the projection's summation
+/// order.
+const OPROJ_TOL: Tol = Tol { nmse: 1e-10, abs: 1e-4 };
 /// matvec_glu: [1e-12, 3.3e-3]; act = silu(g) * u is a product of two projections and
 /// reaches ~500 at K = 1536, so the abs error scales with it (relative ~1e-5).
 const GLU_TOL: Tol = Tol { nmse: 1e-10, abs: 2e-2 };
@@ -836,6 +840,24 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, s: &AttnShape, seed: u64)
     for qh in 0..nt * nh {
         let r = qh * hd..(qh + 1) * hd;
         rep.check(&what, &format!("{ctx} token={} head={}", qh / nh, qh % nh), &got[r.clone()], &want[r], ATTN_TOL);
+    }
+    if block > 0 && !merge {
+        // The same partials through the merge with the output projection folded in.
+        let no_consts = upload(gpu, &[0.0f32]);
+        let r = oproj_case(
+            gpu,
+            &ctx,
+            &mut rng,
+            (&counters, n_ml),
+            (&out, po_off, max_blocks),
+            (&no_consts, false),
+            (&pf, pf_cols),
+            (nh, hd, nt),
+            st,
+            &want,
+        );
+        rep.check("split+oproj", &r.ctx, &r.got, &r.want, OPROJ_TOL);
+        rep.untouched("oproj counters", &r.ctx, &r.counters, &vec![0u32; r.counters.len()]);
     }
     want
 }

@@ -66,7 +66,9 @@ fn every_weight_type_matches_reference() {
 /// blocks merged in the last block (per head) to the merge dispatch (per group)
 /// (`COMPRESSED_FUSED_MAX_BLOCKS`). Every decode step across it matches a session that
 /// uses the merge dispatch throughout (and no L2 prefetch, so separate weight buffers; no
-/// fused AURA encode), and the dense cache matches the CPU reference.
+/// fused AURA encode; the output projection a dispatch of its own, where the Auto session
+/// folds it into the merge dispatch on Vulkan), and the dense cache matches the CPU
+/// reference.
 #[test]
 fn decode_across_the_plan_merge_switches() {
     // head_dim 64 (AURA's smallest), two KV heads, GQA group 2.
@@ -82,15 +84,18 @@ fn decode_across_the_plan_merge_switches() {
     let prompt: Vec<u32> = (0..2040.max(aura_len)).map(|_| rng.below(shape.vocab) as u32).collect();
     for b in common::test_backends() {
         // The Auto session also takes the L2 prefetch (layer buffers bound as ranges, prefetch
-        // workgroups on attention) and, for AURA, encodes each step's new row inside the
-        // attention dispatch; the reference session does neither (separate buffers, the
-        // kv_encode_aura dispatch).
+        // workgroups on attention), on Vulkan folds the output projection into the merge
+        // dispatch (the default there; other backends don't promise the cross-workgroup
+        // visibility its count needs) and, for AURA, encodes each step's new row inside the
+        // attention dispatch; the reference session does none of that (separate buffers, the
+        // o-projection's and the kv_encode_aura dispatches).
         let auto = common::engine(Options { backend: Some(b), l2_prefetch: Some(true), ..Options::default() });
         let dispatch = common::engine(Options {
             backend: Some(b),
             fused_merge: Some(false),
             l2_prefetch: Some(false),
             aura_fused_encode: Some(false),
+            fused_oproj: Some(false),
             ..Options::default()
         });
         let f16 = auto.variant().f16;

@@ -83,6 +83,15 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
         }
         out.push(merge_key(v, hd, false));
         out.push(merge_key(v, hd, true));
+        // With Wo folded in: every weight type, hidden sizes of 1 to 8 workgroups per head and
+        // up to the most passes per workgroup.
+        for ty in WeightType::ALL {
+            for unrotate in [false, true] {
+                for rows in [HIDDEN, 256, 896, 2048] {
+                    out.push(merge_oproj_key(v, hd, unrotate, ty, 3, rows));
+                }
+            }
+        }
         // AURA-compressed KV: every K/V bit width the scheme parser accepts.
         out.extend([kv_encode_key(v, hd), kv_dequant_key(v, hd)]);
         for (kb, vb) in AURA_BITS.iter().flat_map(|&k| AURA_BITS.iter().map(move |&v| (k, v))) {

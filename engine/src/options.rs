@@ -152,6 +152,17 @@ pub struct Options {
     /// encodes inside attention, an error where it does not fit; `Some(false)`: the
     /// encoder dispatch. Multi-token (prefill) steps always run the encoder.
     pub aura_fused_encode: Option<bool>,
+    /// One-token steps whose split-K attention merges in a dispatch of its own: that merge
+    /// dispatch also applies the output projection (`attn_merge_oproj`: each of a query
+    /// head's workgroups merges the head's partials and multiplies the row by its share of
+    /// the head's columns of Wo; the token's last workgroup to finish adds the heads' slices
+    /// onto the residual, in head order), so the o-projection needs no dispatch of its own.
+    /// Needs a head_dim that is a multiple of 64. `None`: on for Vulkan (the last-to-finish
+    /// count is the fused merge's, see `fused_merge`) where the heads' slices are small
+    /// (n_heads x hidden <= 16384, as SmolLM2's 9 x 576) and the head_dim allows, off
+    /// elsewhere; `Some(true)` forces it (an error at other head dims), `Some(false)` keeps
+    /// the o-projection's dispatch.
+    pub fused_oproj: Option<bool>,
     /// GPU timestamps between the stages of every step (needs timestamp queries
     /// inside passes; an error where the adapter lacks them). Off: no cost.
     pub profile: bool,
@@ -180,6 +191,7 @@ impl Default for Options {
             l2_prefetch: None,
             fused_merge: None,
             aura_fused_encode: None,
+            fused_oproj: None,
             profile: false,
             empty_kernels: false,
         }

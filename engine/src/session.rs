@@ -190,8 +190,11 @@ impl Session {
         let act = f32s("act", t * ffn)?;
         let logits = f32s("logits", t * vocab)?;
         // Split-K (max, sum) partials [T'][n_heads][max_blocks], then a finished-block counter
-        // per (token, head) at the end (zeroed here; the last block resets its counter).
-        let pml = f32s("attn_partial_ml", ts * c.n_heads * (max_blocks * 2 + 1))?;
+        // per (token, head) at the end and one per token for the merge dispatch with the
+        // output projection folded in (zeroed here; the last block resets its counter).
+        let pml = f32s("attn_partial_ml", ts * c.n_heads * (max_blocks * 2 + 1) + ts)?;
+        // That merge's per-head slices of the projection (one-token steps).
+        let oproj_part = f32s("oproj_part", c.n_heads * h)?;
         let tokens = gpu.buffer("tokens", (t * 4) as u64, st)?;
         // One step uniform per queued greedy step (dynamic offsets); forward() uses slot 0.
         let step_stride = (gpu.caps.uniform_align as u64).max(STEP_BYTES);
@@ -236,7 +239,11 @@ impl Session {
             rope_table: &rope_buf,
             key_means: key_means.as_ref().map(|m| m.as_slice()),
             no_prefetch: &no_pf,
+            x: &x,
+            oproj_part: &oproj_part,
+            oproj_ctr0: (ts * c.n_heads) as u32,
         };
+        let fold_oproj = gpu.fused_oproj(c.n_heads, c.head_dim, h)?;
         let embed = {
             let p = gpu.pipeline(&embed_key(v, w.embd.ty, h)).await?;
             let params = uniform(gpu, EmbedParams { rows: w.embd.rows as u32, _pad: [0; 3] })?;
@@ -255,7 +262,8 @@ impl Session {
         // (GGUF's convention), so they land in one workgroup.
         let fold_rope = c.rope_style == RopeStyle::Adjacent && c.head_dim % 4 == 0;
         for (li, l) in w.layers.iter().enumerate() {
-            let attn = LayerAttention::new(&shared, li, l.post.as_ref().filter(|_| prefetch)).await?;
+            let wo = Some(&l.wo).filter(|_| fold_oproj);
+            let attn = LayerAttention::new(&shared, li, l.post.as_ref().filter(|_| prefetch), wo).await?;
             let fused = match (&l.qkv, &l.gate_up, gpu.options.fused) {
                 (Some(qkv), Some(gu), true) => {
                     let (kc, vc, write_cache) = attn.rope_targets();
@@ -583,11 +591,12 @@ impl Session {
                 }
             }
             stamp(pass);
-            if on(Stage::Attention) {
-                l.attn.run(pass, plan, n, fused.is_some() && l.rope_fused);
-            }
+            // The output projection may run inside attention's merge dispatch (not when the
+            // ablation leaves it out: then attention runs the plain merge).
+            let rope_done = fused.is_some() && l.rope_fused;
+            let o_done = on(Stage::Attention) && l.attn.run(pass, plan, n, rope_done, on(Stage::OProj));
             stamp(pass);
-            if on(Stage::OProj) {
+            if on(Stage::OProj) && !o_done {
                 l.wo.run(pass, n);
             }
             stamp(pass);

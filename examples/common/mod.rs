@@ -56,6 +56,11 @@ pub struct ModelArgs {
     /// slower).
     #[arg(long, value_name = "on|off")]
     pub fused_encode: Option<String>,
+    /// One-token steps with a split-K merge dispatch: that dispatch also applies the output
+    /// projection (on) or the projection runs as a dispatch of its own (off). Default: on for
+    /// Vulkan where n_heads x hidden <= 16384 (SmolLM2), off elsewhere.
+    #[arg(long, value_name = "on|off")]
+    pub fused_oproj: Option<String>,
     /// Attention path: auto, single, two-pass, two-pass:BLOCK or mirror (dequant A/B path).
     #[arg(long, default_value = "auto")]
     pub attention: String,
@@ -133,6 +138,7 @@ impl ModelArgs {
             l2_prefetch: on_off("prefetch", &self.prefetch)?,
             fused_merge: on_off("fused-merge", &self.fused_merge)?,
             aura_fused_encode: on_off("fused-encode", &self.fused_encode)?,
+            fused_oproj: on_off("fused-oproj", &self.fused_oproj)?,
             ..Options::default()
         })
     }

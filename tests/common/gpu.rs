@@ -101,3 +101,70 @@ pub fn prefetch_buf(gpu: &Gpu, rng: &mut super::Rng) -> wgpu::Buffer {
     let words = [1, 1000, 40_000][rng.below(3)];
     upload(gpu, &(0..words).map(|_| rng.next_u64() as u32).collect::<Vec<u32>>())
 }
+
+/// What `oproj_case` ran and read back: its context, the residual rows it produced and
+/// `ops::oproj_heads`' [n_tokens][rows], and its finished-head counters (zero again).
+pub struct OprojRun {
+    pub ctx: String,
+    pub got: Vec<f32>,
+    pub want: Vec<f32>,
+    pub counters: Vec<u32>,
+}
+
+/// The split-K merge with the output projection folded in (`attn_merge_oproj`), on a split
+/// attention's partials: `ml` is the (max, sum) buffer read back after it (pairs in the first
+/// `n_ml` words), `att` holds the partial o rows at `po_off`, `consts` the AURA constants
+/// (`unrotate`) or a placeholder. Wo is random, of a random type and height, in a buffer
+/// of other rows before it (row_base); the residual starts random. The reference is
+/// `ops::oproj_heads` over `want_att` [n_tokens][n_heads][hd], the attention rows the
+/// plain merge must produce.
+#[allow(clippy::too_many_arguments)]
+pub fn oproj_case(
+    gpu: &Gpu,
+    ctx: &str,
+    rng: &mut super::Rng,
+    (ml, n_ml): (&[u32], usize),
+    (att, po_off, max_blocks): (&wgpu::Buffer, u32, usize),
+    (consts, unrotate): (&wgpu::Buffer, bool),
+    (pf, pf_cols): (&wgpu::Buffer, u32),
+    (nh, hd, nt): (usize, usize, usize),
+    step: StepUniform,
+    want_att: &[f32],
+) -> OprojRun {
+    use aura::kernels::{merge_oproj_key, merge_oproj_split, MergeOprojParams};
+    use aura::model::tensor::WeightType;
+    use aura::reference::{ops, quant};
+    let ty = WeightType::ALL[rng.below(WeightType::ALL.len())];
+    let (rows, k, base) = (1 + rng.below(900), nh * hd, rng.below(3));
+    let wq = quant::quantize(ty, &rng.vec((base + rows) * k, 1.0));
+    let w = quant::dequantize(ty, &wq, (base + rows) * k)[base * k..].to_vec();
+    let x0 = rng.vec((step.slot as usize + nt) * rows, 2.0);
+    // The partials, then this dispatch's counters (one per token), then the attention's.
+    let mut pml = ml[..n_ml].to_vec();
+    pml.resize(n_ml + nt + nt * nh, 0);
+    let ctr0 = (nt * nh) as u32;
+    let (pmlb, wb, xb) = (upload(gpu, &pml), upload(gpu, &wq), upload(gpu, &x0));
+    let part = upload(gpu, &vec![1.0e4f32; nt * nh * rows]);
+    let ctx = format!("{ctx} oproj {} rows={rows} row_base={base} unrotate={unrotate}", ty.name());
+    let p = MergeOprojParams {
+        n_heads: nh as u32,
+        max_blocks: max_blocks as u32,
+        po_off,
+        rows: rows as u32,
+        row_base: base as u32,
+        ctr0,
+        _pad: [0; 2],
+    };
+    let key = merge_oproj_key(gpu.variant, hd, unrotate, ty, nh, rows);
+    let bufs = [&pmlb, att, consts, pf, &wb, &xb, &part];
+    let x = nh as u32 * merge_oproj_split(rows, hd);
+    run(gpu, &ctx, &key, p, &bufs, [x + pf_cols, nt as u32, 1], step);
+    let got = read::<f32>(gpu, &xb, x0.len());
+    let mut want = x0.clone();
+    for t in 0..nt {
+        let o = (step.slot as usize + t) * rows;
+        ops::oproj_heads(&w, &want_att[t * k..][..k], hd, &mut want[o..o + rows]);
+    }
+    let counters = read::<u32>(gpu, &pmlb, pml.len())[n_ml..].to_vec();
+    OprojRun { ctx, got, want, counters }
+}

@@ -9,6 +9,7 @@ use crate::kv::codebook::codebook;
 use crate::kv::rotation::{signs, KvKind};
 use crate::kv::scheme::{row_words, KvScheme};
 use crate::model::config::{Config, RopeStyle};
+use crate::model::llama::GpuMatrix;
 
 /// Buffers shared by every layer's attention (activations [T][..], split partials).
 pub struct Shared<'a> {
@@ -37,6 +38,13 @@ pub struct Shared<'a> {
     pub key_means: Option<&'a [f32]>,
     /// The one-word placeholder for a kernel's prefetch binding when it prefetches nothing.
     pub no_prefetch: &'a wgpu::Buffer,
+    /// The residual stream [T][hidden], which a merge dispatch with the output projection
+    /// folded in accumulates onto, and that merge's per-head slices [n_heads][hidden] (one
+    /// token); its finished-workgroup counter for token t is common/merge.wgsl's counter
+    /// `oproj_ctr0 + t` (past the attention kernels' per-head ones).
+    pub x: &'a wgpu::Buffer,
+    pub oproj_part: &'a wgpu::Buffer,
+    pub oproj_ctr0: u32,
 }
 
 /// Dense attention over a dense (or mirror) cache: single pass, and split-K for each block
@@ -46,6 +54,8 @@ struct DenseOps {
     /// By (block, fused merge).
     splits: Vec<(u32, bool, Dispatch)>,
     merge: Option<Dispatch>,
+    /// The merge dispatch with the output projection folded in (one-token steps).
+    merge_o: Option<Dispatch>,
 }
 
 enum Body {
@@ -57,8 +67,10 @@ enum Body {
         encode: Dispatch,
         single: Vec<(bool, Dispatch)>,
         splits: Vec<(bool, bool, Dispatch)>,
-        /// The merge dispatch, with prefetch columns it runs only after the fused encode.
+        /// The merge dispatch, with prefetch columns it runs only after the fused encode;
+        /// and with the output projection folded in (one-token steps).
         merge: Option<Dispatch>,
+        merge_o: Option<Dispatch>,
     },
     Mirror {
         encode: Dispatch,
@@ -87,8 +99,15 @@ fn prefetch_groups(bytes: u64) -> u32 {
 impl LayerAttention {
     /// `prefetch`: the layer's post-attention weights (`GpuLayer::post`), which the
     /// attention dispatch (dense, AURA, or the mirror's dense) loads into L2 with workgroups
-    /// of its own; None: no prefetch.
-    pub async fn new(s: &Shared<'_>, layer: usize, prefetch: Option<&wgpu::Buffer>) -> Result<LayerAttention> {
+    /// of its own; None: no prefetch. `wo`: the output projection, which one-token steps
+    /// then fold into the split-K merge dispatch (`Options::fused_oproj`); None: it runs as a
+    /// dispatch of its own after attention.
+    pub async fn new(
+        s: &Shared<'_>,
+        layer: usize,
+        prefetch: Option<&wgpu::Buffer>,
+        wo: Option<&GpuMatrix>,
+    ) -> Result<LayerAttention> {
         let (gpu, c) = (s.gpu, s.config);
         let v = gpu.variant;
         let st = wgpu::BufferUsages::STORAGE;
@@ -136,12 +155,38 @@ impl LayerAttention {
             uniform(gpu, MergeParams { n_heads: nh, max_blocks: s.max_blocks as u32, po_off: s.po_off, _pad: 0 })?;
         // Only the compressed kernels' merge rotates back (and reads the AURA constants).
         let merge_p = if needs_dispatch { Some(gpu.pipeline(&merge_key(v, hd, !dense_cache)).await?) } else { None };
+        // The merge with the output projection folded in (`wo`: one-token steps take it).
+        let merge_o = match wo.filter(|_| needs_dispatch) {
+            Some(m) => {
+                let params = uniform(
+                    gpu,
+                    MergeOprojParams {
+                        n_heads: nh,
+                        max_blocks: s.max_blocks as u32,
+                        po_off: s.po_off,
+                        rows: m.rows as u32,
+                        row_base: m.row_base as u32,
+                        ctr0: s.oproj_ctr0,
+                        _pad: [0; 2],
+                    },
+                )?;
+                Some((m, params, gpu.pipeline(&merge_oproj_key(v, hd, !dense_cache, m.ty, c.n_heads, m.rows)).await?))
+            }
+            None => None,
+        };
         // `pf_cols`: prefetch-only workgroups (AURA's deep contexts host the prefetch here).
+        // Returns the merge dispatch and the one with the output projection folded in.
         let merge_of = |consts: &wgpu::Buffer, pf: &wgpu::Buffer, pf_cols: u32| {
-            merge_p.as_ref().map(|mp| {
+            let merge = merge_p.as_ref().map(|mp| {
                 let res: [&dyn AsBinding; 5] = [&merge_params, s.pml, s.att, consts, pf];
                 Dispatch::new(gpu, mp, &res, [nh, 1, 1], PerToken::Axis(1)).prefetching(pf_cols)
-            })
+            });
+            let fold = merge_o.as_ref().map(|(m, params, mp)| {
+                let res: [&dyn AsBinding; 8] = [params, s.pml, s.att, consts, pf, *m, s.x, s.oproj_part];
+                let x = nh * merge_oproj_split(m.rows, hd);
+                Dispatch::new(gpu, mp, &res, [x, 1, 1], PerToken::Axis(1)).prefetching(pf_cols)
+            });
+            (merge, fold)
         };
         // Query heads per workgroup: one (more workgroups, shorter serial work each) for the
         // shallow kernels (single-pass, fused-merge split: few tiles per head), or the whole
@@ -171,7 +216,10 @@ impl LayerAttention {
         } else {
             (None, None)
         };
-        let dense_ops = |kc: &wgpu::Buffer, vc: &wgpu::Buffer, merge: Option<Dispatch>| -> Result<DenseOps> {
+        let dense_ops = |kc: &wgpu::Buffer,
+                         vc: &wgpu::Buffer,
+                         (merge, merge_o): (Option<Dispatch>, Option<Dispatch>)|
+         -> Result<DenseOps> {
             let ap = AttnParams {
                 n_heads: nh,
                 group: group as u32,
@@ -192,6 +240,7 @@ impl LayerAttention {
                 single: attn(single_p.0, &single_p.1),
                 splits: split_p.iter().map(|(b, f, g, p)| (*b, *f, attn(*g, p))).collect(),
                 merge,
+                merge_o,
             })
         };
         let (kb, vb) = match s.scheme {
@@ -386,8 +435,9 @@ impl LayerAttention {
         // The compressed kernels' outputs are in the rotated V domain: single-pass turns its
         // rows back itself, and the 2-pass merge does for split-K: with its prefetch columns
         // after the fused encode, without them after the encoder (which carried them).
-        let merge = merge_of(&consts, pf, pf_groups);
-        Ok(LayerAttention { rope_kv, body: Body::Aura { encode, single, splits, merge }, dense_k: None, rope_targets })
+        let (merge, merge_o) = merge_of(&consts, pf, pf_groups);
+        let body = Body::Aura { encode, single, splits, merge, merge_o };
+        Ok(LayerAttention { rope_kv, body, dense_k: None, rope_targets })
     }
 
     /// The k and v caches RoPE writes at each position (placeholders when compressed),
@@ -403,21 +453,25 @@ impl LayerAttention {
 
     /// RoPE + cache write, then attention into `att`, for a step of `n` tokens;
     /// `rope_done`: q and k are already rotated and the dense cache written (RoPE fused
-    /// into the q|k|v projection), so only the attention is recorded.
-    pub fn run(&self, pass: &mut wgpu::ComputePass<'_>, plan: DecodePlan, n: u32, rope_done: bool) {
+    /// into the q|k|v projection), so only the attention is recorded. `fold`: the output
+    /// projection may run inside the merge dispatch (one-token steps, split-K with that
+    /// dispatch, a session built with `wo`); returns whether it did.
+    pub fn run(&self, pass: &mut wgpu::ComputePass<'_>, plan: DecodePlan, n: u32, rope_done: bool, fold: bool) -> bool {
+        let n_fold = if fold { n } else { 0 };
         if !rope_done {
             self.rope_kv.run(pass, n);
         }
         match (&self.body, plan) {
-            (Body::Dense(d), DecodePlan::Dense { split }) => d.run(pass, split, n),
+            (Body::Dense(d), DecodePlan::Dense { split }) => d.run(pass, split, n, n_fold),
             (Body::Aura { encode, single, .. }, DecodePlan::CompressedSinglePass) => {
                 let enc = n == 1 && single.iter().any(|(e, _)| *e);
                 if !enc {
                     encode.run(pass, n);
                 }
                 single.iter().find(|(e, _)| *e == enc).expect("the single-pass kernel").1.run(pass, n);
+                false
             }
-            (Body::Aura { encode, splits, merge, .. }, DecodePlan::CompressedTwoPass(sp)) => {
+            (Body::Aura { encode, splits, merge, merge_o, .. }, DecodePlan::CompressedTwoPass(sp)) => {
                 let enc = n == 1 && splits.iter().any(|(f, e, _)| *e && *f == sp.merge);
                 if !enc {
                     encode.run(pass, n);
@@ -427,15 +481,20 @@ impl LayerAttention {
                     .find(|(f, e, _)| (*f, *e) == (sp.merge, enc))
                     .expect("the plan picks a merge mode the session built");
                 d.run_with(pass, n, Some(sp.n_blocks));
-                if !sp.merge {
-                    let merge = merge.as_ref().expect("a merge dispatch for split-K without the fused merge");
-                    merge.run_prefetching(pass, n, enc);
+                if sp.merge {
+                    return false;
                 }
+                let (m, folded) = match merge_o.as_ref().filter(|_| n_fold == 1) {
+                    Some(m) => (m, true),
+                    None => (merge.as_ref().expect("a merge dispatch for split-K without the fused merge"), false),
+                };
+                m.run_prefetching(pass, n, enc);
+                folded
             }
             (Body::Mirror { encode, dequant, dense }, DecodePlan::DequantMirror { split }) => {
                 encode.run(pass, n);
                 dequant.iter().for_each(|d| d.run(pass, n));
-                dense.run(pass, split, n);
+                dense.run(pass, split, n, n_fold)
             }
             (_, plan) => unreachable!("decode plan {plan:?} does not match the session's cache scheme"),
         }
@@ -443,9 +502,14 @@ impl LayerAttention {
 }
 
 impl DenseOps {
-    fn run(&self, pass: &mut wgpu::ComputePass<'_>, split: Option<plan::Split>, n: u32) {
+    /// Returns whether the output projection ran too (see `LayerAttention::run`; `n_fold`:
+    /// `n` where it may, else 0).
+    fn run(&self, pass: &mut wgpu::ComputePass<'_>, split: Option<plan::Split>, n: u32, n_fold: u32) -> bool {
         match split {
-            None => self.single.run(pass, n),
+            None => {
+                self.single.run(pass, n);
+                false
+            }
             Some(sp) => {
                 let (_, _, d) = self
                     .splits
@@ -453,9 +517,15 @@ impl DenseOps {
                     .find(|(b, f, _)| (*b, *f) == (sp.block, sp.merge))
                     .expect("the plan picks split blocks and merge modes the session built");
                 d.run_with(pass, n, Some(sp.n_blocks));
-                if !sp.merge {
-                    self.merge.as_ref().expect("a merge dispatch for split-K without the fused merge").run(pass, n);
+                if sp.merge {
+                    return false;
                 }
+                if let Some(m) = self.merge_o.as_ref().filter(|_| n_fold == 1) {
+                    m.run(pass, n);
+                    return true;
+                }
+                self.merge.as_ref().expect("a merge dispatch for split-K without the fused merge").run(pass, n);
+                false
             }
         }
     }

@@ -17,6 +17,7 @@ pub enum Kernel {
     RopeKv,
     AttnDecode,
     AttnMerge,
+    AttnMergeOproj,
     SiluMul,
     KvEncodeAura,
     KvDequantAura,
@@ -37,7 +38,7 @@ pub enum Bind {
 use Bind::*;
 
 impl Kernel {
-    pub const ALL: [Kernel; 14] = [
+    pub const ALL: [Kernel; 15] = [
         Kernel::Argmax,
         Kernel::MatvecNorm,
         Kernel::MatvecGlu,
@@ -51,6 +52,7 @@ impl Kernel {
         Kernel::RopeKv,
         Kernel::AttnDecode,
         Kernel::AttnMerge,
+        Kernel::AttnMergeOproj,
         Kernel::SiluMul,
     ];
 
@@ -63,6 +65,7 @@ impl Kernel {
             Kernel::RopeKv => "rope_kv",
             Kernel::AttnDecode => "attn_decode",
             Kernel::AttnMerge => "attn_merge",
+            Kernel::AttnMergeOproj => "attn_merge_oproj",
             Kernel::SiluMul => "silu_mul",
             Kernel::KvEncodeAura => "kv_encode_aura",
             Kernel::KvDequantAura => "kv_dequant_aura",
@@ -82,6 +85,7 @@ impl Kernel {
             Kernel::RopeKv => include_str!("../../../wgsl/rope_kv.wgsl"),
             Kernel::AttnDecode => include_str!("../../../wgsl/attn_decode.wgsl"),
             Kernel::AttnMerge => include_str!("../../../wgsl/attn_merge.wgsl"),
+            Kernel::AttnMergeOproj => include_str!("../../../wgsl/attn_merge_oproj.wgsl"),
             Kernel::SiluMul => include_str!("../../../wgsl/silu_mul.wgsl"),
             Kernel::KvEncodeAura => include_str!("../../../wgsl/kv_encode_aura.wgsl"),
             Kernel::KvDequantAura => include_str!("../../../wgsl/kv_dequant_aura.wgsl"),
@@ -112,6 +116,8 @@ impl Kernel {
             // params, partial_ml + counters, att (out, then partial o), AURA consts (V signs),
             // the layer's post-attention weights (L2 prefetch)
             Kernel::AttnMerge => &[Uniform, ReadWrite, ReadWrite, Read, Read],
+            // the same, then Wo, the residual x (accumulated onto), the per-head slices
+            Kernel::AttnMergeOproj => &[Uniform, ReadWrite, ReadWrite, Read, Read, Read, ReadWrite, ReadWrite],
             // params, gate, up, out
             Kernel::SiluMul => &[Uniform, Read, Read, ReadWrite],
             // params [K, V], k, words, gammas, consts (signs + codebooks + key means), RoPE table, v,
@@ -135,7 +141,14 @@ impl Kernel {
 
     /// Whether the kernel uses the shared Walsh-Hadamard snippet (on its array `fw`).
     pub fn uses_fwht(self) -> bool {
-        matches!(self, Kernel::KvEncodeAura | Kernel::KvDequantAura | Kernel::AttnDecodeAura | Kernel::AttnMerge)
+        matches!(
+            self,
+            Kernel::KvEncodeAura
+                | Kernel::KvDequantAura
+                | Kernel::AttnDecodeAura
+                | Kernel::AttnMerge
+                | Kernel::AttnMergeOproj
+        )
     }
 
     /// Whether the kernel turns merged AURA rows back (`common/unrotate.wgsl`, on `fw`).
@@ -145,7 +158,7 @@ impl Kernel {
 
     /// Whether the kernel includes the split-K merge (`common/merge.wgsl`).
     pub fn merges(self) -> bool {
-        matches!(self, Kernel::AttnDecode | Kernel::AttnDecodeAura | Kernel::AttnMerge)
+        matches!(self, Kernel::AttnDecode | Kernel::AttnDecodeAura | Kernel::AttnMerge | Kernel::AttnMergeOproj)
     }
 
     /// Whether the kernel prefetches weights into L2 (`common/prefetch.wgsl`): the next
@@ -160,13 +173,22 @@ impl Kernel {
                 | Kernel::AttnDecode
                 | Kernel::AttnDecodeAura
                 | Kernel::AttnMerge
+                | Kernel::AttnMergeOproj
                 | Kernel::KvEncodeAura
         )
     }
 
     /// Whether the kernel reads a weight matrix through the quant snippet.
     pub fn takes_weights(self) -> bool {
-        matches!(self, Kernel::Embed | Kernel::Matvec | Kernel::Matmul | Kernel::MatvecNorm | Kernel::MatvecGlu)
+        matches!(
+            self,
+            Kernel::Embed
+                | Kernel::Matvec
+                | Kernel::Matmul
+                | Kernel::MatvecNorm
+                | Kernel::MatvecGlu
+                | Kernel::AttnMergeOproj
+        )
     }
 }
 

@@ -185,6 +185,21 @@ pub struct MergeParams {
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct MergeOprojParams {
+    pub n_heads: u32,
+    pub max_blocks: u32,
+    /// vec4 index of the split-K partial o rows in the attention output buffer.
+    pub po_off: u32,
+    /// Wo's rows (the hidden size) and its first row in the bound weights.
+    pub rows: u32,
+    pub row_base: u32,
+    /// The finished-head counter of the step's token t is common/merge.wgsl's `ctr0 + t`.
+    pub ctr0: u32,
+    pub _pad: [u32; 2],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
 pub struct SiluMulParams {
     pub n: u32,
     pub _pad: [u32; 3],
@@ -338,6 +353,52 @@ pub fn merge_key(v: Variant, head_dim: usize, unrotate: bool) -> PipelineKey {
         weight: None,
         variant: v,
         consts: vec![("WG", WG_WIDE.max(head_dim as u32)), ("HD", head_dim as u32), ("UNROTATE", unrotate as u32)],
+    }
+}
+
+/// Workgroups per query head of `attn_merge_oproj` for Wo's `rows` and `head_dim`: each
+/// takes as many passes of WG_WIDE / 8 rows (its 8 lanes per row; one round of loads) as
+/// its lanes' sums (WG_WIDE floats a pass) fit beside the rest of its workgroup memory in
+/// WebGPU's 16 KiB: the reductions' and the merge's 2 x 16 + 4 bytes per thread and a
+/// ticket, the merged row's 4 x head_dim. 6 passes at head_dim 64 to 192, 5 at 256
+/// (`wgsl_validate` checks every key's total).
+pub fn merge_oproj_split(rows: usize, head_dim: usize) -> u32 {
+    let wg = WG_WIDE as usize;
+    let other = wg * (16 + 16 + 4) + 4 + 4 * head_dim;
+    let passes_max = (16384 - other) / (4 * wg);
+    rows.div_ceil(wg / 8).div_ceil(passes_max) as u32
+}
+
+/// The split-K merge with the output projection folded in (one-token steps): Wo of type
+/// `wo_ty` is [rows][n_heads head_dim]; grid x = n_heads * merge_oproj_split(rows).
+pub fn merge_oproj_key(
+    v: Variant,
+    head_dim: usize,
+    unrotate: bool,
+    wo_ty: WeightType,
+    n_heads: usize,
+    rows: usize,
+) -> PipelineKey {
+    // 8 lanes of whole units (8 weights) per row of a head's slice, 256 threads.
+    assert!(
+        head_dim.is_multiple_of(64) && head_dim <= WG_WIDE as usize,
+        "attn_merge_oproj needs head_dim 64, 128, 192 or 256"
+    );
+    PipelineKey {
+        kernel: Kernel::AttnMergeOproj,
+        weight: Some(wo_ty),
+        variant: v,
+        consts: vec![
+            ("WG", WG_WIDE.max(head_dim as u32)),
+            ("HD", head_dim as u32),
+            ("UNROTATE", unrotate as u32),
+            ("K", (n_heads * head_dim) as u32),
+            ("ROW_BYTES", row_bytes(wo_ty, n_heads * head_dim)),
+            ("SLICE_BYTES", row_bytes(wo_ty, head_dim)),
+            ("NH", n_heads as u32),
+            ("ROWS", rows as u32),
+            ("SPLIT", merge_oproj_split(rows, head_dim)),
+        ],
     }
 }
 

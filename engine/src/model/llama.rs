@@ -49,6 +49,12 @@ impl GpuMatrix {
     }
 }
 
+impl crate::gpu::dispatch::AsBinding for GpuMatrix {
+    fn binding(&self) -> wgpu::BindingResource<'_> {
+        GpuMatrix::binding(self)
+    }
+}
+
 pub struct GpuLayer {
     /// [hidden] f32
     pub attn_norm: wgpu::Buffer,

@@ -149,3 +149,22 @@ pub fn compare(a: &[f32], b: &[f32]) -> (f64, f64) {
     }
     (num / den.max(1e-30), mx)
 }
+
+/// The output projection as `attn_merge_oproj` folds it into the split-K merge: head h's
+/// slice part_h = Wo[:, h hd .. (h + 1) hd] o_h (each row's dot in dim order), then
+/// x += sum_h part_h, added in head order. `wo` is [rows][n_heads hd] (rows = x.len()),
+/// `o` the heads' attention rows [n_heads][hd].
+pub fn oproj_heads(wo: &[f32], o: &[f32], hd: usize, x: &mut [f32]) {
+    let (rows, k) = (x.len(), o.len());
+    assert_eq!(wo.len(), rows * k);
+    let parts: Vec<Vec<f32>> = (0..k / hd)
+        .map(|h| (0..rows).map(|r| dot(&wo[r * k + h * hd..][..hd], &o[h * hd..][..hd])).collect())
+        .collect();
+    for (r, xr) in x.iter_mut().enumerate() {
+        let mut a = 0.0f32;
+        for p in &parts {
+            a += p[r];
+        }
+        *xr += a;
+    }
+}
