@@ -58,7 +58,8 @@ pub struct ModelArgs {
     pub fused_encode: Option<String>,
     /// One-token steps with a split-K merge dispatch: that dispatch also applies the output
     /// projection (on) or the projection runs as a dispatch of its own (off). Default: on for
-    /// Vulkan where n_heads x hidden <= 16384 (SmolLM2), off elsewhere.
+    /// Vulkan where n_heads x hidden <= 16384 (SmolLM2) and head_dim is a multiple of 64,
+    /// off elsewhere; on at other head dims is an error.
     #[arg(long, value_name = "on|off")]
     pub fused_oproj: Option<String>,
     /// Attention path: auto, single, two-pass, two-pass:BLOCK or mirror (dequant A/B path).
