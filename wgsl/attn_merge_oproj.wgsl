@@ -1,7 +1,7 @@
 // Pass 2 of split-K attention with the output projection folded in (one-token decode
 // steps). Each of query head h's SPLIT workgroups merges the head's partials
 // (`merge_head`, common/merge.wgsl; UNROTATE: then turns the row back from the rotated V
-// domain, o = diag(sV) H o~ / sqrt(d)) and multiplies it by head h's columns of Wo for its
+// domain, common/unrotate.wgsl) and multiplies it by head h's columns of Wo for its
 // share of the rows,
 //   part[t][h][r] = sum_{d < HD} Wo[r, h HD + d] o[d]   (r < ROWS, the hidden size),
 // then the token's last workgroup to finish adds every head's slice onto the residual, in
@@ -88,9 +88,7 @@ fn attn_merge_oproj(
         fwht_rows(lid, 1u);
         var o = vec4<f32>(0.0);
         if (lid < HD / 4u) {
-            let d = 4u * lid;
-            let s = vec4<f32>(consts[HD + d], consts[HD + d + 1u], consts[HD + d + 2u], consts[HD + d + 3u]);
-            o = fw[lid] * s / sqrt(f32(HD));
+            o = unrotated(lid);
         }
         workgroupBarrier();
         if (lid < HD / 4u) {

@@ -457,12 +457,12 @@ impl LayerAttention {
     /// projection may run inside the merge dispatch (one-token steps, split-K with that
     /// dispatch, a session built with `wo`); returns whether it did.
     pub fn run(&self, pass: &mut wgpu::ComputePass<'_>, plan: DecodePlan, n: u32, rope_done: bool, fold: bool) -> bool {
-        let n_fold = if fold { n } else { 0 };
+        let fold = fold && n == 1;
         if !rope_done {
             self.rope_kv.run(pass, n);
         }
         match (&self.body, plan) {
-            (Body::Dense(d), DecodePlan::Dense { split }) => d.run(pass, split, n, n_fold),
+            (Body::Dense(d), DecodePlan::Dense { split }) => d.run(pass, split, n, fold),
             (Body::Aura { encode, single, .. }, DecodePlan::CompressedSinglePass) => {
                 let enc = n == 1 && single.iter().any(|(e, _)| *e);
                 if !enc {
@@ -484,27 +484,34 @@ impl LayerAttention {
                 if sp.merge {
                     return false;
                 }
-                let (m, folded) = match merge_o.as_ref().filter(|_| n_fold == 1) {
-                    Some(m) => (m, true),
-                    None => (merge.as_ref().expect("a merge dispatch for split-K without the fused merge"), false),
-                };
+                let (m, folded) = pick_merge(merge, merge_o, fold);
                 m.run_prefetching(pass, n, enc);
                 folded
             }
             (Body::Mirror { encode, dequant, dense }, DecodePlan::DequantMirror { split }) => {
                 encode.run(pass, n);
                 dequant.iter().for_each(|d| d.run(pass, n));
-                dense.run(pass, split, n, n_fold)
+                dense.run(pass, split, n, fold)
             }
             (_, plan) => unreachable!("decode plan {plan:?} does not match the session's cache scheme"),
         }
     }
 }
 
+/// The merge dispatch a split-K step without the fused merge runs: the one with the output
+/// projection folded in where `fold` (a one-token step that may fold) and the session built
+/// it, else the plain one; and whether it folds.
+fn pick_merge<'a>(merge: &'a Option<Dispatch>, merge_o: &'a Option<Dispatch>, fold: bool) -> (&'a Dispatch, bool) {
+    match merge_o.as_ref().filter(|_| fold) {
+        Some(m) => (m, true),
+        None => (merge.as_ref().expect("a merge dispatch for split-K without the fused merge"), false),
+    }
+}
+
 impl DenseOps {
-    /// Returns whether the output projection ran too (see `LayerAttention::run`; `n_fold`:
-    /// `n` where it may, else 0).
-    fn run(&self, pass: &mut wgpu::ComputePass<'_>, split: Option<plan::Split>, n: u32, n_fold: u32) -> bool {
+    /// Returns whether the output projection ran too (see `LayerAttention::run`; `fold`: a
+    /// one-token step that may fold it).
+    fn run(&self, pass: &mut wgpu::ComputePass<'_>, split: Option<plan::Split>, n: u32, fold: bool) -> bool {
         match split {
             None => {
                 self.single.run(pass, n);
@@ -520,12 +527,9 @@ impl DenseOps {
                 if sp.merge {
                     return false;
                 }
-                if let Some(m) = self.merge_o.as_ref().filter(|_| n_fold == 1) {
-                    m.run(pass, n);
-                    return true;
-                }
-                self.merge.as_ref().expect("a merge dispatch for split-K without the fused merge").run(pass, n);
-                false
+                let (m, folded) = pick_merge(&self.merge, &self.merge_o, fold);
+                m.run(pass, n);
+                folded
             }
         }
     }

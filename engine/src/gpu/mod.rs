@@ -67,7 +67,7 @@ impl Gpu {
     /// (`Options::fused_oproj`), for a model of `n_heads` query heads of `head_dim` and
     /// `hidden` rows; forced on where the head dim does not allow it, an error.
     pub fn fused_oproj(&self, n_heads: usize, head_dim: usize, hidden: usize) -> crate::error::Result<bool> {
-        let fits = head_dim.is_multiple_of(64) && head_dim <= 256;
+        let fits = crate::kernels::merge_oproj_fits(head_dim);
         match self.options.fused_oproj {
             Some(true) if !fits => Err(crate::error::Error::Unsupported(format!(
                 "the output projection folds into the merge dispatch only at head dims that are multiples of 64 \

@@ -153,7 +153,7 @@ impl Kernel {
 
     /// Whether the kernel turns merged AURA rows back (`common/unrotate.wgsl`, on `fw`).
     pub fn unrotates(self) -> bool {
-        matches!(self, Kernel::AttnDecodeAura | Kernel::AttnMerge)
+        matches!(self, Kernel::AttnDecodeAura | Kernel::AttnMerge | Kernel::AttnMergeOproj)
     }
 
     /// Whether the kernel includes the split-K merge (`common/merge.wgsl`).

@@ -369,6 +369,12 @@ pub fn merge_oproj_split(rows: usize, head_dim: usize) -> u32 {
     rows.div_ceil(wg / 8).div_ceil(passes_max) as u32
 }
 
+/// Whether `attn_merge_oproj` serves `head_dim`: its 8 lanes per row take whole units (8
+/// weights) of a head's slice, in a workgroup of WG_WIDE threads.
+pub fn merge_oproj_fits(head_dim: usize) -> bool {
+    head_dim.is_multiple_of(64) && head_dim <= WG_WIDE as usize
+}
+
 /// The split-K merge with the output projection folded in (one-token steps): Wo of type
 /// `wo_ty` is [rows][n_heads head_dim]; grid x = n_heads * merge_oproj_split(rows).
 pub fn merge_oproj_key(
@@ -379,11 +385,7 @@ pub fn merge_oproj_key(
     n_heads: usize,
     rows: usize,
 ) -> PipelineKey {
-    // 8 lanes of whole units (8 weights) per row of a head's slice, 256 threads.
-    assert!(
-        head_dim.is_multiple_of(64) && head_dim <= WG_WIDE as usize,
-        "attn_merge_oproj needs head_dim 64, 128, 192 or 256"
-    );
+    assert!(merge_oproj_fits(head_dim), "attn_merge_oproj needs head_dim 64, 128, 192 or 256");
     PipelineKey {
         kernel: Kernel::AttnMergeOproj,
         weight: Some(wo_ty),
