@@ -2,7 +2,7 @@
 //! Q4_0 and Q4_1 run on every test backend and match the CPU reference forward.
 mod common;
 
-use aura::attention::plan::COMPRESSED_FUSED_MAX_BLOCKS;
+use aura::attention::plan::{COMPRESSED_FUSED_MAX_BLOCKS, DENSE_FUSED_MAX_KV};
 use aura::kv::scheme::KvScheme;
 use aura::model::synthetic::{llama_gguf, Shape};
 use aura::model::tensor::WeightType;
@@ -60,7 +60,7 @@ fn every_weight_type_matches_reference() {
 }
 
 /// One session crossing the plan's merge switch (Vulkan's Auto merge mode): dense attention
-/// at 2048 cache rows goes from one head per workgroup with the fused merge to a GQA group
+/// at 1024 cache rows goes from one head per workgroup with the fused merge to a GQA group
 /// per workgroup with the merge dispatch (`DENSE_FUSED_MAX_KV`); AURA, split into 16-token
 /// blocks (the default 64 would put the switch at 7168 rows), at 1792 rows goes from 112
 /// blocks merged in the last block (per head) to the merge dispatch (per group)
@@ -77,11 +77,12 @@ fn decode_across_the_plan_merge_switches() {
     // (scheme, forced path, prompt length): 16 steps from there cross the switch.
     let aura_split = Some(AttentionPath::TwoPass { block: 16 });
     let aura_len = COMPRESSED_FUSED_MAX_BLOCKS as usize * 16 - 8;
-    let cases = [(KvScheme::F16, None, 2040), (KvScheme::Aura { k_bits: 4, v_bits: 4 }, aura_split, aura_len)];
+    let dense_len = DENSE_FUSED_MAX_KV - 8;
+    let cases = [(KvScheme::F16, None, dense_len), (KvScheme::Aura { k_bits: 4, v_bits: 4 }, aura_split, aura_len)];
     let bytes = llama_gguf(&shape, WeightType::Q8_0, WeightType::Q8_0, 77);
     let rm = RefModel::new(&HostModel::from_gguf_bytes(&bytes).unwrap());
     let mut rng = common::Rng(77);
-    let prompt: Vec<u32> = (0..2040.max(aura_len)).map(|_| rng.below(shape.vocab) as u32).collect();
+    let prompt: Vec<u32> = (0..dense_len.max(aura_len)).map(|_| rng.below(shape.vocab) as u32).collect();
     for b in common::test_backends() {
         // The Auto session also takes the L2 prefetch (layer buffers bound as ranges, prefetch
         // workgroups on attention), on Vulkan folds the output projection into the merge

@@ -111,51 +111,39 @@ fn attn_decode(
                 d[g] = d[g] + dot(qs[g * (HD / 4u) + i], k);
             }
         }
-        // Online softmax, up to four query heads per pair of reductions (a vec4 max, then a
-        // vec4 sum whose barriers also publish ps); one head takes the scalar reductions.
+        // Online softmax, up to four query heads per exchange (wg_max_sum4: the tile's max and
+        // its sum of exp in one barrier); the weights (ps) are published by the barrier after.
         for (var g0 = 0u; g0 < G; g0 = g0 + 4u) {
+            if (g0 > 0u) {
+                // red4 is read by the previous exchange's threads.
+                workgroupBarrier();
+            }
             // (Constant trip counts and indices once unrolled: no private array is indexed
             // by a run-time value.)
             var sv = vec4<f32>(-3.0e38);
             for (var c = 0u; c < 4u; c = c + 1u) {
                 if (g0 + c < G) {
-                    sv[c] = select(-3.0e38, d[g0 + c], t < end);
+                    sv[c] = d[g0 + c];
                 }
             }
-            var mx: vec4<f32>;
-            if (G == 1u) {
-                mx = vec4<f32>(wg_max(sv.x, lid));
-            } else {
-                mx = wg_max4(sv, lid);
-            }
-            var pr = vec4<f32>(0.0);
-            var corr = vec4<f32>(1.0);
+            let ms = wg_max_sum4(sv, t < end, lid);
             for (var c = 0u; c < 4u; c = c + 1u) {
                 let g = g0 + c;
                 if (g < G) {
-                    let mn = max(m[g], mx[c]);
+                    let mn = max(m[g], ms.m[c]);
+                    var pr = 0.0;
                     if (t < end) {
-                        pr[c] = exp(sv[c] - mn);
+                        pr = exp(sv[c] - mn);
                     }
-                    ps[g * WG + lid] = pr[c];
-                    corr[c] = exp(m[g] - mn);
+                    ps[g * WG + lid] = pr;
+                    let corr = exp(m[g] - mn);
+                    l[g] = l[g] * corr + ms.s[c] * exp(ms.m[c] - mn);
+                    acc[g] = acc[g] * corr;
                     m[g] = mn;
                 }
             }
-            var lt: vec4<f32>;
-            if (G == 1u) {
-                lt = vec4<f32>(wg_sum(pr.x, lid));
-            } else {
-                lt = wg_sum4(pr, lid);
-            }
-            for (var c = 0u; c < 4u; c = c + 1u) {
-                let g = g0 + c;
-                if (g < G) {
-                    l[g] = l[g] * corr[c] + lt[c];
-                    acc[g] = acc[g] * corr[c];
-                }
-            }
         }
+        workgroupBarrier();
         for (var i = 0u; i < RPG; i = i + 1u) {
             var v = vec4<f32>(0.0);
             if (i < VPRE) {
@@ -167,7 +155,8 @@ fn attn_decode(
                 acc[g] = acc[g] + ps[g * WG + rg + i * NRG] * v;
             }
         }
-        workgroupBarrier();
+        // No barrier: the next tile writes ps and red4 only after a barrier that every
+        // thread reaches once done with this tile's.
     }
     // Sum the row groups, one head at a time through workgroup memory.
     for (var g = 0u; g < G; g = g + 1u) {

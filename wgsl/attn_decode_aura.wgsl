@@ -266,6 +266,11 @@ fn attn_decode_aura(
         end = min(yb * BLOCK + BLOCK, kv_len);
     }
     let qh0 = t * p.n_heads + wid.x * G;
+    // Own row: this workgroup's block holds row kv_len - 1 (workgroup-uniform); its k
+    // (centered like a cached row) and v go next to the queries, rotated with them.
+    let own = kv_len - 1u;
+    let has_own = own >= start && own < end;
+    let src = (t * (p.n_heads / p.group) + kvh) * HD;
     // The queries take the signs, 1 / sqrt(d) and the softmax scale before the rotation.
     let qscale = p.scale / sqrt(f32(HD));
     for (var i = lid; i < G * HD / 4u; i = i + WG) {
@@ -274,12 +279,8 @@ fn attn_decode_aura(
         let sg = vec4<f32>(consts[d], consts[d + 1u], consts[d + 2u], consts[d + 3u]);
         fw[i] = vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]) * sg * qscale;
     }
-    // Own row: this workgroup's block holds row kv_len - 1 (workgroup-uniform); its k
-    // (centered like a cached row) and v go next to the queries, rotated with them.
-    let own = kv_len - 1u;
-    let has_own = own >= start && own < end;
     if (has_own) {
-        load_kv_rows((t * (p.n_heads / p.group) + kvh) * HD, kvh, own, PS0, lid);
+        load_kv_rows(src, kvh, own, PS0, lid);
     }
     for (var i = lid; i < (1u << KB); i = i + WG) {
         cbk[i] = consts[p.ck_off + i];
@@ -304,8 +305,7 @@ fn attn_decode_aura(
         cbv[i] = consts[p.cv_off + i];
     }
     workgroupBarrier();
-    // Rotate the G queries (and the own K and V rows, right after them): Walsh-Hadamard
-    // butterflies.
+    // Rotate the G queries (and the own K and V rows, right after them).
     fwht_rows(lid, G + 2u * u32(has_own));
     var m: array<f32, G>;
     var l: array<f32, G>;
@@ -430,9 +430,14 @@ fn attn_decode_aura(
         for (var g = 0u; g < G; g = g + 1u) {
             s[g] = select(-3.0e38, s[g], tok < end);
         }
-        // Online softmax for up to four query heads per pair of reductions (a vec4 max, then
-        // a vec4 sum whose barriers also publish ps).
+        // Online softmax for up to four query heads per exchange (wg_max_sum4: the tile's max
+        // and its sum of exp in one barrier); the softmax weights times the rows' V gammas
+        // (ps) are published by the barrier after.
         for (var g0 = 0u; g0 < G; g0 = g0 + 4u) {
+            if (g0 > 0u) {
+                // red4 is read by the previous exchange's threads.
+                workgroupBarrier();
+            }
             // (Constant trip counts and indices once unrolled: no private array is indexed
             // by a run-time value.)
             var sv = vec4<f32>(-3.0e38);
@@ -441,31 +446,24 @@ fn attn_decode_aura(
                     sv[c] = s[g0 + c];
                 }
             }
-            let mx = wg_max4(sv, lid);
+            let ms = wg_max_sum4(sv, tok < end, lid);
             var pr = vec4<f32>(0.0);
-            var corr = vec4<f32>(1.0);
             for (var c = 0u; c < 4u; c = c + 1u) {
                 let g = g0 + c;
                 if (g < G) {
-                    let mn = max(m[g], mx[c]);
+                    let mn = max(m[g], ms.m[c]);
                     if (tok < end) {
                         pr[c] = exp(s[g] - mn);
                     }
-                    corr[c] = exp(m[g] - mn);
+                    let corr = exp(m[g] - mn);
+                    l[g] = l[g] * corr + ms.s[c] * exp(ms.m[c] - mn);
+                    acc[g] = acc[g] * corr;
                     m[g] = mn;
                 }
             }
             fw[PS0 + (g0 / 4u) * WG + lid] = pr * gv0;
-            let lt = wg_sum4(pr, lid);
-            for (var c = 0u; c < 4u; c = c + 1u) {
-                let g = g0 + c;
-                if (g < G) {
-                    l[g] = l[g] * corr[c] + lt[c];
-                    acc[g] = acc[g] * corr[c];
-                }
-            }
         }
-        // V: the wg_sum barriers published ps (the weights times the rows' V gammas).
+        workgroupBarrier();
         for (var i = 0u; i < RPG; i = i + 1u) {
             let j = rg + i * NRG;
             let row = base + t0 + min(j, n - 1u);
@@ -481,32 +479,31 @@ fn attn_decode_aura(
                 acc[g] = acc[g] + fw[PS0 + (g / 4u) * WG + j][g % 4u] * val;
             }
         }
-        workgroupBarrier();
+        // No barrier: the next tile writes abt, red4 and ps only after barriers that every
+        // thread reaches once done with this tile's.
     }
-    // Sum the row groups into fw (the queries are no longer needed), one group at a time.
-    for (var r = 0u; r < NRG; r = r + 1u) {
-        if (rg == r) {
-            for (var g = 0u; g < G; g = g + 1u) {
-                let i = g * (HD / 4u) + lane;
-                fw[i] = select(fw[i], vec4<f32>(0.0), r == 0u) + acc[g];
+    // Sum the row groups, one query head at a time through red4 (its last readers passed
+    // the last tile's ps barrier): single pass, normalized into fw's query rows (no longer
+    // read) for the rotation back; split-K, the partial row straight to att.
+    for (var g = 0u; g < G; g = g + 1u) {
+        red4[lid] = acc[g];
+        workgroupBarrier();
+        if (lid < VL) {
+            var tot = vec4<f32>(0.0);
+            for (var r = 0u; r < NRG; r = r + 1u) {
+                tot = tot + red4[r * VL + lid];
+            }
+            if (BLOCK == 0u) {
+                fw[g * VL + lid] = tot / l[g];
+            } else {
+                att[p.po_off + ((qh0 + g) * p.max_blocks + yb) * VL + lid] = tot;
             }
         }
         workgroupBarrier();
     }
     if (BLOCK == 0u) {
-        // Normalize, then rotate back.
-        for (var g = 0u; g < G; g = g + 1u) {
-            for (var i = lid; i < HD / 4u; i = i + WG) {
-                fw[g * (HD / 4u) + i] = fw[g * (HD / 4u) + i] / l[g];
-            }
-        }
-        workgroupBarrier();
         unrotate_out(lid, qh0, G);
         return;
-    }
-    for (var i = lid; i < G * HD / 4u; i = i + WG) {
-        let o = ((qh0 + i / VL) * p.max_blocks + yb) * VL + i % VL;
-        att[p.po_off + o] = fw[i];
     }
     for (var g = 0u; g < G; g = g + 1u) {
         if (lid == g) {

@@ -6,11 +6,11 @@
 // arrayLength(&pml) words count finished blocks, one per (token, head or KV group): see
 // `last_block`. Empty blocks (past kv_len) carry sum 0 and drop out. Blocks are dealt to
 // MG_NG groups of HD/4 threads (4 dims each), MG_U per iteration so loads issue together.
-// Needs WG (a multiple of HD / 4), HD, p.max_blocks, p.po_off, pml, att.
+// Needs WG (a multiple of HD / 4), HD, p.max_blocks, p.po_off, pml, att, and the reductions'
+// red4.
 const MG_NG: u32 = WG / (HD / 4u);
 const MG_U: u32 = 8u;
 var<workgroup> mg_acc: array<vec4<f32>, WG>;
-var<workgroup> mg_l: array<f32, WG>;
 var<workgroup> mg_ticket: u32;
 
 fn ml_load(i: u32) -> vec2<f32> {
@@ -23,16 +23,14 @@ fn ml_store(i: u32, v: vec2<f32>) {
 }
 
 // Dims 4 lid .. 4 lid + 3 of head qh's merged, normalized row (lid < HD / 4; zero for the
-// other threads) over nb blocks. Call from uniform control flow.
+// other threads) over nb blocks, in one pass over them: each group keeps a running max
+// (rescaling its sums when it grows), and the groups combine against the largest. Call
+// from uniform control flow.
 fn merge_head(lid: u32, qh: u32, nb: u32) -> vec4<f32> {
     let first = qh * p.max_blocks;
-    var mx = -3.0e38;
-    for (var b = lid; b < nb; b = b + WG) {
-        mx = max(mx, ml_load(first + b).x);
-    }
-    mx = wg_max(mx, lid);
     let lane = lid % (HD / 4u);
     let o0 = p.po_off + first * (HD / 4u) + lane;
+    var mx = -3.0e38;
     var l = 0.0;
     var acc = vec4<f32>(0.0);
     var b = lid / (HD / 4u);
@@ -44,6 +42,14 @@ fn merge_head(lid: u32, qh: u32, nb: u32) -> vec4<f32> {
             a[u] = ml_load(first + b + u * MG_NG);
             v[u] = att[o0 + (b + u * MG_NG) * (HD / 4u)];
         }
+        var mn = mx;
+        for (var u = 0u; u < MG_U; u = u + 1u) {
+            mn = max(mn, a[u].x);
+        }
+        let c = exp(mx - mn);
+        l = l * c;
+        acc = acc * c;
+        mx = mn;
         for (var u = 0u; u < MG_U; u = u + 1u) {
             let w = exp(a[u].x - mx);
             l = l + a[u].y * w;
@@ -52,19 +58,30 @@ fn merge_head(lid: u32, qh: u32, nb: u32) -> vec4<f32> {
     }
     for (; b < nb; b = b + MG_NG) {
         let a = ml_load(first + b);
-        let w = exp(a.x - mx);
-        l = l + a.y * w;
-        acc = acc + att[o0 + b * (HD / 4u)] * w;
+        let v = att[o0 + b * (HD / 4u)];
+        let mn = max(mx, a.x);
+        let c = exp(mx - mn);
+        let w = exp(a.x - mn);
+        l = l * c + a.y * w;
+        acc = acc * c + v * w;
+        mx = mn;
     }
+    // Each group's (sum, max) goes through the reductions' red4 (free between them).
     mg_acc[lid] = acc;
-    mg_l[lid] = l;
+    red4[lid] = vec4<f32>(l, mx, 0.0, 0.0);
     workgroupBarrier();
     var tot = vec4<f32>(0.0);
     if (lid < HD / 4u) {
+        var m = -3.0e38;
+        for (var i = 0u; i < MG_NG; i = i + 1u) {
+            m = max(m, red4[i * (HD / 4u)].y);
+        }
         var lt = 0.0;
         for (var i = 0u; i < MG_NG; i = i + 1u) {
-            tot = tot + mg_acc[i * (HD / 4u) + lid];
-            lt = lt + mg_l[i * (HD / 4u)];
+            let lm = red4[i * (HD / 4u)];
+            let w = exp(lm.y - m);
+            tot = tot + mg_acc[i * (HD / 4u) + lid] * w;
+            lt = lt + lm.x * w;
         }
         tot = tot / lt;
     }

@@ -45,3 +45,36 @@ fn wg_max4(v: vec4<f32>, lid: u32) -> vec4<f32> {
 fn wg_max(v: f32, lid: u32) -> f32 {
     return wg_max4(vec4<f32>(v), lid).x;
 }
+
+// Online-softmax statistics of scores v (per component; `valid` false: the thread's
+// score takes no part): m = their max over the workgroup and s = the sum of exp(v - m), in
+// one exchange through workgroup memory (each subgroup's max and its sum of exp against
+// it, rescaled to the common max). One barrier, none after: red4 may be written again only
+// after the caller's next barrier.
+struct MaxSum {
+    m: vec4<f32>,
+    s: vec4<f32>,
+}
+
+fn wg_max_sum4(v: vec4<f32>, valid: bool, lid: u32) -> MaxSum {
+    let mw = subgroupMax(select(vec4<f32>(-3.0e38), v, valid));
+    let sw = subgroupAdd(select(vec4<f32>(0.0), exp(v - mw), valid));
+    let size = subgroupAdd(1u);
+    let lane = subgroupExclusiveAdd(1u);
+    let n = (WG + size - 1u) / size;
+    // Maxima at 0 .., sums at WG / 2 .. (subgroups of two or more invocations).
+    let s0 = WG / 2u;
+    if (lane == 0u) {
+        red4[lid / size] = mw;
+        red4[s0 + lid / size] = sw;
+    }
+    workgroupBarrier();
+    var r = MaxSum(vec4<f32>(-3.0e38), vec4<f32>(0.0));
+    for (var i = 0u; i < n; i = i + 1u) {
+        r.m = max(r.m, red4[i]);
+    }
+    for (var i = 0u; i < n; i = i + 1u) {
+        r.s = r.s + red4[s0 + i] * exp(red4[i] - r.m);
+    }
+    return r;
+}

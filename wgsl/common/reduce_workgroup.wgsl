@@ -37,3 +37,16 @@ fn wg_max4(v: vec4<f32>, lid: u32) -> vec4<f32> {
 fn wg_max(v: f32, lid: u32) -> f32 {
     return wg_max4(vec4<f32>(v), lid).x;
 }
+
+// Online-softmax statistics of scores v (per component; `valid` false: the thread's
+// score takes no part): m = their max over the workgroup and s = the sum of exp(v - m)
+// (the tree reductions; returns after a barrier).
+struct MaxSum {
+    m: vec4<f32>,
+    s: vec4<f32>,
+}
+
+fn wg_max_sum4(v: vec4<f32>, valid: bool, lid: u32) -> MaxSum {
+    let m = wg_max4(select(vec4<f32>(-3.0e38), v, valid), lid);
+    return MaxSum(m, wg_sum4(select(vec4<f32>(0.0), exp(v - m), valid), lid));
+}

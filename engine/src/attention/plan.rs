@@ -53,8 +53,10 @@ pub const DENSE_FUSED_TARGET_BLOCKS: u32 = 256;
 /// workgroup) up to this many cache rows; beyond, it runs GQA-group workgroups (K and V
 /// read once per group) and the merge dispatch. H200, SmolLM2 shapes, GPU loop tok/s,
 /// one head and the fused merge / a group and the merge dispatch: depth 1024 963 / 927,
-/// 4096 863 / 882, 8192 802 / 856, 16384 675 / 786.
-pub const DENSE_FUSED_MAX_KV: usize = 2048;
+/// 4096 863 / 882, 8192 802 / 856, 16384 675 / 786. Since the merge dispatch also applies
+/// the output projection on Vulkan (session 9) and merges in one pass (session 10): depth
+/// 1024 995 / 994, 2048 917 / 987, 3072 827 / 958, 4096 889 / 945.
+pub const DENSE_FUSED_MAX_KV: usize = 1024;
 /// Compressed caches use one split block (measured on an H200 at 16k, decode tok/s with
 /// blocks 64 / 128 / 256: aura8v4 123 / 118 / 90, aura4v4 122 / 119 / 87).
 pub const DEFAULT_COMPRESSED_SPLIT_BLOCK: u32 = 64;
@@ -235,14 +237,15 @@ mod tests {
         for m in [Auto, Fused] {
             assert_eq!(pl(f16, auto, 9, 3, 16, None, m), DecodePlan::Dense { split: None });
             assert_eq!(pl(f16, auto, 9, 3, 17, None, m), DecodePlan::Dense { split: sp(16, 2, true) });
-            assert_eq!(pl(f16, auto, 9, 3, 2048, None, m), DecodePlan::Dense { split: sp(16, 128, true) });
+            assert_eq!(pl(f16, auto, 9, 3, 1024, None, m), DecodePlan::Dense { split: sp(16, 64, true) });
         }
+        assert_eq!(pl(f16, auto, 9, 3, 2048, None, Fused), DecodePlan::Dense { split: sp(16, 128, true) });
         assert_eq!(pl(f16, auto, 9, 3, 4097, None, Fused), DecodePlan::Dense { split: sp(32, 129, true) });
         assert_eq!(pl(f16, auto, 9, 3, 16385, None, Fused), DecodePlan::Dense { split: sp(128, 129, true) });
         assert_eq!(pl(f16, auto, 9, 3, 1 << 20, None, Fused), DecodePlan::Dense { split: sp(1024, 1024, true) });
         // Auto past DENSE_FUSED_MAX_KV: the merge dispatch's blocks.
-        assert_eq!(DENSE_FUSED_MAX_KV, 2048);
-        assert_eq!(pl(f16, auto, 9, 3, 2049, None, Auto), DecodePlan::Dense { split: sp(64, 33, false) });
+        assert_eq!(DENSE_FUSED_MAX_KV, 1024);
+        assert_eq!(pl(f16, auto, 9, 3, 1025, None, Auto), DecodePlan::Dense { split: sp(64, 17, false) });
         assert_eq!(pl(f16, auto, 9, 3, 16385, None, Auto), DecodePlan::Dense { split: sp(64, 257, false) });
         assert_eq!(auto_dense_block(4096, true), 16);
         assert_eq!(auto_dense_block(4097, true), 32);
@@ -272,8 +275,8 @@ mod tests {
             DecodePlan::DequantMirror { split: sp(64, 256, false) }
         );
         assert_eq!(
-            pl(a44, AttentionPath::Mirror, 9, 3, 2048, None, Auto),
-            DecodePlan::DequantMirror { split: sp(16, 128, true) }
+            pl(a44, AttentionPath::Mirror, 9, 3, 1024, None, Auto),
+            DecodePlan::DequantMirror { split: sp(16, 64, true) }
         );
         assert_eq!(
             pl(a44, AttentionPath::Mirror, 9, 3, 16384, None, Auto),

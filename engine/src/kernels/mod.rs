@@ -359,12 +359,12 @@ pub fn merge_key(v: Variant, head_dim: usize, unrotate: bool) -> PipelineKey {
 /// Workgroups per query head of `attn_merge_oproj` for Wo's `rows` and `head_dim`: each
 /// takes as many passes of WG_WIDE / 8 rows (its 8 lanes per row; one round of loads) as
 /// its lanes' sums (WG_WIDE floats a pass) fit beside the rest of its workgroup memory in
-/// WebGPU's 16 KiB: the reductions' and the merge's 2 x 16 + 4 bytes per thread and a
-/// ticket, the merged row's 4 x head_dim. 6 passes at head_dim 64 to 192, 5 at 256
-/// (`wgsl_validate` checks every key's total).
+/// WebGPU's 16 KiB: the reductions' and the merge's 2 x 16 bytes per thread and a ticket,
+/// the merged row's 4 x head_dim. 7 passes at head_dim 64 to 192, 6 at 256 (`wgsl_validate`
+/// checks every key's total).
 pub fn merge_oproj_split(rows: usize, head_dim: usize) -> u32 {
     let wg = WG_WIDE as usize;
-    let other = wg * (16 + 16 + 4) + 4 + 4 * head_dim;
+    let other = wg * (16 + 16) + 4 + 4 * head_dim;
     let passes_max = (16384 - other) / (4 * wg);
     rows.div_ceil(wg / 8).div_ceil(passes_max) as u32
 }
@@ -435,13 +435,13 @@ const WORKGROUP_BYTES: usize = 16384;
 /// attn_decode_aura's workgroup arrays other than the key-centering coefficients, in f32
 /// words: fw (G query rows, then the own K and V rows or ps, a vec4 per four heads and
 /// row, whichever is longer), the two codebooks, the reductions' red4 (vec4 per thread),
-/// the merge's mg_acc (vec4 per thread), mg_l and ticket; with the fused encode the
+/// the merge's mg_acc (vec4 per thread) and ticket; with the fused encode the
 /// boundaries and the packed new rows.
 fn aura_attn_floats(head_dim: usize, group: usize, k_bits: u32, v_bits: u32, encode: bool) -> usize {
     let wg = WG_AURA as usize;
     let (cb, rw) = ((1usize << k_bits) + (1 << v_bits), |b: u32| crate::kv::scheme::row_words(head_dim, b));
     let enc = if encode { cb + rw(k_bits) + rw(v_bits) } else { 2 };
-    group * head_dim + (2 * head_dim).max(group.div_ceil(4) * 4 * wg) + cb + 4 * wg + 5 * wg + 1 + enc
+    group * head_dim + (2 * head_dim).max(group.div_ceil(4) * 4 * wg) + cb + 4 * wg + 4 * wg + 1 + enc
 }
 
 /// Length of attn_decode_aura's workgroup array of key-centering coefficients (one vec2
