@@ -89,7 +89,7 @@ fn kv_encode_aura(
     }
     // wg_sum's barrier also publishes fw and the codebook.
     let norm = sqrt(wg_sum(ss, lid));
-    // Walsh-Hadamard butterflies in workgroup memory.
+    // The Walsh-Hadamard transform in workgroup memory (common/fwht.wgsl).
     fwht_rows(lid, 1u);
     let nb = (1u << p.bits) - 1u;
     var cc = 0.0;

@@ -9,16 +9,14 @@
 // A H4 - B H4): matrix products rather than butterflies on arrays, so no private array is
 // indexed (which compilers such as lavapipe's took far longer over). Call from uniform
 // control flow after `fw` is written and published (barrier); returns after a barrier.
+// HD is 64, 128 or 256 (FN1 and FN2 are 4 or 8; the attention layer admits no other AURA
+// head dim on the GPU).
 const H4: mat4x4<f32> = mat4x4<f32>(
     vec4<f32>(1.0, 1.0, 1.0, 1.0),
     vec4<f32>(1.0, -1.0, 1.0, -1.0),
     vec4<f32>(1.0, 1.0, -1.0, -1.0),
     vec4<f32>(1.0, -1.0, -1.0, 1.0),
 );
-
-fn fwht4(x: vec4<f32>) -> vec4<f32> {
-    return H4 * x;
-}
 
 const FN: u32 = HD / 4u;
 const FN2: u32 = select(8u, 4u, FN <= 32u);
