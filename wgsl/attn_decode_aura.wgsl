@@ -219,7 +219,7 @@ fn encode_new_row(kvh: u32, lid: u32) {
     }
     // The norms |k|, |v|; the reduction's barriers publish fw, epk, the boundaries and the
     // codebooks.
-    let norms = sqrt(wg_sum4(ss, lid).xy);
+    let norms = sqrt(wg_sum4_open(ss, lid).xy);
     fwht_rows(lid, 2u);
     var cc = vec4<f32>(0.0);
     for (var i = lid; i < 2u * HD; i = i + WG) {
@@ -227,8 +227,9 @@ fn encode_new_row(kvh: u32, lid: u32) {
         let c = enc_elem(kind, i % HD, norms[kind]);
         cc[kind] = cc[kind] + c * c;
     }
-    // The reduction's barriers publish epk.
-    let cn = sqrt(wg_sum4(cc, lid).xy);
+    // The reduction's barrier publishes epk (no trailing barrier: red4 is not written
+    // again; after the first sum fwht_rows' barriers come before this one writes it).
+    let cn = sqrt(wg_sum4_open(cc, lid).xy);
     let g = select(vec2<f32>(0.0), norms / cn, (norms > vec2<f32>(0.0)) & (cn > vec2<f32>(0.0)));
     enc_store(kvh * p.capacity + pos, g, lid);
 }

@@ -65,7 +65,11 @@ fn matvec(
     }
     acc[0].x = acc[0].x + pfa;
     for (var tt = 0u; tt < TT; tt = tt + 1u) {
-        let s = wg_sum4(acc[tt], lid);
+        // The last token's sum needs no trailing barrier (red4 is not written again).
+        let s = wg_sum4_open(acc[tt], lid);
+        if (tt + 1u < TT) {
+            workgroupBarrier();
+        }
         let t = t0 + tt;
         if (lid < 4u && row0 + lid < p.rows && t < step.n_tokens) {
             let o = (step.slot + t) * p.out_stride + row0 + lid;

@@ -44,9 +44,11 @@ fn matvec_glu(
         ag = ag + dot4rows(g, u, na, nb);
         au = au + dot4rows(up, u, na, nb);
     }
-    let sg = wg_sum4(ag, lid);
-    let su = wg_sum4(au, lid);
-    let r = inverseSqrt(wg_sum(ss, lid) / f32(K) + p.eps);
+    // The three sums in one exchange.
+    let sums = wg_sum4x3(ag, au, vec4<f32>(ss, 0.0, 0.0, 0.0), lid);
+    let sg = sums.a;
+    let su = sums.b;
+    let r = inverseSqrt(sums.c.x / f32(K) + p.eps);
     let row = row0 + lid;
     if (lid < 4u && row < p.ffn) {
         let g = sg[lid] * r;

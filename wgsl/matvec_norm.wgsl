@@ -63,8 +63,10 @@ fn matvec_norm(
         ss = ss + dot(xa, xa) + dot(xb, xb);
         acc = acc + dot4rows(b, u, xa * nw[2u * u], xb * nw[2u * u + 1u]);
     }
-    let s = wg_sum4(acc, lid);
-    let r = inverseSqrt(wg_sum(ss, lid) / f32(K) + p.eps);
+    // Both sums in one exchange.
+    let sums = wg_sum4x3(acc, vec4<f32>(ss, 0.0, 0.0, 0.0), vec4<f32>(0.0), lid);
+    let s = sums.a;
+    let r = inverseSqrt(sums.b.x / f32(K) + p.eps);
     let row = row0 + lid;
     if (lid < 4u && row < p.rows) {
         var v = s[lid] * r;

@@ -4,7 +4,9 @@
 // driver we run on for 1-D workgroups. Call from uniform control flow.
 var<workgroup> red4: array<vec4<f32>, WG>;
 
-fn wg_sum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
+// The sum without the trailing barrier: red4 may be written again only after the caller's
+// next barrier.
+fn wg_sum4_open(v: vec4<f32>, lid: u32) -> vec4<f32> {
     let s = subgroupAdd(v);
     let size = subgroupAdd(1u);
     let lane = subgroupExclusiveAdd(1u);
@@ -17,6 +19,11 @@ fn wg_sum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
     for (var i = 0u; i < n; i = i + 1u) {
         t = t + red4[i];
     }
+    return t;
+}
+
+fn wg_sum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
+    let t = wg_sum4_open(v, lid);
     workgroupBarrier();
     return t;
 }
@@ -76,5 +83,36 @@ fn wg_max_sum4(v: vec4<f32>, valid: bool, lid: u32) -> MaxSum {
     for (var i = 0u; i < n; i = i + 1u) {
         r.s = r.s + red4[s0 + i] * exp(red4[i] - r.m);
     }
+    return r;
+}
+
+// Three sums in one exchange (each subgroup's sums of a, b and c at red4[i], [n + i] and
+// [2 n + i]: subgroups of three or more invocations). Returns after a barrier.
+struct Sum3 {
+    a: vec4<f32>,
+    b: vec4<f32>,
+    c: vec4<f32>,
+}
+
+fn wg_sum4x3(a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, lid: u32) -> Sum3 {
+    let sa = subgroupAdd(a);
+    let sb = subgroupAdd(b);
+    let sc = subgroupAdd(c);
+    let size = subgroupAdd(1u);
+    let lane = subgroupExclusiveAdd(1u);
+    let n = (WG + size - 1u) / size;
+    if (lane == 0u) {
+        red4[lid / size] = sa;
+        red4[n + lid / size] = sb;
+        red4[2u * n + lid / size] = sc;
+    }
+    workgroupBarrier();
+    var r = Sum3(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var i = 0u; i < n; i = i + 1u) {
+        r.a = r.a + red4[i];
+        r.b = r.b + red4[n + i];
+        r.c = r.c + red4[2u * n + i];
+    }
+    workgroupBarrier();
     return r;
 }

@@ -2,7 +2,9 @@
 // Call from uniform control flow: they contain barriers. Every thread gets the result.
 var<workgroup> red4: array<vec4<f32>, WG>;
 
-fn wg_sum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
+// The sum without the trailing barrier: red4 may be written again only after the caller's
+// next barrier.
+fn wg_sum4_open(v: vec4<f32>, lid: u32) -> vec4<f32> {
     red4[lid] = v;
     workgroupBarrier();
     for (var s = WG / 2u; s > 0u; s = s >> 1u) {
@@ -11,7 +13,11 @@ fn wg_sum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
         }
         workgroupBarrier();
     }
-    let r = red4[0];
+    return red4[0];
+}
+
+fn wg_sum4(v: vec4<f32>, lid: u32) -> vec4<f32> {
+    let r = wg_sum4_open(v, lid);
     workgroupBarrier();
     return r;
 }
@@ -49,4 +55,17 @@ struct MaxSum {
 fn wg_max_sum4(v: vec4<f32>, valid: bool, lid: u32) -> MaxSum {
     let m = wg_max4(select(vec4<f32>(-3.0e38), v, valid), lid);
     return MaxSum(m, wg_sum4(select(vec4<f32>(0.0), exp(v - m), valid), lid));
+}
+
+// Three sums (the tree reductions one after the other; returns after a barrier).
+struct Sum3 {
+    a: vec4<f32>,
+    b: vec4<f32>,
+    c: vec4<f32>,
+}
+
+fn wg_sum4x3(a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, lid: u32) -> Sum3 {
+    let sa = wg_sum4(a, lid);
+    let sb = wg_sum4(b, lid);
+    return Sum3(sa, sb, wg_sum4(c, lid));
 }
