@@ -267,11 +267,6 @@ fn attn_decode_aura(
         end = min(yb * BLOCK + BLOCK, kv_len);
     }
     let qh0 = t * p.n_heads + wid.x * G;
-    // Own row: this workgroup's block holds row kv_len - 1 (workgroup-uniform); its k
-    // (centered like a cached row) and v go next to the queries, rotated with them.
-    let own = kv_len - 1u;
-    let has_own = own >= start && own < end;
-    let src = (t * (p.n_heads / p.group) + kvh) * HD;
     // The queries take the signs, 1 / sqrt(d) and the softmax scale before the rotation.
     let qscale = p.scale / sqrt(f32(HD));
     for (var i = lid; i < G * HD / 4u; i = i + WG) {
@@ -280,8 +275,12 @@ fn attn_decode_aura(
         let sg = vec4<f32>(consts[d], consts[d + 1u], consts[d + 2u], consts[d + 3u]);
         fw[i] = vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]) * sg * qscale;
     }
+    // Own row: this workgroup's block holds row kv_len - 1 (workgroup-uniform); its k
+    // (centered like a cached row) and v go next to the queries, rotated with them.
+    let own = kv_len - 1u;
+    let has_own = own >= start && own < end;
     if (has_own) {
-        load_kv_rows(src, kvh, own, PS0, lid);
+        load_kv_rows((t * (p.n_heads / p.group) + kvh) * HD, kvh, own, PS0, lid);
     }
     for (var i = lid; i < (1u << KB); i = i + WG) {
         cbk[i] = consts[p.ck_off + i];

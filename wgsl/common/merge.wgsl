@@ -4,8 +4,9 @@
 // (atomics: the last workgroup reads what the others wrote in the same dispatch), and the
 // unnormalized o at att[p.po_off + (qh max_blocks + b) HD/4 ..] (vec4s). The last
 // arrayLength(&pml) words count finished blocks, one per (token, head or KV group): see
-// `last_block`. Empty blocks (past kv_len) carry sum 0 and o = 0 (max -3e38) and drop out. Blocks are dealt to
-// MG_NG groups of HD/4 threads (4 dims each), MG_U per iteration so loads issue together.
+// `last_block`. Empty blocks (past kv_len) carry sum 0 and o = 0 (max -3e38) and drop
+// out. Blocks are dealt to MG_NG groups of HD/4 threads (4 dims each), MG_U per iteration
+// so loads issue together.
 // Needs WG (a multiple of HD / 4), HD, p.max_blocks, p.po_off, pml, att, and the reductions'
 // red4.
 const MG_NG: u32 = WG / (HD / 4u);

@@ -13,9 +13,14 @@ fn unrotated(i: u32) -> vec4<f32> {
     return unrotate4(fw[i], i);
 }
 
-// `rows` rows of fw that have had fwht pass 1 (published) turned back into att rows
-// qh0 .. qh0 + rows by pass 2, each thread writing the vec4s it transformed (no barrier).
-fn unrotate_pass2_out(lid: u32, qh0: u32, rows: u32) {
+// `rows` rows of fw turned back into att rows qh0 .. qh0 + rows (needs att, vec4s): the
+// FWHT's two passes (common/fwht.wgsl), the second's threads writing the vec4s they
+// transformed, so no barrier follows it. Uniform control flow, after fw is published.
+fn unrotate_out(lid: u32, qh0: u32, rows: u32) {
+    for (var q = lid; q < rows * FN2; q = q + WG) {
+        fwht_pass1((q / FN2) * FN + q % FN2);
+    }
+    workgroupBarrier();
     for (var q = lid; q < rows * FN1; q = q + WG) {
         let f0 = (q / FN1) * FN + (q % FN1) * FN2;
         fwht_pass2(f0);
@@ -23,14 +28,4 @@ fn unrotate_pass2_out(lid: u32, qh0: u32, rows: u32) {
             att[qh0 * FN + f0 + k] = unrotate4(fw[f0 + k], f0 + k);
         }
     }
-}
-
-// `rows` rows of fw turned back into att rows qh0 .. qh0 + rows (needs att, vec4s).
-// Uniform control flow, after fw is published.
-fn unrotate_out(lid: u32, qh0: u32, rows: u32) {
-    for (var q = lid; q < rows * FN2; q = q + WG) {
-        fwht_pass1((q / FN2) * FN + q % FN2);
-    }
-    workgroupBarrier();
-    unrotate_pass2_out(lid, qh0, rows);
 }
