@@ -524,7 +524,8 @@ fn attn_heads_are_distinct() {
 /// every path, both workgroup shapes, bit widths whose indices straddle words, the first
 /// row of a cache, a row opening a new tile or block, key centering on and off; the fused
 /// merge over enough blocks (40 with a group, 94 with one head per workgroup) for
-/// merge_head's unrolled loop and its tail.
+/// merge_head's unrolled loop and its tail; 4-bit K and/or V rows with one head per
+/// workgroup (decoded through the codebooks by index pair).
 #[test]
 fn attn_fused_encode() {
     // (block, merge, per_head, hd, group, n_kv, kb, vb, kv_len, centered, halves)
@@ -536,6 +537,11 @@ fn attn_fused_encode() {
         (16, false, true, 128, 4, 2, 8, 3, 33, true, false),
         (256, true, false, 64, 1, 2, 2, 8, 4097, false, false),
         (64, false, false, 256, 2, 2, 4, 4, 129, true, false),
+        // One head per workgroup with 4-bit rows: the codebooks by index pair (K and V, V
+        // only, K only), the fused merge (aura4v4's path at 4096) and single-pass.
+        (64, true, true, 64, 3, 3, 4, 4, 2500, true, true),
+        (16, true, true, 128, 4, 2, 8, 4, 700, true, false),
+        (0, false, true, 64, 3, 2, 4, 2, 100, false, false),
     ];
     assert!(cases.iter().all(|c| aura_encode_fits(c.3, c.4, c.6, c.7)));
     for_variants("attn_decode_aura-encode", |rep, label, gpu| {

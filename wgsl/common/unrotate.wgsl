@@ -8,11 +8,6 @@ fn unrotate4(x: vec4<f32>, i: u32) -> vec4<f32> {
     return x * (1.0 / sqrt(f32(HD))) * s;
 }
 
-// Vec4 i of the rows in fw turned back, once fwht_rows has run on them.
-fn unrotated(i: u32) -> vec4<f32> {
-    return unrotate4(fw[i], i);
-}
-
 // `rows` rows of fw turned back into att rows qh0 .. qh0 + rows (needs att, vec4s): the
 // FWHT's two passes (common/fwht.wgsl), the second's threads writing the vec4s they
 // transformed, so no barrier follows it. Uniform control flow, after fw is published.
