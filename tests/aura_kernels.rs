@@ -542,8 +542,12 @@ fn attn_fused_encode() {
         (64, true, true, 64, 3, 3, 4, 4, 2500, true, true),
         (16, true, true, 128, 4, 2, 8, 4, 700, true, false),
         (0, false, true, 64, 3, 2, 4, 2, 100, false, false),
+        // ... and over several tiles (the later tiles' centering turn), key centering on.
+        (0, false, true, 64, 3, 3, 4, 4, 200, true, false),
+        (256, true, true, 64, 3, 3, 4, 4, 1100, true, true),
     ];
-    assert!(cases.iter().all(|c| aura_encode_fits(c.3, c.4, c.6, c.7)));
+    // (The workgroup shape each case compiles: one head, or the GQA group.)
+    assert!(cases.iter().all(|c| aura_encode_fits(c.3, if c.2 { 1 } else { c.4 }, c.6, c.7)));
     for_variants("attn_decode_aura-encode", |rep, label, gpu| {
         for (i, c) in cases.into_iter().enumerate() {
             let (block, merge, per_head, hd, group, n_kv, kb, vb, kv_len, centered, halves) = c;

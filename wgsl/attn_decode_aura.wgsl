@@ -95,8 +95,8 @@ var<workgroup> cbk: array<f32, 1u << KB>;
 var<workgroup> cbv: array<f32, 1u << VB>;
 // 4-bit codebooks by index pair (one byte of a packed row: two indices), so four dims take
 // two lookups instead of four; one-token steps (ENC) with one query head per workgroup only
-// (G = 1: single-pass and the fused merge). H200, aura4v4 tok/s: depth 0 1004 against 974,
-// 4096 918 against 905; with them, the GQA-group kernel of the merge dispatch at 16k fell
+// (G = 1: single-pass and the fused merge). H200, aura4v4 tok/s: depth 0 1003 against 978,
+// 4096 919 against 909; with them, the GQA-group kernel of the merge dispatch at 16k fell
 // to 773 against 849 (4 KiB more workgroup memory), and 512-token prefill to 8,596
 // against 9,006 (every workgroup builds the tables).
 const PK: bool = KB == 4u && G == 1u && ENC != 0u;

@@ -1,5 +1,7 @@
-// Merged attention rows in `fw` (vec4s; rotated V domain, normalized) turned back,
-// o = diag(sV) H o~ / sqrt(d) (V signs at consts[HD..]). Needs fw, consts and fwht_rows.
+// Merged attention rows (vec4s; rotated V domain, normalized) turned back,
+// o = diag(sV) H o~ / sqrt(d) (V signs at consts[HD..]), once fwht_rows has run on them in
+// `fw`: unrotate4 on values read from it, unrotate_out for whole rows. Needs fw, consts and
+// fwht_rows.
 
 // Vec4 x at index i of a transformed row, scaled and signed: turned back.
 fn unrotate4(x: vec4<f32>, i: u32) -> vec4<f32> {

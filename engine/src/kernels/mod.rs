@@ -465,7 +465,8 @@ pub fn aura_ab_len(head_dim: usize, group: usize, k_bits: u32, v_bits: u32, enco
 /// itself (ENC) within 16 KiB of workgroup memory (the centering coefficients left to
 /// memory if need be).
 pub fn aura_encode_fits(head_dim: usize, group: usize, k_bits: u32, v_bits: u32) -> bool {
-    (aura_attn_floats(head_dim, group, k_bits, v_bits, true) + 4) * 4 <= WORKGROUP_BYTES
+    // (+ 8: the two one-vec4 placeholders of the centering arrays, ab and abt)
+    (aura_attn_floats(head_dim, group, k_bits, v_bits, true) + 8) * 4 <= WORKGROUP_BYTES
 }
 
 /// Compressed attention for `group` query heads per workgroup (the GQA group, or 1);
