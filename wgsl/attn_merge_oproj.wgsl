@@ -85,21 +85,16 @@ fn attn_merge_oproj(
     }
     workgroupBarrier();
     if (UNROTATE != 0u) {
-        // (Its last barrier publishes the transformed row.)
         fwht_rows(lid, 1u);
-    }
-    // This thread's units of the row, into registers (UNROTATE: turned back as they are
-    // read, so fw is not written again).
-    var xa: array<vec4<f32>, UPL>;
-    var xb: array<vec4<f32>, UPL>;
-    for (var j = 0u; j < UPL; j = j + 1u) {
-        let u = lane * UPL + j;
-        xa[j] = fw[2u * u];
-        xb[j] = fw[2u * u + 1u];
-        if (UNROTATE != 0u) {
-            xa[j] = unrotate4(xa[j], 2u * u);
-            xb[j] = unrotate4(xb[j], 2u * u + 1u);
+        var o = vec4<f32>(0.0);
+        if (lid < HD / 4u) {
+            o = unrotated(lid);
         }
+        workgroupBarrier();
+        if (lid < HD / 4u) {
+            fw[lid] = o;
+        }
+        workgroupBarrier();
     }
     // Head h's slice (its HD / 8 units of each row of Wo, from h HD / 8 on), rows past the
     // end clamped and their sums dropped.
@@ -108,8 +103,9 @@ fn attn_merge_oproj(
         let rb = (p.row_base + min((pass0 + i) * RPP + rr, ROWS - 1u)) * ROW_BYTES;
         var a = z;
         for (var j = 0u; j < UPL; j = j + 1u) {
-            let w = load8(rb, h * (HD / 8u) + lane * UPL + j);
-            a = a + dot(w.a, xa[j]) + dot(w.b, xb[j]);
+            let u = lane * UPL + j;
+            let w = load8(rb, h * (HD / 8u) + u);
+            a = a + dot(w.a, fw[2u * u]) + dot(w.b, fw[2u * u + 1u]);
         }
         red[i * WG + lid] = a;
     }

@@ -1,13 +1,16 @@
-// Merged attention rows (vec4s; rotated V domain, normalized) turned back,
-// o = diag(sV) H o~ / sqrt(d) (V signs at consts[HD..]), once fwht_rows has run on them in
-// `fw`: unrotate4 on values read from it, unrotate_out for whole rows. Needs fw, consts and
-// fwht_rows.
+// Merged attention rows in `fw` (vec4s; rotated V domain, normalized) turned back,
+// o = diag(sV) H o~ / sqrt(d) (V signs at consts[HD..]). Needs fw, consts and fwht_rows.
 
 // Vec4 x at index i of a transformed row, scaled and signed: turned back.
 fn unrotate4(x: vec4<f32>, i: u32) -> vec4<f32> {
     let d = 4u * (i % (HD / 4u));
     let s = vec4<f32>(consts[HD + d], consts[HD + d + 1u], consts[HD + d + 2u], consts[HD + d + 3u]);
     return x * (1.0 / sqrt(f32(HD))) * s;
+}
+
+// Vec4 i of the rows in fw turned back, once fwht_rows has run on them.
+fn unrotated(i: u32) -> vec4<f32> {
+    return unrotate4(fw[i], i);
 }
 
 // `rows` rows of fw turned back into att rows qh0 .. qh0 + rows (needs att, vec4s): the

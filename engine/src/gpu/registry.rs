@@ -151,8 +151,7 @@ impl Kernel {
         )
     }
 
-    /// Whether the kernel turns merged AURA rows back (`common/unrotate.wgsl`: rows in `fw`,
-    /// or values a thread read from it).
+    /// Whether the kernel turns merged AURA rows back (`common/unrotate.wgsl`, on `fw`).
     pub fn unrotates(self) -> bool {
         matches!(self, Kernel::AttnDecodeAura | Kernel::AttnMerge | Kernel::AttnMergeOproj)
     }
