@@ -13,8 +13,12 @@ const PROMPTS: [&str; 3] = [
     "Write a short poem about the sea.",
     "Explain in one sentence what a binary search does.",
 ];
-/// Greedy steps compared per prompt.
-const STEPS: usize = 48;
+/// Greedy steps of the CPU reference per prompt: the first prompt's single-pass and
+/// 2-pass:64 runs compare all of them (its kv_len then crosses a 64-row block), the other
+/// runs the first VARIANT_STEPS. Sized for CI on lavapipe/llvmpipe with 2 cores, where a
+/// decode step took about a second on session 12's machine.
+const STEPS: usize = 32;
+const VARIANT_STEPS: usize = 12;
 /// Logits NMSE vs the f32 reference. f32 KV: only summation order differs.
 /// f16 KV: K/V are rounded to f16 (rel. error 2^-11) in the cache.
 const NMSE_F32_KV: f64 = 1e-6;
@@ -58,13 +62,19 @@ fn reference_runs(host: &HostModel) -> Vec<Reference> {
         .collect()
 }
 
-fn run_gpu(model: &Model, r: &Reference, path: AttentionPath, capacity: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
+fn run_gpu(
+    model: &Model,
+    r: &Reference,
+    path: AttentionPath,
+    capacity: usize,
+    steps: usize,
+) -> (Vec<u32>, Vec<Vec<f32>>) {
     pollster::block_on(async {
         let mut s = Session::new(model, SessionOptions { capacity, attention: Some(path), kv: None }).await.unwrap();
         let mut l = s.prefill(&r.prompt).await.unwrap();
         let mut tokens = Vec::new();
         let mut logits = Vec::new();
-        for _ in 0..STEPS {
+        for _ in 0..steps {
             let next = argmax(&l);
             tokens.push(next);
             logits.push(l.clone());
@@ -81,7 +91,7 @@ fn check(label: &str, r: &Reference, tokens: &[u32], logits: &[Vec<f32>], tol: f
         worst = worst.max(nmse);
         assert!(nmse < tol, "{label}: step {i} logits NMSE {nmse:.3e} > {tol:.0e}");
     }
-    assert_eq!(tokens, &r.tokens[..], "{label}: greedy tokens differ from the CPU reference");
+    assert_eq!(tokens, &r.tokens[..tokens.len()], "{label}: greedy tokens differ from the CPU reference");
     eprintln!("{label}: {} greedy tokens equal, worst logits NMSE {worst:.2e}", tokens.len());
 }
 
@@ -91,120 +101,163 @@ fn greedy_matches_cpu_reference_on_every_backend_and_path() {
     let host = HostModel::load(&path).unwrap();
     let refs = reference_runs(&host);
     drop(host);
-    for b in common::test_backends() {
+    for (bi, b) in common::test_backends().into_iter().enumerate() {
         let engine = common::engine(Options { backend: Some(b), ..Options::default() });
         let tol = if engine.variant().f16 { NMSE_F16_KV } else { NMSE_F32_KV };
         let model = Model::load(&engine, &path).unwrap();
-        // Single-pass everywhere; 2-pass with a small block (kv_len crosses block
-        // boundaries) and capacity > kv_len on the first prompt.
-        for (i, r) in refs.iter().enumerate() {
+        // Single-pass on every prompt on the first backend, on the first prompt on the
+        // others (their kernels are the same for every prompt); 2-pass with a small block
+        // (kv_len crosses block boundaries) and capacity > kv_len on the first prompt.
+        for (i, r) in refs.iter().enumerate().take(if bi == 0 { PROMPTS.len() } else { 1 }) {
             let cap = r.prompt.len() + STEPS + 100;
-            let (t, l) = run_gpu(&model, r, AttentionPath::SinglePass, cap);
+            let steps = if i == 0 { STEPS } else { VARIANT_STEPS };
+            let (t, l) = run_gpu(&model, r, AttentionPath::SinglePass, cap, steps);
             check(&format!("{b:?} single-pass prompt {i}"), r, &t, &l, tol);
         }
         let r = &refs[0];
-        let (t, l) = run_gpu(&model, r, AttentionPath::TwoPass { block: 64 }, 1000);
+        assert!(r.prompt.len() + STEPS > 64, "the 2-pass:64 run must cross a block");
+        let (t, l) = run_gpu(&model, r, AttentionPath::TwoPass { block: 64 }, 1000, STEPS);
         check(&format!("{b:?} two-pass:64"), r, &t, &l, tol);
         // Split-K with the merge as a dispatch of its own (fused_merge off; the default
         // merges in the last block), 32-token blocks (half a tile); on Vulkan the output
         // projection folds into it (the default there), elsewhere it keeps its dispatch.
         let opts = Options { backend: Some(b), fused_merge: Some(false), ..Options::default() };
         let model = Model::load(&common::engine(opts), &path).unwrap();
-        let (t, l) = run_gpu(&model, r, AttentionPath::TwoPass { block: 32 }, 1000);
+        let (t, l) = run_gpu(&model, r, AttentionPath::TwoPass { block: 32 }, 1000, VARIANT_STEPS);
         check(&format!("{b:?} two-pass:32, merge dispatch"), r, &t, &l, tol);
         // Decode with the norms as their own dispatches (Options::fused off).
         let unfused = common::engine(Options { backend: Some(b), fused: false, ..Options::default() });
         let model = Model::load(&unfused, &path).unwrap();
-        let (t, l) = run_gpu(&model, r, AttentionPath::SinglePass, r.prompt.len() + STEPS);
+        let (t, l) = run_gpu(&model, r, AttentionPath::SinglePass, r.prompt.len() + STEPS, VARIANT_STEPS);
         check(&format!("{b:?} unfused single-pass"), r, &t, &l, tol);
         // The fused decode with the L2 prefetch forced on (off by default on CPU adapters)
         // and wgpu's runtime shader checks kept (off by default).
         let opts = Options { backend: Some(b), l2_prefetch: Some(true), shader_checks: true, ..Options::default() };
         let model = Model::load(&common::engine(opts), &path).unwrap();
-        let (t, l) = run_gpu(&model, r, AttentionPath::Auto, r.prompt.len() + STEPS);
+        let (t, l) = run_gpu(&model, r, AttentionPath::Auto, r.prompt.len() + STEPS, VARIANT_STEPS);
         check(&format!("{b:?} prefetch on, shader checks on"), r, &t, &l, tol);
     }
 }
+
+/// Tokens of `gpu_greedy_equals_host_greedy`: chunks of 8 + 8 + 4, so a stop on the 13th
+/// falls mid-chunk with a chunk queued behind it.
+const GREEDY_TOKENS: usize = 20;
 
 /// GPU greedy sampling with queued steps (`decode_greedy`) gives the host loop's tokens
 /// (`step` + argmax), stops where asked with the session at the right position, and the
 /// session goes on correctly afterwards.
 #[test]
 fn gpu_greedy_equals_host_greedy() {
-    // Chunks of 8 (the GPU default) and the CPU adapters' default (1).
-    for (b, chunk) in common::test_backends().into_iter().flat_map(|b| [(b, 8), (b, 0)]) {
-        let engine = common::engine(Options { backend: Some(b), greedy_chunk: chunk, ..Options::default() });
-        let model = Model::load(&engine, &common::model_path()).unwrap();
-        let tok = &model.tokenizer;
-        let text = tok.render_chat(&[ChatMessage::new("user", "Write a poem about the sea.")], true).unwrap();
-        let ids = tok.encode(&text, true).unwrap();
-        pollster::block_on(async {
-            let opts = || SessionOptions { capacity: 256, attention: None, kv: None };
-            let mut host = Session::new(&model, opts()).await.unwrap();
-            let mut logits = host.prefill(&ids).await.unwrap();
-            let first = aura::sample::argmax(&logits);
-            let mut want = Vec::new();
-            let mut t = first;
-            for _ in 0..40 {
-                logits = host.step(t).await.unwrap();
-                t = aura::sample::argmax(&logits);
-                want.push(t);
-            }
-            let mut gpu = Session::new(&model, opts()).await.unwrap();
-            gpu.prefill(&ids).await.unwrap();
-            let mut seen = Vec::new();
-            let mut watch = |id| {
-                seen.push(id);
-                false
-            };
-            let got = gpu.decode_greedy(first, 40, &mut watch).await.unwrap();
-            assert_eq!(got, want, "{b:?} chunk {chunk}: GPU greedy vs host greedy");
-            assert_eq!(seen, want, "{b:?}: on_token saw every id in order");
-            assert_eq!(gpu.position(), ids.len() + 40, "{b:?}: position after 40 tokens");
-            // Stop on the 13th token (mid-chunk, with a chunk queued behind it): the session
-            // holds first + 12 ids, and stepping the 13th gives the host's 14th.
-            gpu.rewind(ids.len()).unwrap();
-            let stop_at = want[12];
-            let k = want.iter().position(|&x| x == stop_at).unwrap();
-            let got = gpu.decode_greedy(first, 40, &mut |id| id == stop_at).await.unwrap();
-            assert_eq!(got, want[..=k], "{b:?}: stopped run");
-            assert_eq!(gpu.position(), ids.len() + k + 1, "{b:?}: position after a stop");
-            let l = gpu.step(stop_at).await.unwrap();
-            assert_eq!(aura::sample::argmax(&l), want[k + 1], "{b:?}: the session goes on after a stop");
-        });
+    for b in common::test_backends() {
+        // The host loop once per backend (it does not depend on the chunk), then chunks of
+        // 8 (the GPU default) and the CPU adapters' default (1).
+        let mut want = Vec::new();
+        let mut first = 0;
+        for chunk in [8, 0] {
+            let engine = common::engine(Options { backend: Some(b), greedy_chunk: chunk, ..Options::default() });
+            let model = Model::load(&engine, &common::model_path()).unwrap();
+            let tok = &model.tokenizer;
+            let text = tok.render_chat(&[ChatMessage::new("user", "Write a poem about the sea.")], true).unwrap();
+            let ids = tok.encode(&text, true).unwrap();
+            pollster::block_on(async {
+                let opts = || SessionOptions { capacity: 256, attention: None, kv: None };
+                if want.is_empty() {
+                    let mut host = Session::new(&model, opts()).await.unwrap();
+                    let mut logits = host.prefill(&ids).await.unwrap();
+                    first = aura::sample::argmax(&logits);
+                    let mut t = first;
+                    for _ in 0..GREEDY_TOKENS {
+                        logits = host.step(t).await.unwrap();
+                        t = aura::sample::argmax(&logits);
+                        want.push(t);
+                    }
+                }
+                let mut gpu = Session::new(&model, opts()).await.unwrap();
+                gpu.prefill(&ids).await.unwrap();
+                let mut seen = Vec::new();
+                let mut watch = |id| {
+                    seen.push(id);
+                    false
+                };
+                let got = gpu.decode_greedy(first, GREEDY_TOKENS, &mut watch).await.unwrap();
+                assert_eq!(got, want, "{b:?} chunk {chunk}: GPU greedy vs host greedy");
+                assert_eq!(seen, want, "{b:?}: on_token saw every id in order");
+                assert_eq!(gpu.position(), ids.len() + GREEDY_TOKENS, "{b:?}: position after {GREEDY_TOKENS} tokens");
+                // Stop on the 13th token (mid-chunk, with a chunk queued behind it): the
+                // session holds first + 12 ids, and stepping the 13th gives the host's 14th.
+                gpu.rewind(ids.len()).unwrap();
+                let stop_at = want[12];
+                let k = want.iter().position(|&x| x == stop_at).unwrap();
+                let got = gpu.decode_greedy(first, GREEDY_TOKENS, &mut |id| id == stop_at).await.unwrap();
+                assert_eq!(got, want[..=k], "{b:?}: stopped run");
+                assert_eq!(gpu.position(), ids.len() + k + 1, "{b:?}: position after a stop");
+                let l = gpu.step(stop_at).await.unwrap();
+                assert_eq!(aura::sample::argmax(&l), want[k + 1], "{b:?}: the session goes on after a stop");
+            });
+        }
     }
 }
+
+/// Greedy steps after the prompt in `batched_prefill_equals_token_by_token`.
+const BATCHED_GREEDY: usize = 8;
 
 #[test]
 fn batched_prefill_equals_token_by_token() {
-    // Both prefill kernels: the matmul (what lavapipe picks) and the tiled matvec (GPUs).
-    for prefill_matmul in [true, false] {
-        batched_prefill_case(prefill_matmul);
-    }
-}
-
-fn batched_prefill_case(prefill_matmul: bool) {
-    let opts = Options { backend: Some(Backend::Vulkan), prefill_matmul: Some(prefill_matmul), ..Options::default() };
-    let engine = common::engine(opts);
+    // Token by token once (the decode kernels: the same whichever prefill kernel is
+    // picked), then both prefill kernels against it: the matmul (what lavapipe picks) and
+    // the tiled matvec (GPUs).
+    let engine = common::engine(Options { backend: Some(Backend::Vulkan), ..Options::default() });
     let model = Model::load(&engine, &common::model_path()).unwrap();
     let text = "The quick brown fox jumps over the lazy dog. 1234567 is a number; so is 42. ".repeat(6);
     let ids = model.tokenizer.encode(&text, false).unwrap();
     assert!(ids.len() > aura::session::MAX_SLOTS, "prompt must span several steps");
+    let capacity = ids.len() + BATCHED_GREEDY;
+    let (single, greedy) = pollster::block_on(async {
+        let mut b = Session::new(&model, SessionOptions { capacity, attention: None, kv: None }).await.unwrap();
+        let mut single = Vec::new();
+        for &t in &ids {
+            single.push(b.step(t).await.unwrap());
+        }
+        let mut l = single.last().unwrap().clone();
+        let mut greedy = Vec::new();
+        for _ in 0..BATCHED_GREEDY {
+            greedy.push(argmax(&l));
+            l = b.step(*greedy.last().unwrap()).await.unwrap();
+        }
+        (single, greedy)
+    });
+    drop(model);
+    for prefill_matmul in [true, false] {
+        batched_prefill_case(prefill_matmul, &ids, &single, &greedy);
+    }
+}
+
+fn batched_prefill_case(prefill_matmul: bool, ids: &[u32], single: &[Vec<f32>], greedy: &[u32]) {
+    let opts = Options { backend: Some(Backend::Vulkan), prefill_matmul: Some(prefill_matmul), ..Options::default() };
+    let engine = common::engine(opts);
+    let model = Model::load(&engine, &common::model_path()).unwrap();
     pollster::block_on(async {
-        let opts = |attention| SessionOptions { capacity: ids.len() + 32, attention, kv: None };
+        let opts = |attention| SessionOptions { capacity: ids.len() + BATCHED_GREEDY, attention, kv: None };
         let mut a = Session::new(&model, opts(None)).await.unwrap();
-        let mut b = Session::new(&model, opts(None)).await.unwrap();
-        // Split-K attention: steps of SPLIT_SLOTS tokens instead of MAX_SLOTS.
-        let mut c = Session::new(&model, opts(Some(AttentionPath::TwoPass { block: 64 }))).await.unwrap();
-        let batched = a.forward(&ids, Some(0)).await.unwrap();
-        let split = c.forward(&ids, Some(0)).await.unwrap();
+        let batched = a.forward(ids, Some(0)).await.unwrap();
+        // Split-K attention (steps of SPLIT_SLOTS tokens instead of MAX_SLOTS), with the
+        // first kernel only: attention does not depend on the projections' kernel.
+        let split = if prefill_matmul {
+            let mut c = Session::new(&model, opts(Some(AttentionPath::TwoPass { block: 64 }))).await.unwrap();
+            Some(c.forward(ids, Some(0)).await.unwrap())
+        } else {
+            None
+        };
         let vocab = model.config.vocab;
-        let mut lb = Vec::new();
-        for (i, &t) in ids.iter().enumerate() {
-            lb = b.step(t).await.unwrap();
-            let (nmse_split, _) = compare(&split[i * vocab..(i + 1) * vocab], &lb);
-            assert!(nmse_split < NMSE_F16_KV, "position {i}: split-K batched vs single-token NMSE {nmse_split:.3e}");
-            let (nmse, _) = compare(&batched[i * vocab..(i + 1) * vocab], &lb);
+        for (i, lb) in single.iter().enumerate() {
+            if let Some(split) = &split {
+                let (nmse_split, _) = compare(&split[i * vocab..(i + 1) * vocab], lb);
+                assert!(
+                    nmse_split < NMSE_F16_KV,
+                    "position {i}: split-K batched vs single-token NMSE {nmse_split:.3e}"
+                );
+            }
+            let (nmse, _) = compare(&batched[i * vocab..(i + 1) * vocab], lb);
             // Prefill's matmul sums each row serially, decode's matvec reduces across
             // threads: only the f32 summation order differs, but with an f16 KV cache
             // a reordered sum can round a cached K/V value the other way (measured up
@@ -212,17 +265,19 @@ fn batched_prefill_case(prefill_matmul: bool) {
             let tol = if engine.variant().f16 { NMSE_F16_KV } else { BATCHED_VS_SINGLE_NMSE };
             assert!(nmse < tol, "matmul {prefill_matmul}: position {i}: batched vs single-token NMSE {nmse:.3e}");
         }
-        // Continue greedily from both: same tokens.
+        // Continue greedily after the batched prefill: the token-by-token run's tokens.
         let mut la = batched[(ids.len() - 1) * vocab..].to_vec();
-        for step in 0..16 {
-            let (na, nb) = (argmax(&la), argmax(&lb));
-            assert_eq!(na, nb, "matmul {prefill_matmul}: greedy step {step} differs after batched vs single prefill");
+        for (step, &want) in greedy.iter().enumerate() {
+            let na = argmax(&la);
+            assert_eq!(na, want, "matmul {prefill_matmul}: greedy step {step} differs after batched vs single prefill");
             la = a.step(na).await.unwrap();
-            lb = b.step(nb).await.unwrap();
         }
-        assert_eq!(a.position(), ids.len() + 16);
+        assert_eq!(a.position(), ids.len() + BATCHED_GREEDY);
     });
 }
+
+/// Greedy steps per prompt in `hf_directory_gives_same_greedy_tokens_as_gguf`.
+const HF_STEPS: usize = 12;
 
 #[test]
 fn hf_directory_gives_same_greedy_tokens_as_gguf() {
@@ -232,16 +287,21 @@ fn hf_directory_gives_same_greedy_tokens_as_gguf() {
     let hfm = Model::load(&engine, &hf).unwrap();
     assert_eq!(gguf.config.rope_style, aura::model::config::RopeStyle::Adjacent);
     assert_eq!(hfm.config.rope_style, aura::model::config::RopeStyle::Halves);
-    for p in PROMPTS {
-        let chat = gguf.tokenizer.render_chat(&[ChatMessage { role: "user".into(), content: p.into() }], true).unwrap();
+    // Tokenizers agree on every prompt; greedy tokens are compared on the first.
+    for (i, p) in PROMPTS.iter().enumerate() {
+        let chat =
+            gguf.tokenizer.render_chat(&[ChatMessage { role: "user".into(), content: (*p).into() }], true).unwrap();
         let ids = gguf.tokenizer.encode(&chat, true).unwrap();
         assert_eq!(ids, hfm.tokenizer.encode(&chat, true).unwrap(), "tokenizer.json disagrees with GGUF tokenizer");
+        if i > 0 {
+            continue;
+        }
         let gen = |m: &Model| -> Vec<u32> {
             pollster::block_on(async {
                 let mut s = Session::new(m, SessionOptions { capacity: 512, attention: None, kv: None }).await.unwrap();
                 let mut l = s.prefill(&ids).await.unwrap();
                 let mut out = Vec::new();
-                for _ in 0..32 {
+                for _ in 0..HF_STEPS {
                     let n = argmax(&l);
                     out.push(n);
                     l = s.step(n).await.unwrap();
@@ -262,9 +322,14 @@ fn _engine_is_send(e: Engine) -> impl Send {
     e
 }
 
-/// Greedy tokens with an 8-bit AURA cache equal the dense cache's for 32 steps on
-/// every test prompt, through single-pass, 2-pass (fused merge, and the merge dispatch
-/// on the first prompt) and the dequant mirror.
+/// Greedy steps per run in `aura8v8_greedy_equals_dense`.
+const AURA_STEPS: usize = 16;
+
+/// Greedy tokens with an 8-bit AURA cache equal the dense cache's for AURA_STEPS steps on
+/// the first two test prompts: on the first through single-pass, 2-pass (32-row blocks,
+/// crossed; fused merge and the merge dispatch) and the dequant mirror, on the second
+/// through the default path.
+
 #[test]
 fn aura8v8_greedy_equals_dense() {
     use aura::kv::scheme::KvScheme;
@@ -279,7 +344,7 @@ fn aura8v8_greedy_equals_dense() {
                 .unwrap();
             let mut l = s.prefill(ids).await.unwrap();
             let mut out = Vec::new();
-            for _ in 0..32 {
+            for _ in 0..AURA_STEPS {
                 let n = argmax(&l);
                 out.push(n);
                 l = s.step(n).await.unwrap();
@@ -289,13 +354,13 @@ fn aura8v8_greedy_equals_dense() {
     };
     let gen = |ids: &[u32], kv: KvScheme, path: AttentionPath| gen_on(&model, ids, kv, path);
     let a88 = KvScheme::Aura { k_bits: 8, v_bits: 8 };
-    for (i, p) in PROMPTS.iter().enumerate() {
+    for (i, p) in PROMPTS.iter().enumerate().take(2) {
         let chat =
             model.tokenizer.render_chat(&[ChatMessage { role: "user".into(), content: (*p).into() }], true).unwrap();
         let ids = model.tokenizer.encode(&chat, true).unwrap();
         let dense = gen(&ids, KvScheme::F16, AttentionPath::Auto);
         let paths: &[AttentionPath] = if i == 0 {
-            &[AttentionPath::SinglePass, AttentionPath::TwoPass { block: 64 }, AttentionPath::Mirror]
+            &[AttentionPath::SinglePass, AttentionPath::TwoPass { block: 32 }, AttentionPath::Mirror]
         } else {
             &[AttentionPath::Auto]
         };

@@ -10,16 +10,18 @@ use aura::telemetry::{perplexity_windows, KldTap, RawLogitsTap};
 use aura::{AttentionPath, Model, Options, SessionOptions};
 
 const CTX: usize = 256;
-const WINDOWS: usize = 2;
+const WINDOWS: usize = 1;
 
 /// (scheme, path, max mean KLD, min same-top-1 %). Measured on lavapipe over this
-/// corpus (2 x 256-token windows, 254 scored positions), with key centering (default):
-/// f16 self 0 / 100 %; aura8v8 0.00083 / 98.82 %; aura8v4 (2-pass, 64-token blocks)
-/// 0.0318 / 93.31 %; aura4v4 (single-pass) 0.187 / 82.68 % (without centering:
-/// 0.00102 / 98.03, 0.0354 / 90.94, 0.238 / 72.05). Gates sit at ~2x the measured KLD
-/// and a few points under the measured agreement.
+/// corpus's first 256-token window (127 scored positions), with key centering (default),
+/// session 12: aura8v8 0.00102 / 100 %; aura8v4 (2-pass, 64-token blocks) 0.0395 /
+/// 92.13 %; aura4v4 (single-pass) 0.223 / 81.89 % (before, over two windows: 0.00083 /
+/// 98.82, 0.0318 / 93.31, 0.187 / 82.68; without centering 0.00102 / 98.03, 0.0354 /
+/// 90.94, 0.238 / 72.05). Gates sit at ~2x the measured KLD and a few points under the
+/// measured agreement. One window, not two, since session 12: each window costs about
+/// three minutes per scheme on lavapipe on a slow 2-core CI machine. The dense baseline
+/// is recorded once; its self-comparison (KLD 0 / 100 %) was dropped with it.
 const GATES: &[(&str, AttentionPath, f64, f64)] = &[
-    ("f16", AttentionPath::Auto, 1e-6, 99.9),
     ("aura8v8", AttentionPath::Auto, 0.0025, 95.0),
     ("aura8v4", AttentionPath::TwoPass { block: 64 }, 0.07, 88.0),
     ("aura4v4", AttentionPath::SinglePass, 0.40, 75.0),
