@@ -73,8 +73,8 @@ fn every_weight_type_matches_reference() {
 fn decode_across_the_plan_merge_switches() {
     // head_dim 64 (AURA's smallest), two KV heads, GQA group 2.
     let shape = Shape { n_layers: 2, hidden: 256, n_heads: 4, n_kv_heads: 2, ffn: 384, vocab: 320, context: 2600 };
-    let steps = 16;
-    // (scheme, forced path, prompt length): 16 steps from there cross the switch.
+    let steps = 12;
+    // (scheme, forced path, prompt length): 12 steps from there cross the switch (8 rows on).
     let aura_split = Some(AttentionPath::TwoPass { block: 16 });
     let aura_len = COMPRESSED_FUSED_MAX_BLOCKS as usize * 16 - 8;
     let dense_len = DENSE_FUSED_MAX_KV - 8;

@@ -129,6 +129,12 @@ fn turn(e: vec4<f32>, t0: u32, i: u32) -> vec4<f32> {
     return vec4<f32>(cb.x * e.x + cb.y * e.y, cb.x * e.y - cb.y * e.x, cb.z * e.z + cb.w * e.w, cb.z * e.w - cb.w * e.z);
 }
 
+// Entry i of a 4-bit codebook by index pair (at consts[off]): the centroids of i's low and
+// high nibbles.
+fn cb_pair(off: u32, i: u32) -> vec2<f32> {
+    return vec2<f32>(consts[off + (i & 15u)], consts[off + (i >> 4u)]);
+}
+
 fn pair(j: u32) -> vec2<u32> {
     if (p.halves != 0u) {
         return vec2<u32>(j, j + HD / 2u);
@@ -316,23 +322,22 @@ fn attn_decode_aura(
                 e[2u * k] = qa * ma + qb * mb;
                 e[2u * k + 1u] = qb * ma - qa * mb;
             }
-            ab[i] = e * p.scale;
+            let es = e * p.scale;
+            ab[i] = es;
             // The first tile's turn (abt, see the tile loop) here, published by the barrier
             // below: that tile needs no barrier of its own.
-            abt[i] = turn(e * p.scale, min(start, p.capacity - 1u), i);
+            abt[i] = turn(es, min(start, p.capacity - 1u), i);
         }
     }
     for (var i = lid; i < (1u << VB); i = i + WG) {
         cbv[i] = consts[p.cv_off + i];
     }
-    if (PK) {
-        for (var i = lid; i < 256u; i = i + WG) {
-            cbk2[i] = vec2<f32>(consts[p.ck_off + (i & 15u)], consts[p.ck_off + (i >> 4u)]);
+    for (var i = lid; i < 256u; i = i + WG) {
+        if (PK) {
+            cbk2[i] = cb_pair(p.ck_off, i);
         }
-    }
-    if (PV) {
-        for (var i = lid; i < 256u; i = i + WG) {
-            cbv2[i] = vec2<f32>(consts[p.cv_off + (i & 15u)], consts[p.cv_off + (i >> 4u)]);
+        if (PV) {
+            cbv2[i] = cb_pair(p.cv_off, i);
         }
     }
     workgroupBarrier();
