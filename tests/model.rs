@@ -152,12 +152,12 @@ const GREEDY_CHUNK: usize = 4;
 /// session goes on correctly afterwards.
 #[test]
 fn gpu_greedy_equals_host_greedy() {
-    for b in common::test_backends() {
+    for (bi, b) in common::test_backends().into_iter().enumerate() {
         // The host loop once per backend (it does not depend on the chunk), then chunks of
         // GREEDY_CHUNK and, on the first backend, the CPU adapters' default (1).
         let mut want = Vec::new();
         let mut first = 0;
-        let chunks: &[usize] = if b == common::test_backends()[0] { &[GREEDY_CHUNK, 0] } else { &[GREEDY_CHUNK] };
+        let chunks: &[usize] = if bi == 0 { &[GREEDY_CHUNK, 0] } else { &[GREEDY_CHUNK] };
         for &chunk in chunks {
             let engine = common::engine(Options { backend: Some(b), greedy_chunk: chunk, ..Options::default() });
             let model = Model::load(&engine, &common::model_path()).unwrap();
@@ -283,7 +283,7 @@ fn batched_prefill_case(prefill_matmul: bool, ids: &[u32], single: &[Vec<f32>], 
     });
 }
 
-/// Greedy steps per prompt in `hf_directory_gives_same_greedy_tokens_as_gguf`.
+/// Greedy steps in `hf_directory_gives_same_greedy_tokens_as_gguf`.
 const HF_STEPS: usize = 12;
 
 #[test]
@@ -294,34 +294,31 @@ fn hf_directory_gives_same_greedy_tokens_as_gguf() {
     let hfm = Model::load(&engine, &hf).unwrap();
     assert_eq!(gguf.config.rope_style, aura::model::config::RopeStyle::Adjacent);
     assert_eq!(hfm.config.rope_style, aura::model::config::RopeStyle::Halves);
+    let ids_of = |p: &str| {
+        let chat = gguf.tokenizer.render_chat(&[ChatMessage { role: "user".into(), content: p.into() }], true).unwrap();
+        (gguf.tokenizer.encode(&chat, true).unwrap(), hfm.tokenizer.encode(&chat, true).unwrap())
+    };
     // Tokenizers agree on every prompt; greedy tokens are compared on the first.
-    for (i, p) in PROMPTS.iter().enumerate() {
-        let chat =
-            gguf.tokenizer.render_chat(&[ChatMessage { role: "user".into(), content: (*p).into() }], true).unwrap();
-        let ids = gguf.tokenizer.encode(&chat, true).unwrap();
-        assert_eq!(ids, hfm.tokenizer.encode(&chat, true).unwrap(), "tokenizer.json disagrees with GGUF tokenizer");
-        if i > 0 {
-            continue;
-        }
-        let gen = |m: &Model| -> Vec<u32> {
-            pollster::block_on(async {
-                let mut s = Session::new(m, SessionOptions { capacity: 512, attention: None, kv: None }).await.unwrap();
-                let mut l = s.prefill(&ids).await.unwrap();
-                let mut out = Vec::new();
-                for _ in 0..HF_STEPS {
-                    let n = argmax(&l);
-                    out.push(n);
-                    l = s.step(n).await.unwrap();
-                }
-                out
-            })
-        };
-        assert_eq!(
-            gen(&gguf),
-            gen(&hfm),
-            "prompt {p:?}: HF (F16, halves RoPE) and GGUF (Q4_1, adjacent RoPE) disagree"
-        );
+    for p in PROMPTS {
+        let (g, h) = ids_of(p);
+        assert_eq!(g, h, "prompt {p:?}: tokenizer.json disagrees with GGUF tokenizer");
     }
+    let p = PROMPTS[0];
+    let ids = ids_of(p).0;
+    let gen = |m: &Model| -> Vec<u32> {
+        pollster::block_on(async {
+            let mut s = Session::new(m, SessionOptions { capacity: 512, attention: None, kv: None }).await.unwrap();
+            let mut l = s.prefill(&ids).await.unwrap();
+            let mut out = Vec::new();
+            for _ in 0..HF_STEPS {
+                let n = argmax(&l);
+                out.push(n);
+                l = s.step(n).await.unwrap();
+            }
+            out
+        })
+    };
+    assert_eq!(gen(&gguf), gen(&hfm), "prompt {p:?}: HF (F16, halves RoPE) and GGUF (Q4_1, adjacent RoPE) disagree");
 }
 
 #[allow(dead_code)]

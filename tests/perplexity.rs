@@ -6,8 +6,8 @@
 //! Two tests. The CPU reference forward (`reference::forward`, which tests/model.rs holds
 //! the GPU engine to, logits step by step, on every backend and path) over all 14 windows
 //! runs by default: a few minutes on two cores. The GPU engine over the 14 windows (7,168
-//! tokens) is a long evaluation: about 15 minutes on lavapipe on a fast 2-core machine,
-//! over an hour on a slow one (the CI budget is 90 minutes in all), so it is `#[ignore]`d
+//! tokens) is a long evaluation: ~2 tok/s of prefill on lavapipe on session 12's 2-core
+//! machine, about an hour (the CI budget is 90 minutes in all), so it is `#[ignore]`d
 //! and run by name: `cargo test --release --test perplexity -- --ignored` (or the
 //! `perplexity` example, which reports progress).
 mod common;
