@@ -166,8 +166,15 @@ impl Session {
         }
         let merge = gpu.merge_mode();
         // The most split blocks any step of this session can plan (partials are sized by it).
-        let plan_inputs =
-            plan::PlanInputs { scheme, path, n_heads: c.n_heads, n_kv_heads: c.n_kv_heads, block: split_block, merge };
+        let plan_inputs = plan::PlanInputs {
+            scheme,
+            path,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            block: split_block,
+            merge,
+            head_per_workgroup: gpu.options.head_per_workgroup,
+        };
         let max_blocks =
             (1..=cap).map(|kv| plan::plan(&plan_inputs, kv, 1).n_blocks()).max().unwrap_or(0).max(1) as usize;
         let st = wgpu::BufferUsages::STORAGE;

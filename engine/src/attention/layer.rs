@@ -51,8 +51,8 @@ pub struct Shared<'a> {
 /// size and merge mode the plan can pick, with the merge dispatch when a mode needs it.
 struct DenseOps {
     single: Dispatch,
-    /// By (block, fused merge).
-    splits: Vec<(u32, bool, Dispatch)>,
+    /// By (block, fused merge, one head per workgroup).
+    splits: Vec<(u32, bool, bool, Dispatch)>,
     merge: Option<Dispatch>,
     /// The merge dispatch with the output projection folded in (one-token steps).
     merge_o: Option<Dispatch>,
@@ -61,12 +61,12 @@ struct DenseOps {
 enum Body {
     Dense(DenseOps),
     /// `single` and `splits` by whether their dispatch encodes the new row too (one-token
-    /// steps, `Options::aura_fused_encode`; else `encode` runs first); `splits` also by
-    /// the fused merge (without it, `merge` follows).
+    /// steps, `Options::aura_fused_encode`; else `encode` runs first); `splits` by (the
+    /// fused merge (without it, `merge` follows), one head per workgroup, encodes).
     Aura {
         encode: Dispatch,
         single: Vec<(bool, Dispatch)>,
-        splits: Vec<(bool, bool, Dispatch)>,
+        splits: Vec<(bool, bool, bool, Dispatch)>,
         /// The merge dispatch, with prefetch columns it runs only after the fused encode;
         /// and with the output projection folded in (one-token steps).
         merge: Option<Dispatch>,
@@ -191,11 +191,14 @@ impl LayerAttention {
         // Query heads per workgroup: one (more workgroups, shorter serial work each) for the
         // shallow kernels (single-pass, fused-merge split: few tiles per head), or the whole
         // GQA group (K and V rows read once for its heads; dense: up to 4, see
-        // dense_heads_per_workgroup) for the deep one (merge dispatch),
-        // unless forced. AURA, H200, aura4v4, GPU loop tok/s, per head / per group: depth 0
-        // 463 / 443, 1024 504 / 483, 4096 440 / 458, 16384 332 / 420.
+        // dense_heads_per_workgroup) for the deep one (merge dispatch), unless forced; AURA's
+        // one-token steps also run the merge dispatch with one head per workgroup (the plan
+        // picks: see plan::COMPRESSED_HEAD_MAX_BLOCKS). AURA, H200, aura4v4, GPU loop tok/s,
+        // per head / per group: depth 0 463 / 443, 1024 504 / 483, 4096 440 / 458, 16384
+        // 332 / 420.
         let group = c.group();
-        let per_head = |shallow: bool| gpu.options.head_per_workgroup.unwrap_or(shallow);
+        let forced_head = gpu.options.head_per_workgroup;
+        let per_head = |shallow: bool| forced_head.unwrap_or(shallow);
         let dense_g = |shallow: bool| if per_head(shallow) { 1 } else { dense_heads_per_workgroup(group, hd) };
         // Dense split-K kernels for each (block, fused merge) the plan can pick.
         let (single_p, split_p) = if dense_cache {
@@ -210,6 +213,7 @@ impl LayerAttention {
                     let g = dense_g(fused);
                     splits.push((b, fused, g, gpu.pipeline(&attn_key(v, hd, g, b, fused)).await?));
                 }
+                // (The plan's Split::per_head for dense is per_head(fused) too.)
             }
             let g = dense_g(true);
             (Some((g, gpu.pipeline(&attn_key(v, hd, g, 0, false)).await?)), Some(splits))
@@ -238,7 +242,7 @@ impl LayerAttention {
             };
             Ok(DenseOps {
                 single: attn(single_p.0, &single_p.1),
-                splits: split_p.iter().map(|(b, f, g, p)| (*b, *f, attn(*g, p))).collect(),
+                splits: split_p.iter().map(|(b, f, g, p)| (*b, *f, per_head(*f), attn(*g, p))).collect(),
                 merge,
                 merge_o,
             })
@@ -351,7 +355,7 @@ impl LayerAttention {
             let body = Body::Mirror { encode, dequant, dense: dense_ops(kcb, vcb, merge)? };
             return Ok(LayerAttention { rope_kv, body, dense_k: kc, rope_targets });
         }
-        let g_for = |shallow: bool| if per_head(shallow) { 1 } else { group };
+        let g_of = |per_head: bool| if per_head { 1 } else { group };
         let ap = AttnAuraParams {
             n_heads: nh,
             capacity: cap as u32,
@@ -384,31 +388,23 @@ impl LayerAttention {
         // holding the row (on its critical path), aura4v4: 855 / 800 / 718. Where the
         // encoder stays: V rows of 3 bits, which straddle words (aura3v3 fused / encoder:
         // 743 / 705 / 635 against 775 / 717 / 635).
-        // Whether the encoding kernel fits for the workgroup shape of the shallow (single-pass,
-        // fused merge) or the deep (merge dispatch) kernels.
-        let fits = |shallow: bool| aura_encode_fits(hd, g_for(shallow), kb, vb);
-        let (single_enc, split_enc) = match gpu.options.aura_fused_encode {
-            Some(true) if !(fits(true) && fits(false)) => {
-                return Err(Error::Unsupported(format!(
-                    "the fused AURA encode does not fit 16 KiB of workgroup memory at head_dim {hd}, \
-                     {group} heads per KV head, aura{kb}v{vb}"
-                )))
-            }
-            Some(true) => (true, [true, true]),
-            Some(false) => (false, [false, false]),
-            // [with the fused merge, with the merge dispatch]
-            None => {
-                // (V rows' groups of four indices never straddle a word)
-                let v_whole = 32 % (4 * vb) == 0;
-                let shallow = fits(true) && v_whole;
-                (shallow, [shallow, fits(false) && v_whole])
-            }
-        };
+        // Whether the encoding kernel fits for a workgroup shape (one head, or the group).
+        let fits = |per_head: bool| aura_encode_fits(hd, g_of(per_head), kb, vb);
+        // (V rows' groups of four indices never straddle a word)
+        let v_whole = 32 % (4 * vb) == 0;
+        if gpu.options.aura_fused_encode == Some(true) && !(fits(true) && fits(false)) {
+            return Err(Error::Unsupported(format!(
+                "the fused AURA encode does not fit 16 KiB of workgroup memory at head_dim {hd}, \
+                 {group} heads per KV head, aura{kb}v{vb}"
+            )));
+        }
+        // Whether one-token steps of this workgroup shape encode inside attention.
+        let enc_for = |per_head: bool| gpu.options.aura_fused_encode.unwrap_or(fits(per_head) && v_whole);
         let params = uniform(gpu, ap)?;
         // `pf_cols`: with the fused encode and no merge dispatch after it, attention carries
         // the prefetch (see the encoder's note).
-        let aura = |block: u32, fused: bool, enc: bool| {
-            let g = g_for(block == 0 || fused);
+        let aura = |block: u32, fused: bool, per_head: bool, enc: bool| {
+            let g = g_of(per_head);
             let key = attn_aura_key(v, hd, g, block, fused, kb, vb, enc);
             let res: [&dyn AsBinding; 9] = [&params, s.qkv, &words, &gammas, &consts, s.att, s.pml, s.rope_table, pf];
             let pf_cols = if enc && (block == 0 || fused) { pf_groups } else { 0 };
@@ -420,16 +416,30 @@ impl LayerAttention {
                 Ok::<_, Error>(d)
             }
         };
-        let mut single = vec![(false, aura(0, false, false).await?)];
-        if single_enc {
-            single.push((true, aura(0, false, true).await?));
+        let single_head = per_head(true);
+        let mut single = vec![(false, aura(0, false, single_head, false).await?)];
+        if enc_for(single_head) {
+            single.push((true, aura(0, false, single_head, true).await?));
         }
         let block = s.split_block.unwrap_or(plan::DEFAULT_COMPRESSED_SPLIT_BLOCK);
         let mut splits = Vec::new();
         for fused in [true, false].into_iter().filter(|&f| s.merge.allows(f)) {
-            splits.push((fused, false, aura(block, fused, false).await?));
-            if split_enc[!fused as usize] {
-                splits.push((fused, true, aura(block, fused, true).await?));
+            // Multi-token steps take per_head(fused); one-token steps with the merge dispatch
+            // either shape (see plan::COMPRESSED_HEAD_MAX_BLOCKS), unless forced.
+            let multi = per_head(fused);
+            let shapes: &[bool] = match forced_head {
+                Some(h) => &[h][..],
+                None if fused => &[true],
+                None => &[true, false],
+            };
+            for &ph in shapes {
+                let enc = enc_for(ph);
+                if ph == multi || !enc {
+                    splits.push((fused, ph, false, aura(block, fused, ph, false).await?));
+                }
+                if enc {
+                    splits.push((fused, ph, true, aura(block, fused, ph, true).await?));
+                }
             }
         }
         // The compressed kernels' outputs are in the rotated V domain: single-pass turns its
@@ -472,14 +482,15 @@ impl LayerAttention {
                 false
             }
             (Body::Aura { encode, splits, merge, merge_o, .. }, DecodePlan::CompressedTwoPass(sp)) => {
-                let enc = n == 1 && splits.iter().any(|(f, e, _)| *e && *f == sp.merge);
+                let shape = |f: &bool, h: &bool| (*f, *h) == (sp.merge, sp.per_head);
+                let enc = n == 1 && splits.iter().any(|(f, h, e, _)| *e && shape(f, h));
                 if !enc {
                     encode.run(pass, n);
                 }
                 let (.., d) = splits
                     .iter()
-                    .find(|(f, e, _)| (*f, *e) == (sp.merge, enc))
-                    .expect("the plan picks a merge mode the session built");
+                    .find(|(f, h, e, _)| shape(f, h) && *e == enc)
+                    .expect("the plan picks a merge mode and workgroup shape the session built");
                 d.run_with(pass, n, Some(sp.n_blocks));
                 if sp.merge {
                     return false;
@@ -518,11 +529,11 @@ impl DenseOps {
                 false
             }
             Some(sp) => {
-                let (_, _, d) = self
+                let (.., d) = self
                     .splits
                     .iter()
-                    .find(|(b, f, _)| (*b, *f) == (sp.block, sp.merge))
-                    .expect("the plan picks split blocks and merge modes the session built");
+                    .find(|(b, f, h, _)| (*b, *f, *h) == (sp.block, sp.merge, sp.per_head))
+                    .expect("the plan picks split blocks, merge modes and workgroup shapes the session built");
                 d.run_with(pass, n, Some(sp.n_blocks));
                 if sp.merge {
                     return false;

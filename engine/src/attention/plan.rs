@@ -69,6 +69,16 @@ pub const DEFAULT_COMPRESSED_SPLIT_BLOCK: u32 = 64;
 /// at the fused-encode kernel's registers.) Session 6, with the encoder: 160.
 pub const COMPRESSED_FUSED_MAX_BLOCKS: u32 = 112;
 
+/// One-token compressed steps in `MergeMode::Auto` run split-K with the merge dispatch (the
+/// output projection folded in) from the first row on, one query head per workgroup up to
+/// this many blocks and a GQA group per workgroup past them. H200, aura4v4, 64-row blocks,
+/// GPU loop tok/s (session 13), head / group workgroups with the merge dispatch: depth 4096
+/// (65 blocks) 962 / 897, 5120 864 / 884, 6144 849 / 884, 8192 854 / 899, 16384 692 / 862;
+/// against the fused merge with one head per workgroup, which Auto ran before: depth 256
+/// 1027 (head, dispatch) / 993, 1024 1013 / 970, 2048 1005 / 968, 4096 962 / 932; and
+/// against single-pass: depth 0 1032 / 1014, 128 1036 / 895.
+pub const COMPRESSED_HEAD_MAX_BLOCKS: u32 = 72;
+
 /// The dense split block for a step whose last token sees `kv_len` rows: the smallest
 /// block of the mode's list giving at most its target blocks per head.
 pub fn auto_dense_block(kv_len: usize, fused: bool) -> u32 {
@@ -103,6 +113,9 @@ pub struct Split {
     pub n_blocks: u32,
     /// The last block merges (no merge dispatch).
     pub merge: bool,
+    /// One query head per workgroup (else several heads of a GQA group, their K/V rows read
+    /// once: see `Options::head_per_workgroup`).
+    pub per_head: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +157,10 @@ pub struct PlanInputs {
     pub block: Option<u32>,
     /// How split-K merges (see `MergeMode`).
     pub merge: MergeMode,
+    /// Forced workgroup shape (`Options::head_per_workgroup`); None: one head per workgroup
+    /// with the fused merge, a group with the merge dispatch, but for one-token compressed
+    /// steps up to `COMPRESSED_HEAD_MAX_BLOCKS` blocks (one head).
+    pub head_per_workgroup: Option<bool>,
 }
 
 /// Choose the attention path for a step of `n_tokens` tokens whose last token sees `kv_len`
@@ -152,8 +169,13 @@ pub struct PlanInputs {
 /// single-pass while the context fits `SINGLE_PASS_MAX_TILES` tiles. A prefill step
 /// already has n_tokens x n_heads workgroups, and the session runs 128 tokens per
 /// single-pass step against 32 per split-K step (a 512-token prompt: 4 steps instead of 16).
+///
+/// One-token compressed steps in `MergeMode::Auto` run split-K with the merge dispatch at
+/// every depth (see `COMPRESSED_HEAD_MAX_BLOCKS`); multi-token ones stay single-pass up to
+/// `COMPRESSED_SINGLE_PASS_MAX_TILES` tiles, then merge in the last block up to
+/// `COMPRESSED_FUSED_MAX_BLOCKS` blocks.
 pub fn plan(inputs: &PlanInputs, kv_len: usize, n_tokens: usize) -> DecodePlan {
-    let PlanInputs { scheme, path, n_heads, n_kv_heads, block, merge } = *inputs;
+    let PlanInputs { scheme, path, n_heads, n_kv_heads, block, merge, head_per_workgroup } = *inputs;
     let n_of = |b: u32| (kv_len as u32).div_ceil(b);
     let tiles = n_of(64);
     // Dense (and the mirror): fused while the context is short enough (see MergeMode).
@@ -163,7 +185,12 @@ pub fn plan(inputs: &PlanInputs, kv_len: usize, n_tokens: usize) -> DecodePlan {
         MergeMode::Auto => kv_len <= DENSE_FUSED_MAX_KV,
     };
     let db = block.unwrap_or_else(|| auto_dense_block(kv_len, dense_fused));
-    let dense_split = Split { block: db, n_blocks: n_of(db), merge: dense_fused };
+    let dense_split = Split {
+        block: db,
+        n_blocks: n_of(db),
+        merge: dense_fused,
+        per_head: head_per_workgroup.unwrap_or(dense_fused),
+    };
     let dense_auto = if (n_heads as u32) >= MIN_PARALLEL_WORKGROUPS {
         None
     } else if dense_fused && n_tokens == 1 {
@@ -173,15 +200,14 @@ pub fn plan(inputs: &PlanInputs, kv_len: usize, n_tokens: usize) -> DecodePlan {
     };
     let cb = block.unwrap_or(DEFAULT_COMPRESSED_SPLIT_BLOCK);
     let n = n_of(cb);
-    let split = Split {
-        block: cb,
-        n_blocks: n,
-        merge: match merge {
-            MergeMode::Fused => true,
-            MergeMode::Dispatch => false,
-            MergeMode::Auto => n <= COMPRESSED_FUSED_MAX_BLOCKS,
-        },
+    let one = n_tokens == 1;
+    let fused = match merge {
+        MergeMode::Fused => true,
+        MergeMode::Dispatch => false,
+        MergeMode::Auto => !one && n <= COMPRESSED_FUSED_MAX_BLOCKS,
     };
+    let per_head = head_per_workgroup.unwrap_or(fused || (one && n <= COMPRESSED_HEAD_MAX_BLOCKS));
+    let split = Split { block: cb, n_blocks: n, merge: fused, per_head };
     match (scheme.is_compressed(), path) {
         (false, AttentionPath::SinglePass) => DecodePlan::Dense { split: None },
         (false, AttentionPath::TwoPass { .. }) => DecodePlan::Dense { split: Some(dense_split) },
@@ -190,7 +216,8 @@ pub fn plan(inputs: &PlanInputs, kv_len: usize, n_tokens: usize) -> DecodePlan {
         (true, AttentionPath::TwoPass { .. }) => DecodePlan::CompressedTwoPass(split),
         (true, AttentionPath::Mirror) => DecodePlan::DequantMirror { split: dense_auto },
         (true, AttentionPath::Auto) => {
-            if (n_kv_heads as u32) < MIN_PARALLEL_WORKGROUPS && tiles > COMPRESSED_SINGLE_PASS_MAX_TILES {
+            let deep = tiles > COMPRESSED_SINGLE_PASS_MAX_TILES || (one && merge != MergeMode::Fused);
+            if (n_kv_heads as u32) < MIN_PARALLEL_WORKGROUPS && deep {
                 DecodePlan::CompressedTwoPass(split)
             } else {
                 DecodePlan::CompressedSinglePass
@@ -212,7 +239,7 @@ mod tests {
         block: Option<u32>,
         merge: MergeMode,
     ) -> DecodePlan {
-        plan(&PlanInputs { scheme, path, n_heads, n_kv_heads, block, merge }, kv_len, 1)
+        plan(&PlanInputs { scheme, path, n_heads, n_kv_heads, block, merge, head_per_workgroup: None }, kv_len, 1)
     }
 
     #[test]
@@ -221,7 +248,8 @@ mod tests {
         let f16 = KvScheme::F16;
         let a44 = KvScheme::Aura { k_bits: 4, v_bits: 4 };
         let auto = AttentionPath::Auto;
-        let sp = |block, n_blocks, merge| Some(Split { block, n_blocks, merge });
+        // Dense: one head per workgroup with the fused merge, a group with the dispatch.
+        let sp = |block, n_blocks, merge| Some(Split { block, n_blocks, merge, per_head: merge });
         // Merge dispatch: single-pass up to 8 tiles, then at most 512 blocks of >= 64.
         assert_eq!(pl(f16, auto, 9, 3, 10, None, Dispatch), DecodePlan::Dense { split: None });
         assert_eq!(pl(f16, auto, 9, 3, 512, None, Dispatch), DecodePlan::Dense { split: None });
@@ -259,15 +287,24 @@ mod tests {
             pl(f16, AttentionPath::TwoPass { block: 16 }, 9, 3, 65, Some(16), Auto),
             DecodePlan::Dense { split: sp(16, 5, true) }
         );
-        // Compressed: single-pass up to 4 tiles; the fused merge up to 112 blocks in Auto.
-        assert_eq!(pl(a44, auto, 9, 3, 100, None, Auto), DecodePlan::CompressedSinglePass);
-        let two = |b, n, m| DecodePlan::CompressedTwoPass(Split { block: b, n_blocks: n, merge: m });
-        assert_eq!(pl(a44, auto, 9, 3, 300, None, Auto), two(64, 5, true));
-        assert_eq!(pl(a44, auto, 9, 3, 7168, None, Auto), two(64, 112, true));
-        assert_eq!(pl(a44, auto, 9, 3, 7169, None, Auto), two(64, 113, false));
-        assert_eq!(pl(a44, auto, 9, 3, 7169, None, Fused), two(64, 113, true));
-        assert_eq!(pl(a44, auto, 9, 3, 300, None, Dispatch), two(64, 5, false));
-        assert_eq!(pl(a44, auto, 9, 3, 300, Some(256), Auto), two(256, 2, true));
+        // Compressed one-token steps: split-K with the merge dispatch from the first row,
+        // one head per workgroup up to 72 blocks, a group past them; forced fused merge:
+        // single-pass up to 4 tiles, then the fused merge.
+        let two = |block, n_blocks, merge, per_head| {
+            DecodePlan::CompressedTwoPass(Split { block, n_blocks, merge, per_head })
+        };
+        assert_eq!(pl(a44, auto, 9, 3, 1, None, Auto), two(64, 1, false, true));
+        assert_eq!(pl(a44, auto, 9, 3, 100, None, Auto), two(64, 2, false, true));
+        assert_eq!(pl(a44, auto, 9, 3, 300, None, Auto), two(64, 5, false, true));
+        assert_eq!(COMPRESSED_HEAD_MAX_BLOCKS, 72);
+        assert_eq!(pl(a44, auto, 9, 3, 4608, None, Auto), two(64, 72, false, true));
+        assert_eq!(pl(a44, auto, 9, 3, 4609, None, Auto), two(64, 73, false, false));
+        assert_eq!(pl(a44, auto, 9, 3, 7169, None, Auto), two(64, 113, false, false));
+        assert_eq!(pl(a44, auto, 9, 3, 100, None, Fused), DecodePlan::CompressedSinglePass);
+        assert_eq!(pl(a44, auto, 9, 3, 7169, None, Fused), two(64, 113, true, true));
+        assert_eq!(pl(a44, auto, 9, 3, 300, None, Dispatch), two(64, 5, false, true));
+        assert_eq!(pl(a44, auto, 9, 3, 16384, None, Dispatch), two(64, 256, false, false));
+        assert_eq!(pl(a44, auto, 9, 3, 300, Some(256), Auto), two(256, 2, false, true));
         assert_eq!(pl(a44, AttentionPath::SinglePass, 9, 3, 5000, None, Auto), DecodePlan::CompressedSinglePass);
         assert_eq!(pl(a44, AttentionPath::Mirror, 9, 3, 5, None, Auto), DecodePlan::DequantMirror { split: None });
         assert_eq!(
@@ -283,7 +320,15 @@ mod tests {
             DecodePlan::DequantMirror { split: sp(64, 256, false) }
         );
         // Prefill steps stay single-pass up to 8 tiles; one-token steps split from 17 rows.
-        let inputs = |scheme, path, block| PlanInputs { scheme, path, n_heads: 9, n_kv_heads: 3, block, merge: Auto };
+        let inputs = |scheme, path, block| PlanInputs {
+            scheme,
+            path,
+            n_heads: 9,
+            n_kv_heads: 3,
+            block,
+            merge: Auto,
+            head_per_workgroup: None,
+        };
         let step = |kv, n| plan(&inputs(f16, auto, None), kv, n);
         assert_eq!(step(512, 128), DecodePlan::Dense { split: None });
         assert_eq!(step(512, 1), DecodePlan::Dense { split: sp(16, 32, true) });
@@ -292,5 +337,26 @@ mod tests {
         assert_eq!(forced, DecodePlan::Dense { split: sp(64, 8, true) });
         let mirror = plan(&inputs(a44, AttentionPath::Mirror, None), 300, 128);
         assert_eq!(mirror, DecodePlan::DequantMirror { split: None });
+        // Compressed prefill steps: single-pass up to 4 tiles, then the fused merge up to
+        // 112 blocks, then the merge dispatch with GQA-group workgroups.
+        let step = |kv, n| plan(&inputs(a44, auto, None), kv, n);
+        assert_eq!(step(256, 128), DecodePlan::CompressedSinglePass);
+        assert_eq!(step(300, 128), two(64, 5, true, true));
+        assert_eq!(step(7168, 32), two(64, 112, true, true));
+        assert_eq!(step(7169, 32), two(64, 113, false, false));
+        // A forced workgroup shape holds on every path.
+        for (kv, n) in [(300, 1), (300, 128), (16384, 1)] {
+            for head in [true, false] {
+                let inp = PlanInputs { head_per_workgroup: Some(head), ..inputs(a44, auto, None) };
+                let DecodePlan::CompressedTwoPass(sp) = plan(&inp, kv, n) else { panic!("split-K at {kv}") };
+                assert_eq!(sp.per_head, head);
+                let inp = PlanInputs {
+                    head_per_workgroup: Some(head),
+                    ..inputs(f16, AttentionPath::TwoPass { block: 64 }, Some(64))
+                };
+                let DecodePlan::Dense { split: Some(sp) } = plan(&inp, kv, n) else { panic!("dense split-K at {kv}") };
+                assert_eq!(sp.per_head, head);
+            }
+        }
     }
 }
