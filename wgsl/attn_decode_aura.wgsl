@@ -291,36 +291,40 @@ fn attn_decode_aura(
         end = min(yb * BLOCK + BLOCK, kv_len);
     }
     let qh0 = t * p.n_heads + wid.x * G;
+    // The prologue in two loops: the query vec4s with key centering's coefficients (adjacent
+    // RoPE pairs from the same loads), and the codebook entries (a constant trip count).
+    // Timing-only cuts (H200, aura4v4, session 13): leaving the coefficients out entirely
+    // (outputs wrong) gains ~2% at 4096 and 16384; no part of them (the mean's loads, the
+    // tile start's turn) alone stands out of the noise, and these two loops measured within
+    // noise of the separate ones before them.
     // The queries take the signs, 1 / sqrt(d) and the softmax scale before the rotation.
     let qscale = p.scale / sqrt(f32(HD));
+    let centered = AB > 1u && p.has_mu != 0u;
     for (var i = lid; i < G * HD / 4u; i = i + WG) {
         let o = qh0 * HD + 4u * i;
         let d = 4u * (i % (HD / 4u));
         let sg = vec4<f32>(consts[d], consts[d + 1u], consts[d + 2u], consts[d + 3u]);
-        fw[i] = vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]) * sg * qscale;
-    }
-    // Own row: this workgroup's block holds row kv_len - 1 (workgroup-uniform); its k
-    // (centered like a cached row) and v go next to the queries, rotated with them.
-    let own = kv_len - 1u;
-    let has_own = own >= start && own < end;
-    if (has_own) {
-        load_kv_rows((t * (p.n_heads / p.group) + kvh) * HD, kvh, own, PS0, lid);
-    }
-    for (var i = lid; i < (1u << KB); i = i + WG) {
-        cbk[i] = consts[p.ck_off + i];
-    }
-    if (AB > 1u && p.has_mu != 0u) {
-        for (var i = lid; i < G * HD / 4u; i = i + WG) {
-            let g = i / (HD / 4u);
+        let q = vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]);
+        fw[i] = q * sg * qscale;
+        if (centered) {
+            // Key centering's coefficients of RoPE pairs 2 * (i % (HD / 4)) and the next
+            // (see ab): adjacent pairs are this vec4's dims; halves pairs load theirs.
+            let mu = p.mu_off + kvh * HD;
             var e = vec4<f32>(0.0);
-            for (var k = 0u; k < 2u; k = k + 1u) {
-                let ii = pair(2u * (i % (HD / 4u)) + k);
-                let qa = qkv[(qh0 + g) * HD + ii.x];
-                let qb = qkv[(qh0 + g) * HD + ii.y];
-                let ma = consts[p.mu_off + kvh * HD + ii.x];
-                let mb = consts[p.mu_off + kvh * HD + ii.y];
-                e[2u * k] = qa * ma + qb * mb;
-                e[2u * k + 1u] = qb * ma - qa * mb;
+            if (p.halves == 0u) {
+                let m = vec4<f32>(consts[mu + d], consts[mu + d + 1u], consts[mu + d + 2u], consts[mu + d + 3u]);
+                e = vec4<f32>(q.x * m.x + q.y * m.y, q.y * m.x - q.x * m.y, q.z * m.z + q.w * m.w, q.w * m.z - q.z * m.w);
+            } else {
+                let g = i / (HD / 4u);
+                for (var k = 0u; k < 2u; k = k + 1u) {
+                    let ii = pair(2u * (i % (HD / 4u)) + k);
+                    let qa = qkv[(qh0 + g) * HD + ii.x];
+                    let qb = qkv[(qh0 + g) * HD + ii.y];
+                    let ma = consts[mu + ii.x];
+                    let mb = consts[mu + ii.y];
+                    e[2u * k] = qa * ma + qb * mb;
+                    e[2u * k + 1u] = qb * ma - qa * mb;
+                }
             }
             let es = e * p.scale;
             ab[i] = es;
@@ -329,14 +333,26 @@ fn attn_decode_aura(
             abt[i] = turn(es, min(start, p.capacity - 1u), i);
         }
     }
-    for (var i = lid; i < (1u << VB); i = i + WG) {
-        cbv[i] = consts[p.cv_off + i];
+    // Own row: this workgroup's block holds row kv_len - 1 (workgroup-uniform); its k
+    // (centered like a cached row) and v go next to the queries, rotated with them.
+    let own = kv_len - 1u;
+    let has_own = own >= start && own < end;
+    if (has_own) {
+        load_kv_rows((t * (p.n_heads / p.group) + kvh) * HD, kvh, own, PS0, lid);
     }
-    for (var i = lid; i < 256u; i = i + WG) {
-        if (PK) {
+    // Codebooks (at most 256 entries each) and the pair tables.
+    for (var r = 0u; r < (256u + WG - 1u) / WG; r = r + 1u) {
+        let i = lid + r * WG;
+        if (i < (1u << KB)) {
+            cbk[i] = consts[p.ck_off + i];
+        }
+        if (i < (1u << VB)) {
+            cbv[i] = consts[p.cv_off + i];
+        }
+        if (PK && i < 256u) {
             cbk2[i] = cb_pair(p.ck_off, i);
         }
-        if (PV) {
+        if (PV && i < 256u) {
             cbv2[i] = cb_pair(p.cv_off, i);
         }
     }

@@ -110,7 +110,8 @@ pub struct Options {
     /// GQA group each, reading the rows once for them (AURA: the whole group; dense: the
     /// largest divisor of the group up to 4, and one head for head dims past 128);
     /// `None`: one head for single-pass and fused-merge split-K (shallow contexts), a group
-    /// with the merge dispatch (deep ones), as measured.
+    /// with the merge dispatch (deep ones), but one head for AURA's one-token steps up to
+    /// `plan::COMPRESSED_HEAD_MAX_BLOCKS` blocks, as measured.
     pub head_per_workgroup: Option<bool>,
     /// Prefill projection kernel: `Some(true)` the row-per-thread matmul (each thread a
     /// weight row, a serial K loop: fastest on CPU adapters), `Some(false)` the tiled
@@ -139,8 +140,10 @@ pub struct Options {
     /// Split-K attention merges in its own dispatch: the last block of each head (KV group
     /// for AURA) to finish merges the partials, counted through an atomic, so no
     /// `attn_merge` dispatch (and barrier) follows. `Some(false)`: the separate merge.
-    /// `None`: on (per step) on Vulkan, where naga's SPIR-V makes the barrier device-scoped;
-    /// the merge dispatch on the other backends (see `Gpu::merge_mode`).
+    /// `None`: per step on Vulkan, where naga's SPIR-V makes the barrier device-scoped (see
+    /// `plan::MergeMode::Auto`: AURA's one-token steps take the merge dispatch, measured
+    /// faster at every depth); the merge dispatch on the other backends (see
+    /// `Gpu::merge_mode`).
     pub fused_merge: Option<bool>,
     /// AURA caches, one-token steps: workgroups of the attention dispatch (the first n_kv
     /// of a grid row of its own, launched first, one per KV head) encode the new row into the cache

@@ -31,7 +31,8 @@ pub struct ModelArgs {
     pub fused: Option<String>,
     /// Attention workgroups (dense and AURA): `head` (one query head each) or `group` (a GQA
     /// group each, its K/V rows read once). Default: head for single-pass and fused-merge
-    /// split-K, group with the merge dispatch.
+    /// split-K, group with the merge dispatch, but head for AURA's one-token steps up to 72
+    /// split blocks (4608 rows at 64-row blocks).
     #[arg(long, value_name = "head|group", alias = "aura-wg")]
     pub attn_wg: Option<String>,
     /// AURA key centering (subtract each layer and KV head's mean key before encoding): on
@@ -47,7 +48,9 @@ pub struct ModelArgs {
     #[arg(long, value_name = "on|off")]
     pub prefetch: Option<String>,
     /// Split-K attention: the last block of each head merges the partials (on) or a merge
-    /// dispatch follows (off). Default: on for Vulkan, off for the other backends.
+    /// dispatch follows (off). Default on Vulkan: per step (dense: merged in the last block
+    /// up to 1024 rows; AURA: the merge dispatch for one-token steps, the last block for
+    /// prefill steps up to 112 blocks); off for the other backends.
     #[arg(long, value_name = "on|off")]
     pub fused_merge: Option<String>,
     /// AURA caches: one-token steps encode the new KV row inside the attention dispatch (on)

@@ -17,7 +17,8 @@ pub enum MergeMode {
     /// An `attn_merge` dispatch follows the blocks.
     Dispatch,
     /// Per step: fused where measured faster (dense caches up to `DENSE_FUSED_MAX_KV` rows,
-    /// compressed caches up to `COMPRESSED_FUSED_MAX_BLOCKS` blocks), else the dispatch.
+    /// compressed caches' multi-token steps up to `COMPRESSED_FUSED_MAX_BLOCKS` blocks),
+    /// else the dispatch (compressed one-token steps always: `COMPRESSED_HEAD_MAX_BLOCKS`).
     Auto,
 }
 
@@ -60,9 +61,10 @@ pub const DENSE_FUSED_MAX_KV: usize = 1024;
 /// Compressed caches use one split block (measured on an H200 at 16k, decode tok/s with
 /// blocks 64 / 128 / 256: aura8v4 123 / 118 / 90, aura4v4 122 / 119 / 87).
 pub const DEFAULT_COMPRESSED_SPLIT_BLOCK: u32 = 64;
-/// The compressed kernel's last block of each query head merges it (one head per
-/// workgroup with the fused merge), so past this many blocks the merge dispatch (GQA-group
-/// workgroups) wins. H200, aura4v4, 64-token blocks, GPU loop tok/s, the fused encode on
+/// Multi-token (prefill) compressed steps: the kernel's last block of each query head
+/// merges it (one head per workgroup with the fused merge), so past this many blocks the
+/// merge dispatch (GQA-group workgroups) wins. (One-token steps measured before session 13,
+/// which now take the merge dispatch at every depth.) H200, aura4v4, 64-token blocks, GPU loop tok/s, the fused encode on
 /// both paths (session 7), fused / dispatch: depth 2048 (33 blocks) 821 / 761, 4096 (65)
 /// 797 / 764, 6144 (97) 765 / 737, 8192 (129) 650 / 752, 10240 (161) 741 (dispatch). (At
 /// 129 blocks SmolLM2's nine one-head workgroups per block, 1161, no longer fit one wave
