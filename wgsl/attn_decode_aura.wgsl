@@ -95,7 +95,8 @@ var<workgroup> cbk: array<f32, 1u << KB>;
 var<workgroup> cbv: array<f32, 1u << VB>;
 // 4-bit codebooks by index pair (one byte of a packed row: two indices), so four dims take
 // two lookups instead of four; one-token steps (ENC) with one query head per workgroup only
-// (G = 1: single-pass and the fused merge). H200, aura4v4 tok/s: depth 0 1003 against 978,
+// (G = 1: single-pass, the fused merge, and since session 13 the merge dispatch up to
+// plan::COMPRESSED_HEAD_MAX_BLOCKS blocks). H200, aura4v4 tok/s: depth 0 1003 against 978,
 // 4096 919 against 909; with them, the GQA-group kernel of the merge dispatch at 16k fell
 // to 773 against 849 (4 KiB more workgroup memory), and 512-token prefill to 8,596
 // against 9,006 (every workgroup builds the tables).
@@ -291,8 +292,9 @@ fn attn_decode_aura(
         end = min(yb * BLOCK + BLOCK, kv_len);
     }
     let qh0 = t * p.n_heads + wid.x * G;
-    // The prologue in two loops: the query vec4s with key centering's coefficients (adjacent
-    // RoPE pairs from the same loads), and the codebook entries (a constant trip count).
+    // The prologue in two loops (the own row's k and v load between them): the query vec4s
+    // with key centering's coefficients (adjacent RoPE pairs from the same loads), and the
+    // codebook entries (a constant trip count).
     // Timing-only cuts (H200, aura4v4, session 13): leaving the coefficients out entirely
     // (outputs wrong) gains ~2% at 4096 and 16384; no part of them (the mean's loads, the
     // tile start's turn) alone stands out of the noise, and these two loops measured within
@@ -349,6 +351,7 @@ fn attn_decode_aura(
         if (i < (1u << VB)) {
             cbv[i] = consts[p.cv_off + i];
         }
+        // (i < 256 always while WG divides 256; kept for any other WG)
         if (PK && i < 256u) {
             cbk2[i] = cb_pair(p.ck_off, i);
         }

@@ -392,7 +392,12 @@ impl LayerAttention {
         let fits = |per_head: bool| aura_encode_fits(hd, g_of(per_head), kb, vb);
         // (V rows' groups of four indices never straddle a word)
         let v_whole = 32 % (4 * vb) == 0;
-        if gpu.options.aura_fused_encode == Some(true) && !(fits(true) && fits(false)) {
+        // Forced on, it must fit every shape the session can run.
+        let fits_all = match forced_head {
+            Some(h) => fits(h),
+            None => fits(true) && fits(false),
+        };
+        if gpu.options.aura_fused_encode == Some(true) && !fits_all {
             return Err(Error::Unsupported(format!(
                 "the fused AURA encode does not fit 16 KiB of workgroup memory at head_dim {hd}, \
                  {group} heads per KV head, aura{kb}v{vb}"

@@ -19,6 +19,7 @@ pub enum MergeMode {
     /// Per step: fused where measured faster (dense caches up to `DENSE_FUSED_MAX_KV` rows,
     /// compressed caches' multi-token steps up to `COMPRESSED_FUSED_MAX_BLOCKS` blocks),
     /// else the dispatch (compressed one-token steps always: `COMPRESSED_HEAD_MAX_BLOCKS`).
+    /// Measured on Vulkan (H200); the other backends default to `Dispatch`.
     Auto,
 }
 
@@ -63,17 +64,21 @@ pub const DENSE_FUSED_MAX_KV: usize = 1024;
 pub const DEFAULT_COMPRESSED_SPLIT_BLOCK: u32 = 64;
 /// Multi-token (prefill) compressed steps: the kernel's last block of each query head
 /// merges it (one head per workgroup with the fused merge), so past this many blocks the
-/// merge dispatch (GQA-group workgroups) wins. (One-token steps measured before session 13,
-/// which now take the merge dispatch at every depth.) H200, aura4v4, 64-token blocks, GPU loop tok/s, the fused encode on
-/// both paths (session 7), fused / dispatch: depth 2048 (33 blocks) 821 / 761, 4096 (65)
+/// merge dispatch (GQA-group workgroups) wins. Measured on one-token steps, which since
+/// session 13 take the merge dispatch instead (`COMPRESSED_HEAD_MAX_BLOCKS`): H200, aura4v4,
+/// 64-token blocks, GPU loop tok/s, the fused encode on both paths (session 7), fused /
+/// dispatch: depth 2048 (33 blocks) 821 / 761, 4096 (65)
 /// 797 / 764, 6144 (97) 765 / 737, 8192 (129) 650 / 752, 10240 (161) 741 (dispatch). (At
 /// 129 blocks SmolLM2's nine one-head workgroups per block, 1161, no longer fit one wave
 /// at the fused-encode kernel's registers.) Session 6, with the encoder: 160.
 pub const COMPRESSED_FUSED_MAX_BLOCKS: u32 = 112;
 
 /// One-token compressed steps in `MergeMode::Auto` run split-K with the merge dispatch (the
-/// output projection folded in) from the first row on, one query head per workgroup up to
-/// this many blocks and a GQA group per workgroup past them. H200, aura4v4, 64-row blocks,
+/// output projection folded in where `Options::fused_oproj` allows) from the first row on
+/// (when the KV heads alone do not fill the GPU: `MIN_PARALLEL_WORKGROUPS`), one query head
+/// per workgroup up to this many blocks and a GQA group per workgroup past them.
+/// (`MergeMode::Dispatch`, the other backends' default, keeps single-pass up to
+/// `COMPRESSED_SINGLE_PASS_MAX_TILES` tiles and the group: not measured there.) H200, aura4v4, 64-row blocks,
 /// GPU loop tok/s (session 13), head / group workgroups with the merge dispatch: depth 4096
 /// (65 blocks) 962 / 897, 5120 864 / 884, 6144 849 / 884, 8192 854 / 899, 16384 692 / 862;
 /// against the fused merge with one head per workgroup, which Auto ran before: depth 256
@@ -161,7 +166,7 @@ pub struct PlanInputs {
     pub merge: MergeMode,
     /// Forced workgroup shape (`Options::head_per_workgroup`); None: one head per workgroup
     /// with the fused merge, a group with the merge dispatch, but for one-token compressed
-    /// steps up to `COMPRESSED_HEAD_MAX_BLOCKS` blocks (one head).
+    /// steps in `MergeMode::Auto` up to `COMPRESSED_HEAD_MAX_BLOCKS` blocks (one head).
     pub head_per_workgroup: Option<bool>,
 }
 
@@ -173,7 +178,8 @@ pub struct PlanInputs {
 /// single-pass step against 32 per split-K step (a 512-token prompt: 4 steps instead of 16).
 ///
 /// One-token compressed steps in `MergeMode::Auto` run split-K with the merge dispatch at
-/// every depth (see `COMPRESSED_HEAD_MAX_BLOCKS`); multi-token ones stay single-pass up to
+/// every depth (with fewer than `MIN_PARALLEL_WORKGROUPS` KV heads; see
+/// `COMPRESSED_HEAD_MAX_BLOCKS`); multi-token ones stay single-pass up to
 /// `COMPRESSED_SINGLE_PASS_MAX_TILES` tiles, then merge in the last block up to
 /// `COMPRESSED_FUSED_MAX_BLOCKS` blocks.
 pub fn plan(inputs: &PlanInputs, kv_len: usize, n_tokens: usize) -> DecodePlan {
@@ -208,7 +214,8 @@ pub fn plan(inputs: &PlanInputs, kv_len: usize, n_tokens: usize) -> DecodePlan {
         MergeMode::Dispatch => false,
         MergeMode::Auto => !one && n <= COMPRESSED_FUSED_MAX_BLOCKS,
     };
-    let per_head = head_per_workgroup.unwrap_or(fused || (one && n <= COMPRESSED_HEAD_MAX_BLOCKS));
+    let auto_one = one && merge == MergeMode::Auto;
+    let per_head = head_per_workgroup.unwrap_or(fused || (auto_one && n <= COMPRESSED_HEAD_MAX_BLOCKS));
     let split = Split { block: cb, n_blocks: n, merge: fused, per_head };
     match (scheme.is_compressed(), path) {
         (false, AttentionPath::SinglePass) => DecodePlan::Dense { split: None },
@@ -218,7 +225,7 @@ pub fn plan(inputs: &PlanInputs, kv_len: usize, n_tokens: usize) -> DecodePlan {
         (true, AttentionPath::TwoPass { .. }) => DecodePlan::CompressedTwoPass(split),
         (true, AttentionPath::Mirror) => DecodePlan::DequantMirror { split: dense_auto },
         (true, AttentionPath::Auto) => {
-            let deep = tiles > COMPRESSED_SINGLE_PASS_MAX_TILES || (one && merge != MergeMode::Fused);
+            let deep = tiles > COMPRESSED_SINGLE_PASS_MAX_TILES || auto_one;
             if (n_kv_heads as u32) < MIN_PARALLEL_WORKGROUPS && deep {
                 DecodePlan::CompressedTwoPass(split)
             } else {
@@ -289,9 +296,9 @@ mod tests {
             pl(f16, AttentionPath::TwoPass { block: 16 }, 9, 3, 65, Some(16), Auto),
             DecodePlan::Dense { split: sp(16, 5, true) }
         );
-        // Compressed one-token steps: split-K with the merge dispatch from the first row,
-        // one head per workgroup up to 72 blocks, a group past them; forced fused merge:
-        // single-pass up to 4 tiles, then the fused merge.
+        // Compressed one-token steps in Auto: split-K with the merge dispatch from the first
+        // row, one head per workgroup up to 72 blocks, a group past them; forced fused
+        // merge: single-pass up to 4 tiles, then the fused merge.
         let two = |block, n_blocks, merge, per_head| {
             DecodePlan::CompressedTwoPass(Split { block, n_blocks, merge, per_head })
         };
@@ -304,7 +311,10 @@ mod tests {
         assert_eq!(pl(a44, auto, 9, 3, 7169, None, Auto), two(64, 113, false, false));
         assert_eq!(pl(a44, auto, 9, 3, 100, None, Fused), DecodePlan::CompressedSinglePass);
         assert_eq!(pl(a44, auto, 9, 3, 7169, None, Fused), two(64, 113, true, true));
-        assert_eq!(pl(a44, auto, 9, 3, 300, None, Dispatch), two(64, 5, false, true));
+        // The merge dispatch forced (the other backends' default): single-pass up to 4
+        // tiles, then split-K with GQA-group workgroups.
+        assert_eq!(pl(a44, auto, 9, 3, 256, None, Dispatch), DecodePlan::CompressedSinglePass);
+        assert_eq!(pl(a44, auto, 9, 3, 300, None, Dispatch), two(64, 5, false, false));
         assert_eq!(pl(a44, auto, 9, 3, 16384, None, Dispatch), two(64, 256, false, false));
         assert_eq!(pl(a44, auto, 9, 3, 300, Some(256), Auto), two(256, 2, false, true));
         assert_eq!(pl(a44, AttentionPath::SinglePass, 9, 3, 5000, None, Auto), DecodePlan::CompressedSinglePass);
