@@ -2,7 +2,7 @@
 //! Q4_0 and Q4_1 run on every test backend and match the CPU reference forward.
 mod common;
 
-use aura::attention::plan::{COMPRESSED_FUSED_MAX_BLOCKS, DENSE_FUSED_MAX_KV};
+use aura::attention::plan::{COMPRESSED_FUSED_MAX_BLOCKS, COMPRESSED_HEAD_MAX_BLOCKS, DENSE_FUSED_MAX_KV};
 use aura::kv::scheme::KvScheme;
 use aura::model::synthetic::{llama_gguf, Shape};
 use aura::model::tensor::WeightType;
@@ -62,9 +62,12 @@ fn every_weight_type_matches_reference() {
 /// One session crossing the plan's merge switch (Vulkan's Auto merge mode): dense attention
 /// at 1024 cache rows goes from one head per workgroup with the fused merge to a GQA group
 /// per workgroup with the merge dispatch (`DENSE_FUSED_MAX_KV`); AURA, split into 16-token
-/// blocks (the default 64 would put the switch at 7168 rows), at 1792 rows goes from 112
-/// blocks merged in the last block (per head) to the merge dispatch (per group)
-/// (`COMPRESSED_FUSED_MAX_BLOCKS`). Every decode step across it matches a session that
+/// blocks (the default 64 would put the switch at 4608 rows), takes the merge dispatch on
+/// one-token steps and at 1152 rows goes from one head per workgroup to the GQA group
+/// (`COMPRESSED_HEAD_MAX_BLOCKS`), after a prompt whose prefill steps merge in the last
+/// block (per head, up to `COMPRESSED_FUSED_MAX_BLOCKS` blocks, past the prompt's length:
+/// its errors would reach the steps through the next layers' cached rows). Every decode
+/// step across it matches a session that
 /// uses the merge dispatch throughout (and no L2 prefetch, so separate weight buffers; no
 /// fused AURA encode; the output projection a dispatch of its own, where the Auto session
 /// folds it into the merge dispatch on Vulkan), and the dense cache matches the CPU
@@ -76,7 +79,8 @@ fn decode_across_the_plan_merge_switches() {
     let steps = 12;
     // (scheme, forced path, prompt length): 12 steps from there cross the switch (8 rows on).
     let aura_split = Some(AttentionPath::TwoPass { block: 16 });
-    let aura_len = COMPRESSED_FUSED_MAX_BLOCKS as usize * 16 - 8;
+    let aura_len = COMPRESSED_HEAD_MAX_BLOCKS as usize * 16 - 8;
+    assert!(aura_len + steps <= COMPRESSED_FUSED_MAX_BLOCKS as usize * 16, "the prefill steps merge in the last block");
     let dense_len = DENSE_FUSED_MAX_KV - 8;
     let cases = [(KvScheme::F16, None, dense_len), (KvScheme::Aura { k_bits: 4, v_bits: 4 }, aura_split, aura_len)];
     let bytes = llama_gguf(&shape, WeightType::Q8_0, WeightType::Q8_0, 77);
