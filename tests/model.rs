@@ -62,6 +62,27 @@ fn reference_runs(host: &HostModel) -> Vec<Reference> {
         .collect()
 }
 
+/// `steps` greedy steps on `s` from logits `l`: the tokens, and the logits each was taken from.
+async fn greedy_steps(s: &mut Session, mut l: Vec<f32>, steps: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
+    let mut tokens = Vec::new();
+    let mut logits = Vec::new();
+    for _ in 0..steps {
+        let next = argmax(&l);
+        tokens.push(next);
+        logits.push(std::mem::replace(&mut l, s.step(next).await.unwrap()));
+    }
+    (tokens, logits)
+}
+
+/// A session with `opts` prefills `ids`, then takes `steps` greedy steps (see greedy_steps).
+fn greedy(model: &Model, opts: SessionOptions, ids: &[u32], steps: usize) -> (Vec<u32>, Vec<Vec<f32>>) {
+    pollster::block_on(async {
+        let mut s = Session::new(model, opts).await.unwrap();
+        let l = s.prefill(ids).await.unwrap();
+        greedy_steps(&mut s, l, steps).await
+    })
+}
+
 fn run_gpu(
     model: &Model,
     r: &Reference,
@@ -69,19 +90,7 @@ fn run_gpu(
     capacity: usize,
     steps: usize,
 ) -> (Vec<u32>, Vec<Vec<f32>>) {
-    pollster::block_on(async {
-        let mut s = Session::new(model, SessionOptions { capacity, attention: Some(path), kv: None }).await.unwrap();
-        let mut l = s.prefill(&r.prompt).await.unwrap();
-        let mut tokens = Vec::new();
-        let mut logits = Vec::new();
-        for _ in 0..steps {
-            let next = argmax(&l);
-            tokens.push(next);
-            logits.push(l.clone());
-            l = s.step(next).await.unwrap();
-        }
-        (tokens, logits)
-    })
+    greedy(model, SessionOptions { capacity, attention: Some(path), kv: None }, &r.prompt, steps)
 }
 
 fn check(label: &str, r: &Reference, tokens: &[u32], logits: &[Vec<f32>], tol: f64) {
@@ -225,12 +234,7 @@ fn batched_prefill_equals_token_by_token() {
         for &t in &ids {
             single.push(b.step(t).await.unwrap());
         }
-        let mut l = single.last().unwrap().clone();
-        let mut greedy = Vec::new();
-        for _ in 0..BATCHED_GREEDY {
-            greedy.push(argmax(&l));
-            l = b.step(*greedy.last().unwrap()).await.unwrap();
-        }
+        let greedy = greedy_steps(&mut b, single.last().unwrap().clone(), BATCHED_GREEDY).await.0;
         (single, greedy)
     });
     drop(model);
@@ -305,19 +309,7 @@ fn hf_directory_gives_same_greedy_tokens_as_gguf() {
     }
     let p = PROMPTS[0];
     let ids = ids_of(p).0;
-    let gen = |m: &Model| -> Vec<u32> {
-        pollster::block_on(async {
-            let mut s = Session::new(m, SessionOptions { capacity: 512, attention: None, kv: None }).await.unwrap();
-            let mut l = s.prefill(&ids).await.unwrap();
-            let mut out = Vec::new();
-            for _ in 0..HF_STEPS {
-                let n = argmax(&l);
-                out.push(n);
-                l = s.step(n).await.unwrap();
-            }
-            out
-        })
-    };
+    let gen = |m: &Model| greedy(m, SessionOptions { capacity: 512, attention: None, kv: None }, &ids, HF_STEPS).0;
     assert_eq!(gen(&gguf), gen(&hfm), "prompt {p:?}: HF (F16, halves RoPE) and GGUF (Q4_1, adjacent RoPE) disagree");
 }
 
@@ -339,20 +331,8 @@ fn aura8v8_greedy_equals_dense() {
     let model = Model::load(&engine, &common::model_path()).unwrap();
     let opts = Options { backend: Some(Backend::Vulkan), fused_merge: Some(false), ..Options::default() };
     let unfused_merge = Model::load(&common::engine(opts), &common::model_path()).unwrap();
-    let gen_on = |model: &Model, ids: &[u32], kv: KvScheme, path: AttentionPath| -> Vec<u32> {
-        pollster::block_on(async {
-            let mut s = Session::new(model, SessionOptions { capacity: 256, attention: Some(path), kv: Some(kv) })
-                .await
-                .unwrap();
-            let mut l = s.prefill(ids).await.unwrap();
-            let mut out = Vec::new();
-            for _ in 0..AURA_STEPS {
-                let n = argmax(&l);
-                out.push(n);
-                l = s.step(n).await.unwrap();
-            }
-            out
-        })
+    let gen_on = |model: &Model, ids: &[u32], kv: KvScheme, path: AttentionPath| {
+        greedy(model, SessionOptions { capacity: 256, attention: Some(path), kv: Some(kv) }, ids, AURA_STEPS).0
     };
     let gen = |ids: &[u32], kv: KvScheme, path: AttentionPath| gen_on(&model, ids, kv, path);
     let a88 = KvScheme::Aura { k_bits: 8, v_bits: 8 };
