@@ -429,14 +429,12 @@ impl LayerAttention {
         let block = s.split_block.unwrap_or(plan::DEFAULT_COMPRESSED_SPLIT_BLOCK);
         let mut splits = Vec::new();
         for fused in [true, false].into_iter().filter(|&f| s.merge.allows(f)) {
-            // Multi-token steps take per_head(fused); one-token steps with the merge dispatch
-            // either shape (see plan::COMPRESSED_HEAD_MAX_BLOCKS), unless forced.
+            // Multi-token steps take per_head(fused); in MergeMode::Auto, one-token steps with
+            // the merge dispatch either shape (see plan::COMPRESSED_HEAD_MAX_BLOCKS), unless
+            // forced.
             let multi = per_head(fused);
-            let shapes: &[bool] = match forced_head {
-                Some(h) => &[h][..],
-                None if fused => &[true],
-                None => &[true, false],
-            };
+            let both = forced_head.is_none() && !fused && s.merge == plan::MergeMode::Auto;
+            let shapes: &[bool] = if both { &[true, false] } else { &[multi] };
             for &ph in shapes {
                 let enc = enc_for(ph);
                 if ph == multi || !enc {
