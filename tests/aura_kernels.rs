@@ -51,6 +51,8 @@ const GAMMA_REL_F16: f32 = 1.0 / 1024.0;
 /// of the rotation scale, online vs two-pass softmax, exp ulps). One extra or missing row
 /// (kv_len ± 1 out of 1000) gives NMSE >= 1e-7, a dropped 64-row block of 4097 4e-8, a
 /// garbage row or a mixed-up head far more. [nmse 1.8e-11, abs 7.2e-6]
+/// RoPE base of the attention tests' tables.
+const THETA: f32 = 10000.0;
 const ATTN_TOL: Tol = Tol { nmse: 1e-9, abs: 5e-5 };
 /// [6e-12, 5e-5] the merge dispatch with the output projection folded in, against the
 /// reference rows times Wo: the attention's error times Wo plus the projection's summation
@@ -455,6 +457,9 @@ struct AttnCase {
     kv_len: usize,
     nt: usize,
     cap: usize,
+    /// Key centering's score term through the fit where a block is one tile
+    /// (`Options::aura_centering_fit`, `kernels::aura_centering_cx`); else every pair exact.
+    fit: bool,
 }
 
 /// A seeded sample: each path (single, each block) runs every kv_len once and compiles
@@ -477,7 +482,7 @@ fn attn_cases() -> Vec<AttnCase> {
             let (n_kv, cap) = (1 + rng.below(2), kv_len + nt + rng.below(100));
             let per_head = (j + pi) % 2 == 1;
             let merge = i % 2 == 0;
-            out.push(AttnCase { kb, vb, block, merge, per_head, encode: false, hd, group, n_kv, kv_len, nt, cap });
+            out.push(AttnCase { kb, vb, block, merge, per_head, encode: false, hd, group, n_kv, kv_len, nt, cap, fit: true });
         }
     }
     out
@@ -512,7 +517,7 @@ fn attn_heads_are_distinct() {
         let cases = [(0u32, false, false), (64, false, false), (256, true, false), (32, true, true), (0, false, true)];
         for (i, (block, merge, per_head)) in cases.into_iter().enumerate() {
             let (hd, group, n_kv, kv_len, nt, cap) = (64, 4, 3, 300, 2, 700);
-            let c = AttnCase { kb: 4, vb: 2, block, merge, per_head, encode: false, hd, group, n_kv, kv_len, nt, cap };
+            let c = AttnCase { kb: 4, vb: 2, block, merge, per_head, encode: false, hd, group, n_kv, kv_len, nt, cap, fit: true };
             let want = attn_case(rep, label, gpu, &c, seed("attn-heads", i));
             assert_rows_distinct(&format!("{label} {c:?}"), &want, c.hd);
         }
@@ -553,8 +558,40 @@ fn attn_fused_encode() {
             let (block, merge, per_head, hd, group, n_kv, kb, vb, kv_len, centered, halves) = c;
             let sd = (seed("attn-encode", i) & !3) | centered as u64 | (halves as u64) << 1;
             let cap = kv_len + 1 + i * 7;
-            let c = AttnCase { kb, vb, block, merge, per_head, encode: true, hd, group, n_kv, kv_len, nt: 1, cap };
+            let c = AttnCase { kb, vb, block, merge, per_head, encode: true, hd, group, n_kv, kv_len, nt: 1, cap, fit: true };
             attn_case(rep, label, gpu, &c, sd);
+        }
+    });
+}
+
+/// Key centering's fit (one-tile split-K blocks: the slow RoPE pairs through one polynomial
+/// per query head) forced on and off, both against the exact reference: one head per
+/// workgroup with the fused encode (aura4v4's path at 4096), the GQA group with and without
+/// it (16384), both RoPE conventions, T = 2, blocks holding the own row and not; the fit
+/// must take pairs at these head dims (CX < head_dim / 4).
+#[test]
+fn attn_centering_fit_on_and_off() {
+    // (per_head, encode, hd, group, kb, vb, kv_len, nt, halves)
+    let cases = [
+        (true, true, 64, 3, 4u32, 4u32, 1100, 1, false),
+        (false, true, 64, 3, 4, 4, 700, 1, true),
+        (false, false, 128, 4, 8, 4, 300, 2, false),
+        (true, false, 64, 3, 4, 2, 129, 2, true),
+    ];
+    for &(_, _, hd, ..) in &cases {
+        assert!(aura_centering_cx(64, hd, THETA, true, true) < (hd / 4) as u32, "hd {hd}: the fit must take pairs");
+    }
+    assert_eq!(aura_centering_cx(64, 64, THETA, true, false), 16, "off: every pair exact");
+    assert_eq!(aura_centering_cx(256, 64, THETA, true, true), 16, "blocks of several tiles: exact");
+    for_variants("attn_decode_aura-centering-fit", |rep, label, gpu| {
+        for (i, &(per_head, encode, hd, group, kb, vb, kv_len, nt, halves)) in cases.iter().enumerate() {
+            let sd = (seed("attn-fit", i) & !3) | 1 | (halves as u64) << 1;
+            let cap = kv_len + nt + 13 * i;
+            for fit in [true, false] {
+                let (block, merge, n_kv) = (64, false, 2);
+                let c = AttnCase { kb, vb, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap, fit };
+                attn_case(rep, label, gpu, &c, sd);
+            }
         }
     });
 }
@@ -572,7 +609,7 @@ fn attn_centering_without_workgroup_coefficients() {
             let block = [0u32, 64][i % 2];
             let (hd, group, n_kv, kv_len, nt, cap) = (256, 8, 1, 70, 1, 100);
             let (merge, per_head, encode) = (true, false, false);
-            let c = AttnCase { kb: 8, vb: 4, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap };
+            let c = AttnCase { kb: 8, vb: 4, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap, fit: true };
             attn_case(rep, label, gpu, &c, sd);
         }
     });
@@ -585,7 +622,7 @@ fn attn_centering_without_workgroup_coefficients() {
 /// read). Returns the reference [T][n_heads][hd].
 fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
-    let AttnCase { kb, vb, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap } = *c;
+    let AttnCase { kb, vb, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap, fit } = *c;
     assert!(!encode || nt == 1, "the fused encode runs one-token steps");
     let l = Layer::new(rng.below(32), hd, kb, vb);
     let (nh, rows) = (group * n_kv, n_kv * cap);
@@ -631,9 +668,9 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let mu = if center { rng.vec(n_kv * hd, 2.0) } else { Vec::new() };
     let mu_off = l.consts.len() as u32;
     let consts = [l.consts.as_slice(), &mu].concat();
-    let table = ops::rope_table(cap, hd, 10000.0);
-    // As a session binds it: the transposed offset rows after the table.
-    let tb = upload(gpu, &ops::rope_table_gpu(cap, hd, 10000.0, WG_AURA as usize).concat());
+    let table = ops::rope_table(cap, hd, THETA);
+    // As a session binds it: the transposed offset rows and the centering fit after the table.
+    let tb = upload(gpu, &ops::rope_table_gpu(cap, hd, THETA, WG_AURA as usize).concat());
     // q rows, then the step's raw k (after RoPE) and v rows [T][n_kv][hd] at odd offsets:
     // each token's own row, which attention takes exact (and the fused encode encodes).
     let kv_rows = [0, 1].map(|_| {
@@ -651,7 +688,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     // The layer weights attention prefetches into L2, by 0 to 2 grid columns of
     // prefetch-only workgroups: the outputs must not depend on them.
     let (pf, pf_cols) = (prefetch_buf(gpu, &mut rng), (seed % 3) as u32);
-    let ctx = format!("{ctx} prefetch_cols={pf_cols}");
+    let ctx = format!("{ctx} prefetch_cols={pf_cols} fit={fit}");
     // Output rows, then stale partials (a merge reading past n_blocks picks these up).
     let att = upload(gpu, &vec![GARBAGE; nt * nh * hd * (1 + max_blocks)]);
     let (pml_host, n_ml) = partial_ml(nt * nh * max_blocks, nt * nh, GARBAGE);
@@ -681,7 +718,8 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let st = step(kv_len - 1, kv_len, nt, n_blocks);
     let (v, (nh32, nt32)) = (gpu.variant, (nh as u32, nt as u32));
     let gw = if per_head { 1 } else { group };
-    let key = attn_aura_key(v, hd, gw, block, merge, kb, vb, encode);
+    let cx = aura_centering_cx(block, hd, THETA, center, fit);
+    let key = attn_aura_key(v, hd, gw, block, merge, kb, vb, encode, cx);
     let bufs = [&qb, &wb, &gb, &cb, &att, &pml, &tb, &pf];
     // The fused encode's encoders (one per KV head) take a grid row before the blocks'.
     let grid_y = (n_blocks as u32).max(1) + encode as u32;

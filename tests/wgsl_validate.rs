@@ -98,9 +98,15 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
             for group in [1, 3, 8] {
                 // With the fused encode wherever it fits.
                 for enc in [false, true].into_iter().filter(|&e| !e || aura_encode_fits(hd, group, kb, vb)) {
-                    out.push(attn_aura_key(v, hd, group, 0, false, kb, vb, enc));
+                    let all = (hd / 4) as u32;
+                    out.push(attn_aura_key(v, hd, group, 0, false, kb, vb, enc, all));
                     for merge in [false, true] {
-                        out.extend([16, 64, 256].map(|block| attn_aura_key(v, hd, group, block, merge, kb, vb, enc)));
+                        out.extend(
+                            [16, 64, 256].map(|block| attn_aura_key(v, hd, group, block, merge, kb, vb, enc, all)),
+                        );
+                        // Key centering through the fit (one-tile blocks), SmolLM2's RoPE.
+                        let cx = aura_centering_cx(64, hd, 100000.0, true, true);
+                        out.push(attn_aura_key(v, hd, group, 64, merge, kb, vb, enc, cx));
                     }
                 }
             }

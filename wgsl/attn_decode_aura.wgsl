@@ -17,9 +17,10 @@
 // holds K signs at 0, then V signs, then the codebooks (centroids at ck_off / cv_off,
 // boundaries at bk_off / bv_off). `qkv`: the step's q rows [T][n_heads][HD] at 0, its k
 // and v rows [T][n_kv][HD] at k_off and v_off (own rows; ENC). consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, MERGE, KB, VB,
-// RWK, RWV (row words), ENC. cs: the RoPE (cos, sin) table [capacity][HD/2], then its rows
-// 0..WG - 1 transposed two pairs at a time, [HD/4][WG][2] (reference::ops::rope_table_gpu;
-// key centering).
+// RWK, RWV (row words), ENC, CX (key centering's exact pairs, see POLY). cs: the RoPE
+// (cos, sin) table [capacity][HD/2], then its rows 0..WG - 1 transposed two pairs at a time,
+// [HD/4][WG][2], then the centering fit's coefficients, two vec4s per RoPE pair
+// (reference::ops::rope_table_gpu; key centering).
 // Own row: query t attends to its own row (kv_len(t) - 1, the step's token t) exactly, from
 // the scratch k (after RoPE) and v rows in `qkv`, and to every earlier row through the
 // packed cache. The workgroup whose block holds it rotates those rows with its queries (one
@@ -113,6 +114,14 @@ var<workgroup> ab: array<vec4<f32>, max(AB / 2u, 1u)>;
 // of its offset in the tile (rows 0 .. WG - 1 of the table, shared by every tile, workgroup
 // and layer, so they stay in cache, read from their transposed copy) instead of its own row.
 var<workgroup> abt: array<vec4<f32>, max(AB / 2u, 1u)>;
+// Key centering through the fit (kv::centering) where a block is one tile: the RoPE vec4s
+// jq >= CX (slow pairs) add their share as one degree-7 polynomial in the row's offset from
+// the tile's centre, u = (o - WG / 2) / (WG / 2), its eight coefficients per query head g
+// summed in the prologue into ab[g][0..1] (a one-tile block reads ab no further; the fit
+// pairs' partial sums go to ab[i] and abt[i] of their own vec4s, which the tile does not
+// read either); the vec4s jq < CX exact from abt as before. CX >= 2 (kernels::aura_centering_cx).
+const POLY: bool = BLOCK == WG && CX < HD / 4u && AB > 1u;
+const CXE: u32 = select(HD / 4u, CX, POLY);
 // ENC: the K and V boundaries (V's from 2^KB on) and the new row's packed K then V words.
 var<workgroup> ebnd: array<f32, max(ENC * ((1u << KB) + (1u << VB)), 1u)>;
 var<workgroup> epk: array<atomic<u32>, max(ENC * (RWK + RWV), 1u)>;
@@ -126,7 +135,11 @@ fn cs_pair(row: u32, j: u32) -> vec2<f32> {
 // t0: cos((t0 + o) w) A + sin((t0 + o) w) B = cos(o w) A' + sin(o w) B' with
 // A' = cos(t0 w) A + sin(t0 w) B and B' = cos(t0 w) B - sin(t0 w) A.
 fn turn(e: vec4<f32>, t0: u32, i: u32) -> vec4<f32> {
-    let cb = cs[t0 * (HD / 4u) + i % (HD / 4u)];
+    return turn_by(e, cs[t0 * (HD / 4u) + i % (HD / 4u)]);
+}
+
+// The same by the angles cb of two pairs (cos, sin, cos, sin).
+fn turn_by(e: vec4<f32>, cb: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(cb.x * e.x + cb.y * e.y, cb.x * e.y - cb.y * e.x, cb.z * e.z + cb.w * e.w, cb.z * e.w - cb.w * e.z);
 }
 
@@ -332,7 +345,21 @@ fn attn_decode_aura(
             ab[i] = es;
             // The first tile's turn (abt, see the tile loop) here, published by the barrier
             // below: that tile needs no barrier of its own.
-            abt[i] = turn(es, min(start, p.capacity - 1u), i);
+            let tb = turn(es, min(start, p.capacity - 1u), i);
+            let jq = i % (HD / 4u);
+            if (POLY && jq >= CX) {
+                // A fitted vec4 (see POLY): turned on to the tile's centre (offset row WG / 2
+                // of the transposed copy), its two pairs' shares of the eight coefficients:
+                // even ones times A, odd ones times B.
+                let tc = turn_by(tb, cs[p.capacity * (HD / 4u) + jq * WG + WG / 2u]);
+                let w = p.capacity * (HD / 4u) + (HD / 4u) * WG + 4u * jq;
+                let a = tc.xyxy;
+                let b = tc.zwzw;
+                ab[i] = cs[w] * a + cs[w + 2u] * b;
+                abt[i] = cs[w + 1u] * a + cs[w + 3u] * b;
+            } else {
+                abt[i] = tb;
+            }
         }
     }
     // Own row: this workgroup's block holds row kv_len - 1 (workgroup-uniform); its k
@@ -360,6 +387,22 @@ fn attn_decode_aura(
         }
     }
     workgroupBarrier();
+    // The fit's coefficients per query head g (POLY): the last 2 G threads (the FWHT's
+    // first pass runs on the first ones) sum the fitted vec4s' partials, half h of them
+    // each, into ab[g][h]; the FWHT's barriers publish them.
+    if (POLY && centered && lid >= WG - 2u * G) {
+        let k = WG - 1u - lid;
+        let g = k / 2u;
+        var sum = vec4<f32>(0.0);
+        for (var jq = CX; jq < HD / 4u; jq = jq + 1u) {
+            if ((k & 1u) == 0u) {
+                sum = sum + ab[g * (HD / 4u) + jq];
+            } else {
+                sum = sum + abt[g * (HD / 4u) + jq];
+            }
+        }
+        ab[g * (HD / 4u) + (k & 1u)] = sum;
+    }
     // Rotate the G queries (and the own K and V rows, right after them).
     fwht_rows(lid, G + 2u * u32(has_own));
     var m: array<f32, G>;
@@ -458,10 +501,19 @@ fn attn_decode_aura(
             if (AB > 1u) {
                 // Offset lid's angles from the transposed copy of rows 0..WG - 1, two
                 // pairs per load: the threads read consecutive vec4s (coalesced).
-                for (var jp = 0u; jp < HD / 4u; jp = jp + 1u) {
+                for (var jp = 0u; jp < CXE; jp = jp + 1u) {
                     let c = cs[p.capacity * (HD / 4u) + jp * WG + lid];
                     for (var g = 0u; g < G; g = g + 1u) {
                         s[g] = s[g] + dot(c, abt[g * (HD / 4u) + jp]);
+                    }
+                }
+                if (POLY) {
+                    // The fitted pairs: Horner in the offset from the tile's centre.
+                    let u = (f32(lid) - f32(WG / 2u)) / f32(WG / 2u);
+                    for (var g = 0u; g < G; g = g + 1u) {
+                        let a = ab[g * (HD / 4u)];
+                        let b = ab[g * (HD / 4u) + 1u];
+                        s[g] = s[g] + (a.x + u * (a.y + u * (a.z + u * (a.w + u * (b.x + u * (b.y + u * (b.z + u * b.w)))))));
                     }
                 }
             } else {

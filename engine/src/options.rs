@@ -101,6 +101,12 @@ pub struct Options {
     /// calibrated once per model, before encoding. Exact: every attention score shifts
     /// by the same q . mu, which softmax ignores; the quantizer covers a smaller norm.
     pub aura_key_centering: bool,
+    /// Key centering's score term through a fit (default on): in split-K blocks of one
+    /// 64-row tile, the RoPE pairs whose angle moves little over the tile (for SmolLM2 22 of
+    /// its 32) add their share of q . R_pos mu through one degree-7 polynomial per query head
+    /// (`kv::centering`: within 5e-7 of each pair's cosine and sine, the angles' f32
+    /// rounding level), the others exactly; off: every pair exactly.
+    pub aura_centering_fit: bool,
     /// Decode steps fold the RMSNorms into the projections that follow them (norm + q|k|v,
     /// norm + gate|up + SwiGLU, final norm + LM head: 3 dispatches instead of 9 per layer
     /// pair) when the stacked matrices share a type. Off: separate dispatches.
@@ -185,6 +191,7 @@ impl Default for Options {
             kv: crate::kv::scheme::KvScheme::F16,
             auto_asymmetric_k: false,
             aura_key_centering: true,
+            aura_centering_fit: true,
             fused: true,
             head_per_workgroup: None,
             prefill_matmul: None,

@@ -39,6 +39,11 @@ pub struct ModelArgs {
     /// (default) or off.
     #[arg(long, value_name = "on|off")]
     pub key_centering: Option<String>,
+    /// Key centering's score term: the RoPE pairs that barely turn over a 64-row tile
+    /// through one fitted polynomial in one-tile split-K blocks (on, default: within 5e-7
+    /// of exact) or every pair exactly (off).
+    #[arg(long, value_name = "on|off")]
+    pub centering_fit: Option<String>,
     /// Keep wgpu's runtime shader checks (bounds clamps, loop bounding, zeroed workgroup
     /// memory): on, or off (default; our kernels stay in bounds by construction).
     #[arg(long, value_name = "on|off")]
@@ -130,6 +135,7 @@ impl ModelArgs {
             auto_asymmetric_k: self.auto_asymmetric_k,
             fused: on_off("fused", &self.fused)?.unwrap_or(true),
             aura_key_centering: on_off("key-centering", &self.key_centering)?.unwrap_or(true),
+            aura_centering_fit: on_off("centering-fit", &self.centering_fit)?.unwrap_or(true),
             head_per_workgroup: match self.attn_wg.as_deref() {
                 None => None,
                 Some("head") => Some(true),

@@ -410,7 +410,8 @@ impl LayerAttention {
         // the prefetch (see the encoder's note).
         let aura = |block: u32, fused: bool, per_head: bool, enc: bool| {
             let g = g_of(per_head);
-            let key = attn_aura_key(v, hd, g, block, fused, kb, vb, enc);
+            let cx = aura_centering_cx(block, hd, c.rope_theta, has_mu != 0, gpu.options.aura_centering_fit);
+            let key = attn_aura_key(v, hd, g, block, fused, kb, vb, enc, cx);
             let res: [&dyn AsBinding; 9] = [&params, s.qkv, &words, &gammas, &consts, s.att, s.pml, s.rope_table, pf];
             let pf_cols = if enc && (block == 0 || fused) { pf_groups } else { 0 };
             async move {

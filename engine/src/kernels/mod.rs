@@ -469,12 +469,28 @@ pub fn aura_encode_fits(head_dim: usize, group: usize, k_bits: u32, v_bits: u32)
     (aura_attn_floats(head_dim, group, k_bits, v_bits, true) + 8) * 4 <= WORKGROUP_BYTES
 }
 
+/// Key centering's exact RoPE pairs in attn_decode_aura (its `CX`, vec4s of two pairs):
+/// the fit's (`kv::centering`, the slow pairs through one polynomial per query head and
+/// tile) where a split-K block is exactly one tile (`block == WG_AURA`: the prologue sums
+/// the fit for its only tile), the centering is on and `fit` allows; else every pair
+/// exact (head_dim / 4). At least 2: the kernel keeps the summed fit in the exact pairs'
+/// first two slots of its coefficient array, which a single tile no longer reads.
+/// H200, aura4v4: see README (session 14).
+pub fn aura_centering_cx(block: u32, head_dim: usize, theta: f32, centered: bool, fit: bool) -> u32 {
+    let all = (head_dim / 4) as u32;
+    if block != WG_AURA || !centered || !fit {
+        return all;
+    }
+    (crate::kv::centering::centering_fit(theta, head_dim).exact_quads as u32).clamp(2, all)
+}
+
 /// Compressed attention for `group` query heads per workgroup (the GQA group, or 1);
 /// `block == 0` is single-pass; `merge` (split-K): the last block of each workgroup's
 /// heads to finish merges and rotates back; `encode` (one-token steps): an extra grid row
 /// of the same dispatch (`Dispatch::leading_rows`), one workgroup per KV head of it,
 /// encodes the new row into the cache (no kv_encode_aura dispatch; the attention
-/// workgroups take every query's own row exact).
+/// workgroups take every query's own row exact). `cx`: key centering's exact RoPE pairs
+/// (`aura_centering_cx`).
 #[allow(clippy::too_many_arguments)]
 pub fn attn_aura_key(
     v: Variant,
@@ -485,6 +501,7 @@ pub fn attn_aura_key(
     k_bits: u32,
     v_bits: u32,
     encode: bool,
+    cx: u32,
 ) -> PipelineKey {
     let rw = |b: u32| crate::kv::scheme::row_words(head_dim, b) as u32;
     PipelineKey {
@@ -503,6 +520,7 @@ pub fn attn_aura_key(
             ("RWV", rw(v_bits)),
             ("AB", aura_ab_len(head_dim, group, k_bits, v_bits, encode)),
             ("ENC", encode as u32),
+            ("CX", cx),
         ],
     }
 }

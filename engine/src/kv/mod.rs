@@ -3,8 +3,10 @@
 //! - `scheme`: `KvScheme` (names, presets, bytes per token) and `row_words`.
 //! - `codebook`: Lloyd–Max N(0, 1) codebooks and `quantize`.
 //! - `rotation`: seeded signs + Walsh–Hadamard rotation.
+//! - `centering`: key centering's score term over a tile, the slow RoPE pairs fitted.
 //!
 //! The CPU twin of the encode/decode/attention kernels is `reference::aura`.
+pub mod centering;
 pub mod codebook;
 pub mod rotation;
 pub mod scheme;

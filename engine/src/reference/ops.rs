@@ -52,7 +52,9 @@ pub fn rope_table(positions: usize, head_dim: usize, theta: f32) -> Vec<[f32; 2]
 /// `tile` rows again, transposed two pairs at a time ([head_dim / 4][tile][2]: pairs 2jp and
 /// 2jp + 1 of offset o at (jp tile + o) 2), so that AURA attention's key centering reads
 /// the angles of a tile's offsets coalesced (one 16-byte load per thread and two pairs,
-/// consecutive across the threads) instead of a 256-byte row per thread.
+/// consecutive across the threads) instead of a 256-byte row per thread; then key
+/// centering's fit (`kv::centering`) for a tile of `kv::centering::FIT_TILE` rows: per RoPE
+/// pair its eight coefficients (two vec4s) when `tile` is that tile.
 pub fn rope_table_gpu(positions: usize, head_dim: usize, theta: f32, tile: usize) -> Vec<[f32; 2]> {
     let mut t = rope_table(positions, head_dim, theta);
     let first = rope_table(tile, head_dim, theta);
@@ -60,6 +62,11 @@ pub fn rope_table_gpu(positions: usize, head_dim: usize, theta: f32, tile: usize
     for jp in 0..half / 2 {
         for o in 0..tile {
             t.extend_from_slice(&first[o * half + 2 * jp..o * half + 2 * jp + 2]);
+        }
+    }
+    if tile == crate::kv::centering::FIT_TILE {
+        for c in crate::kv::centering::centering_fit(theta, head_dim).coeffs {
+            t.extend(c.chunks(2).map(|w| [w[0], w[1]]));
         }
     }
     t
