@@ -272,6 +272,24 @@ fn encode_new_row(kvh: u32, lid: u32) {
     enc_store(kvh * p.capacity + pos, g, lid);
 }
 
+// A tile's packed rows for this thread (rows past the block's end read its last row: every
+// load unconditional): its V words (row group rg, lane's dims) into vbits, its token's K
+// words into kw; returns the token's K and V gammas.
+fn load_tile(t0: u32, end: u32, base: u32, lid: u32, vbits: ptr<function, array<u32, VPRE>>, kw: ptr<function, array<u32, RWK + 1u>>) -> vec2<f32> {
+    let lane = lid % VL;
+    let rg = lid / VL;
+    for (var i = 0u; i < VPRE; i = i + 1u) {
+        let row = base + min(t0 + rg + i * NRG, end - 1u);
+        (*vbits)[i] = v_bits4(p.v_word_off + row * RWV, 4u * lane);
+    }
+    let kt = base + min(t0 + lid, end - 1u);
+    for (var w = 0u; w < RWK; w = w + 1u) {
+        (*kw)[w] = words[kt * RWK + w];
+    }
+    (*kw)[RWK] = 0u;
+    return vec2<f32>(f32(gammas[kt]), f32(gammas[p.v_gamma_off + kt]));
+}
+
 @compute @workgroup_size(WG)
 fn attn_decode_aura(
     @builtin(local_invocation_index) lid: u32,
@@ -305,6 +323,13 @@ fn attn_decode_aura(
         end = min(yb * BLOCK + BLOCK, kv_len);
     }
     let qh0 = t * p.n_heads + wid.x * G;
+    // The first tile's packed rows before anything else: their loads (from memory, not
+    // cache) are in flight through the prologue instead of after it. Each later tile's
+    // are issued at the end of the one before.
+    let base = kvh * p.capacity;
+    var vbits: array<u32, VPRE>;
+    var kw: array<u32, RWK + 1u>;
+    var gkv = load_tile(start, end, base, lid, &vbits, &kw);
     // The prologue in two loops (the own row's k and v load between them): the query vec4s
     // with key centering's coefficients (adjacent RoPE pairs from the same loads), and the
     // codebook entries (a constant trip count).
@@ -433,7 +458,6 @@ fn attn_decode_aura(
     for (var g = 0u; g < G; g = g + 1u) {
         m[g] = -3.0e38;
     }
-    let base = kvh * p.capacity;
     let own_slot = base + own;
     for (var t0 = start; t0 < end; t0 = t0 + WG) {
         let tok = t0 + lid;
@@ -441,21 +465,10 @@ fn attn_decode_aura(
         // their loads don't wait for the softmax. Their gammas are not: each thread's
         // token's V gamma goes into its softmax weights (ps), once per row, not per lane.
         let n = min(WG, end - t0);
-        var vbits: array<u32, VPRE>;
-        for (var i = 0u; i < VPRE; i = i + 1u) {
-            let row = base + t0 + min(rg + i * NRG, n - 1u);
-            vbits[i] = v_bits4(p.v_word_off + row * RWV, 4u * lane);
-        }
-        // This thread's packed K row (clamped like V: every load unconditional, in flight
-        // together with V's).
+        // This thread's packed K row (clamped like V), loaded with the V rows (load_tile).
         let kt = base + min(tok, end - 1u);
-        var kw: array<u32, RWK + 1u>;
-        for (var w = 0u; w < RWK; w = w + 1u) {
-            kw[w] = words[kt * RWK + w];
-        }
-        kw[RWK] = 0u;
-        let gk0 = f32(gammas[kt]);
-        var gv0 = f32(gammas[p.v_gamma_off + kt]);
+        let gk0 = gkv.x;
+        var gv0 = gkv.y;
         // The own row: its values from the prologue, not memory (where ENC's encoder may be
         // writing it).
         let ownk = has_own && kt == own_slot;
@@ -587,6 +600,10 @@ fn attn_decode_aura(
             for (var g = 0u; g < G; g = g + 1u) {
                 acc[g] = acc[g] + fw[PS0 + (g / 4u) * WG + j][g % 4u] * val;
             }
+        }
+        // The next tile's rows (their loads in flight through this tile's end).
+        if (t0 + WG < end) {
+            gkv = load_tile(t0 + WG, end, base, lid, &vbits, &kw);
         }
         // No barrier: the next tile writes abt, red4 and ps only after barriers that every
         // thread reaches once done with this tile's.
