@@ -122,10 +122,9 @@ var<workgroup> abt: array<vec4<f32>, max(AB / 2u, 1u)>;
 // read either); the vec4s jq < CX exact from abt as before. CX >= 2 (kernels::aura_centering_cx).
 const POLY: bool = BLOCK == WG && CX < HD / 4u && AB > 1u;
 const CXE: u32 = select(HD / 4u, CX, POLY);
-// ENC: the K and V boundaries (V's from 2^KB on). The new row's indices replace its
-// rotated elements in fw (rows 0 and 1), from which each packed word is assembled by one
-// thread: no atomics, nothing to clear first.
+// ENC: the K and V boundaries (V's from 2^KB on) and the new row's packed K then V words.
 var<workgroup> ebnd: array<f32, max(ENC * ((1u << KB) + (1u << VB)), 1u)>;
+var<workgroup> epk: array<atomic<u32>, max(ENC * (RWK + RWV), 1u)>;
 // The (cos, sin) of RoPE pair j at position `row` (table rows are HD / 4 vec4s).
 fn cs_pair(row: u32, j: u32) -> vec2<f32> {
     let v = cs[row * (HD / 4u) + j / 2u];
@@ -173,58 +172,42 @@ fn v_bits4(w0: u32, d: u32) -> u32 {
     return v;
 }
 
-// Quantize element e of the new row of `kind` (0 K, 1 V; rotated, unnormalized, fw row kind;
-// call with a constant kind): its index (the boundaries strictly below u = y / norm, counted
-// without branches up to 4 bits, by binary search at 8) replaces the element in fw, as bits
-// (only this thread reads or writes it); returns its centroid.
+// Quantize element e of the new row of `kind` (0 K, 1 V; rotated, unnormalized, fw row kind):
+// the index (boundaries strictly below u = y / norm) packed into epk; returns its centroid.
 fn enc_elem(kind: u32, e: u32, norm: f32) -> f32 {
-    let f = kind * (HD / 4u) + (e >> 2u);
     var u = 0.0;
     if (norm > 0.0) {
-        u = fw[f][e & 3u] / norm;
+        u = fw[kind * (HD / 4u) + (e >> 2u)][e & 3u] / norm;
     }
     var bits = KB;
     var b0 = 0u;
+    var w0 = 0u;
     if (kind == 1u) {
         bits = VB;
         b0 = 1u << KB;
+        w0 = RWK;
     }
     var lo = 0u;
-    if (bits <= 4u) {
-        for (var i = 0u; i + 1u < (1u << bits); i = i + 1u) {
-            lo = lo + u32(ebnd[b0 + i] < u);
-        }
-    } else {
-        var hi = (1u << bits) - 1u;
-        while (lo < hi) {
-            let mid = (lo + hi) / 2u;
-            if (ebnd[b0 + mid] < u) {
-                lo = mid + 1u;
-            } else {
-                hi = mid;
-            }
+    var hi = (1u << bits) - 1u;
+    while (lo < hi) {
+        let mid = (lo + hi) / 2u;
+        if (ebnd[b0 + mid] < u) {
+            lo = mid + 1u;
+        } else {
+            hi = mid;
         }
     }
-    fw[f][e & 3u] = bitcast<f32>(lo);
+    let bit = e * bits;
+    let w = w0 + (bit >> 5u);
+    let off = bit & 31u;
+    atomicOr(&epk[w], lo << off);
+    if (off + bits > 32u) {
+        atomicOr(&epk[w + 1u], lo >> (32u - off));
+    }
     if (kind == 1u) {
         return cbv[lo];
     }
     return cbk[lo];
-}
-
-// Word wr of the new row of `kind` packed at `bits` (a constant: KB or VB) from its indices
-// in fw row kind (after the barrier that publishes them): the elements whose bits fall in
-// 32 wr .. 32 wr + 31, the first and last possibly straddling a neighbour word.
-fn enc_word(kind: u32, bits: u32, wr: u32) -> u32 {
-    let b = 32u * wr;
-    let e1 = min((b + 31u) / bits, HD - 1u);
-    var x = 0u;
-    for (var e = b / bits; e <= e1; e = e + 1u) {
-        let v = bitcast<u32>(fw[kind * (HD / 4u) + (e >> 2u)][e & 3u]);
-        let sh = i32(e * bits) - i32(b);
-        x = x | select(v >> u32(-sh), v << u32(sh), sh >= 0);
-    }
-    return x;
 }
 
 fn idx4(v: u32) -> vec4<u32> {
@@ -257,6 +240,9 @@ fn load_kv_rows(src: u32, kvh: u32, pos: u32, f0: u32, lid: u32) -> vec4<f32> {
 fn encode_new_row(kvh: u32, lid: u32) {
     let pos = step.pos;
     let ss = load_kv_rows(kvh * HD, kvh, pos, 0u, lid);
+    for (var i = lid; i < RWK + RWV; i = i + WG) {
+        atomicStore(&epk[i], 0u);
+    }
     for (var i = lid; i + 1u < (1u << KB); i = i + WG) {
         ebnd[i] = consts[p.bk_off + i];
     }
@@ -269,21 +255,18 @@ fn encode_new_row(kvh: u32, lid: u32) {
     for (var i = lid; i < (1u << VB); i = i + WG) {
         cbv[i] = consts[p.cv_off + i];
     }
-    // The norms |k|, |v|; the reduction's barriers publish fw, the boundaries and the
+    // The norms |k|, |v|; the reduction's barriers publish fw, epk, the boundaries and the
     // codebooks.
     let norms = sqrt(wg_sum4_open(ss, lid).xy);
     fwht_rows(lid, 2u);
     var cc = vec4<f32>(0.0);
-    for (var i = lid; i < HD; i = i + WG) {
-        let c = enc_elem(0u, i, norms.x);
-        cc.x = cc.x + c * c;
+    for (var i = lid; i < 2u * HD; i = i + WG) {
+        let kind = i / HD;
+        let c = enc_elem(kind, i % HD, norms[kind]);
+        cc[kind] = cc[kind] + c * c;
     }
-    for (var i = lid; i < HD; i = i + WG) {
-        let c = enc_elem(1u, i, norms.y);
-        cc.y = cc.y + c * c;
-    }
-    // The reduction's barrier publishes the indices (no trailing barrier: red4 is not
-    // written again; after the first sum fwht_rows' barriers come before this one writes it).
+    // The reduction's barrier publishes epk (no trailing barrier: red4 is not written
+    // again; after the first sum fwht_rows' barriers come before this one writes it).
     let cn = sqrt(wg_sum4_open(cc, lid).xy);
     let g = select(vec2<f32>(0.0), norms / cn, (norms > vec2<f32>(0.0)) & (cn > vec2<f32>(0.0)));
     enc_store(kvh * p.capacity + pos, g, lid);

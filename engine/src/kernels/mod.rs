@@ -436,12 +436,11 @@ const WORKGROUP_BYTES: usize = 16384;
 /// words: fw (G query rows, then the own K and V rows or ps, a vec4 per four heads and
 /// row, whichever is longer), the two codebooks, the reductions' red4 (vec4 per thread),
 /// the merge's mg_acc (vec4 per thread) and ticket; with the fused encode the
-/// boundaries (the new rows' indices take fw's place) and (G = 1) the 4-bit codebooks by
-/// index pair.
+/// boundaries, the packed new rows and (G = 1) the 4-bit codebooks by index pair.
 fn aura_attn_floats(head_dim: usize, group: usize, k_bits: u32, v_bits: u32, encode: bool) -> usize {
     let wg = WG_AURA as usize;
-    let cb = (1usize << k_bits) + (1 << v_bits);
-    let enc = if encode { cb } else { 1 };
+    let (cb, rw) = ((1usize << k_bits) + (1 << v_bits), |b: u32| crate::kv::scheme::row_words(head_dim, b));
+    let enc = if encode { cb + rw(k_bits) + rw(v_bits) } else { 2 };
     // 4-bit codebooks by index pair (256 vec2s each; one-token steps, one head per
     // workgroup), else a vec2 placeholder.
     let pairs: usize = [k_bits, v_bits].iter().map(|&b| if b == 4 && group == 1 && encode { 512 } else { 2 }).sum();
