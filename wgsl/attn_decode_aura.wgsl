@@ -327,6 +327,12 @@ fn attn_decode_aura(
     // cache) are in flight through the prologue instead of after it. Each later tile's
     // are issued at the end of the one before.
     let base = kvh * p.capacity;
+    // The V signs of this thread's vec4 of a turned-back row (single-pass and the fused
+    // merge: common/unrotate.wgsl), loaded with the first tile.
+    var vsg = vec4<f32>(0.0);
+    if (BLOCK == 0u || MERGE != 0u) {
+        vsg = vsigns(lid);
+    }
     var vbits: array<u32, VPRE>;
     var kw: array<u32, RWK + 1u>;
     var gkv = load_tile(start, end, base, lid, &vbits, &kw);
@@ -628,7 +634,7 @@ fn attn_decode_aura(
         workgroupBarrier();
     }
     if (BLOCK == 0u) {
-        unrotate_out(lid, qh0, G);
+        unrotate_out(lid, qh0, G, vsg);
         return;
     }
     for (var g = 0u; g < G; g = g + 1u) {
@@ -646,7 +652,7 @@ fn attn_decode_aura(
                 }
             }
             workgroupBarrier();
-            unrotate_out(lid, qh0, G);
+            unrotate_out(lid, qh0, G, vsg);
         }
     }
 }

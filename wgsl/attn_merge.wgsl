@@ -40,6 +40,10 @@ fn attn_merge(
         return;
     }
     let qh = wid.y * p.n_heads + wid.x;
+    var sg = vec4<f32>(0.0);
+    if (UNROTATE != 0u) {
+        sg = vsigns(lid);
+    }
     let tot = merge_head(lid, qh, step.n_blocks);
     if (UNROTATE == 0u) {
         if (lid < HD / 4u) {
@@ -51,5 +55,5 @@ fn attn_merge(
         fw[lid] = tot;
     }
     workgroupBarrier();
-    unrotate_out(lid, qh, 1u);
+    unrotate_out(lid, qh, 1u, sg);
 }

@@ -1,7 +1,7 @@
 // Pass 2 of split-K attention with the output projection folded in (one-token decode
 // steps). Each of query head h's SPLIT workgroups merges the head's partials
 // (`merge_head`, common/merge.wgsl; UNROTATE: then turns the row back from the rotated V
-// domain, common/unrotate.wgsl) and multiplies it by head h's columns of Wo for its
+// domain, see `orow`) and multiplies it by head h's columns of Wo for its
 // share of the rows,
 //   part[t][h][r] = sum_{d < HD} Wo[r, h HD + d] o[d]   (r < ROWS, the hidden size),
 // then the token's last workgroup to finish adds every head's slice onto the residual, in
@@ -44,6 +44,17 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> part: array<f32>;
 
 var<workgroup> fw: array<vec4<f32>, HD / 4u>;
+// UNROTATE: the row turned back (common/unrotate.wgsl's hadamard4, its V signs loaded
+// before the merge) goes to the merge's mg_acc (common/merge.wgsl; free once merge_head
+// returns), so the workgroup memory kernels::merge_oproj_split counts is unchanged.
+
+// Vec4 k of the row the projection multiplies.
+fn orow(k: u32) -> vec4<f32> {
+    if (UNROTATE != 0u) {
+        return mg_acc[k];
+    }
+    return fw[k];
+}
 
 const ROW_ITERS: u32 = (ROWS + WG - 1u) / WG;
 const SL: u32 = 8u;
@@ -79,20 +90,19 @@ fn attn_merge_oproj(
         let rb = (p.row_base + min((pass0 + i) * RPP + rr, ROWS - 1u)) * ROW_BYTES + h * SLICE_BYTES;
         touch = touch | wq[(rb + min(32u * lane, SLICE_BYTES - 4u)) >> 2u];
     }
+    // UNROTATE: this thread's V signs, loaded while the merge runs.
+    var sg = vec4<f32>(0.0);
+    if (UNROTATE != 0u && lid < HD / 4u) {
+        sg = vsigns(lid);
+    }
     let tot = merge_head(lid, qh, step.n_blocks);
     if (lid < HD / 4u) {
         fw[lid] = tot;
     }
     workgroupBarrier();
     if (UNROTATE != 0u) {
-        fwht_rows(lid, 1u);
-        var o = vec4<f32>(0.0);
         if (lid < HD / 4u) {
-            o = unrotated(lid);
-        }
-        workgroupBarrier();
-        if (lid < HD / 4u) {
-            fw[lid] = o;
+            mg_acc[lid] = hadamard4(0u, lid) * sg;
         }
         workgroupBarrier();
     }
@@ -105,7 +115,7 @@ fn attn_merge_oproj(
         for (var j = 0u; j < UPL; j = j + 1u) {
             let u = lane * UPL + j;
             let w = load8(rb, h * (HD / 8u) + u);
-            a = a + dot(w.a, fw[2u * u]) + dot(w.b, fw[2u * u + 1u]);
+            a = a + dot(w.a, orow(2u * u)) + dot(w.b, orow(2u * u + 1u));
         }
         red[i * WG + lid] = a;
     }
