@@ -482,7 +482,21 @@ fn attn_cases() -> Vec<AttnCase> {
             let (n_kv, cap) = (1 + rng.below(2), kv_len + nt + rng.below(100));
             let per_head = (j + pi) % 2 == 1;
             let merge = i % 2 == 0;
-            out.push(AttnCase { kb, vb, block, merge, per_head, encode: false, hd, group, n_kv, kv_len, nt, cap, fit: true });
+            out.push(AttnCase {
+                kb,
+                vb,
+                block,
+                merge,
+                per_head,
+                encode: false,
+                hd,
+                group,
+                n_kv,
+                kv_len,
+                nt,
+                cap,
+                fit: true,
+            });
         }
     }
     out
@@ -517,7 +531,21 @@ fn attn_heads_are_distinct() {
         let cases = [(0u32, false, false), (64, false, false), (256, true, false), (32, true, true), (0, false, true)];
         for (i, (block, merge, per_head)) in cases.into_iter().enumerate() {
             let (hd, group, n_kv, kv_len, nt, cap) = (64, 4, 3, 300, 2, 700);
-            let c = AttnCase { kb: 4, vb: 2, block, merge, per_head, encode: false, hd, group, n_kv, kv_len, nt, cap, fit: true };
+            let c = AttnCase {
+                kb: 4,
+                vb: 2,
+                block,
+                merge,
+                per_head,
+                encode: false,
+                hd,
+                group,
+                n_kv,
+                kv_len,
+                nt,
+                cap,
+                fit: true,
+            };
             let want = attn_case(rep, label, gpu, &c, seed("attn-heads", i));
             assert_rows_distinct(&format!("{label} {c:?}"), &want, c.hd);
         }
@@ -558,7 +586,21 @@ fn attn_fused_encode() {
             let (block, merge, per_head, hd, group, n_kv, kb, vb, kv_len, centered, halves) = c;
             let sd = (seed("attn-encode", i) & !3) | centered as u64 | (halves as u64) << 1;
             let cap = kv_len + 1 + i * 7;
-            let c = AttnCase { kb, vb, block, merge, per_head, encode: true, hd, group, n_kv, kv_len, nt: 1, cap, fit: true };
+            let c = AttnCase {
+                kb,
+                vb,
+                block,
+                merge,
+                per_head,
+                encode: true,
+                hd,
+                group,
+                n_kv,
+                kv_len,
+                nt: 1,
+                cap,
+                fit: true,
+            };
             attn_case(rep, label, gpu, &c, sd);
         }
     });
@@ -609,7 +651,8 @@ fn attn_centering_without_workgroup_coefficients() {
             let block = [0u32, 64][i % 2];
             let (hd, group, n_kv, kv_len, nt, cap) = (256, 8, 1, 70, 1, 100);
             let (merge, per_head, encode) = (true, false, false);
-            let c = AttnCase { kb: 8, vb: 4, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap, fit: true };
+            let c =
+                AttnCase { kb: 8, vb: 4, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap, fit: true };
             attn_case(rep, label, gpu, &c, sd);
         }
     });
