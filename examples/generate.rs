@@ -26,6 +26,16 @@ struct Cli {
     /// Keep generating past end-of-sequence tokens (for throughput measurements).
     #[arg(long)]
     ignore_eos: bool,
+    /// Print, for every generated position, the N largest logits it was chosen from, one
+    /// line `top: {"pos":i,"id":chosen,"logit":l,"top":[[id,logit],..]}` each (for comparing
+    /// backends numerically; decodes through per-step logit read-backs).
+    #[arg(long, value_name = "N")]
+    print_top: Option<usize>,
+    /// Teacher-force this continuation (comma-separated token ids) instead of sampling:
+    /// each is fed in turn, so --print-top shows this engine's logits along another run's
+    /// tokens. Implies --ignore-eos and --max-tokens = their count.
+    #[arg(long, value_name = "IDS", value_delimiter = ',')]
+    force_ids: Option<Vec<u32>>,
     #[command(flatten)]
     model: common::ModelArgs,
     #[command(flatten)]
@@ -57,9 +67,18 @@ async fn run(cli: Cli) -> aura::Result<()> {
     let text =
         if cli.raw { prompt } else { tok.render_chat(&[ChatMessage { role: "user".into(), content: prompt }], true)? };
     let ids = tok.encode(&text, true)?;
+    let forced = cli.force_ids.clone();
+    let max_tokens = forced.as_ref().map_or(cli.max_tokens, |f| f.len());
+    let ignore_eos = cli.ignore_eos || forced.is_some();
+    if let Some(f) = &forced {
+        let vocab = model.config.vocab;
+        if let Some(bad) = f.iter().find(|&&id| id as usize >= vocab) {
+            return Err(aura::Error::InvalidArgument(format!("--force-ids: {bad} is past the vocabulary ({vocab})")));
+        }
+    }
     let capacity = cli.model.ctx.unwrap_or(model.config.context_length.min(4096));
-    if ids.len() + cli.max_tokens > capacity {
-        return Err(aura::Error::ContextOverflow { needed: ids.len() + cli.max_tokens, capacity });
+    if ids.len() + max_tokens > capacity {
+        return Err(aura::Error::ContextOverflow { needed: ids.len() + max_tokens, capacity });
     }
     let mut session = Session::new(&model, SessionOptions { capacity, ..Default::default() }).await?;
     let mut sampler = Sampler::new(cli.sample.config());
@@ -78,14 +97,14 @@ async fn run(cli: Cli) -> aura::Result<()> {
         }
         Ok(())
     };
-    if cli.sample.greedy {
+    if cli.sample.greedy && forced.is_none() && cli.print_top.is_none() {
         // Greedy: argmax on the GPU, steps queued ahead of the id read-back.
         let first = sampler.sample(&logits);
-        if cli.max_tokens > 0 && (cli.ignore_eos || !tok.is_stop(first)) {
+        if max_tokens > 0 && (ignore_eos || !tok.is_stop(first)) {
             emit(first, &mut out)?;
             let mut err = None;
             let mut on_token = |id: u32| {
-                if tok.is_stop(id) && !cli.ignore_eos {
+                if tok.is_stop(id) && !ignore_eos {
                     return true;
                 }
                 if let Err(e) = emit(id, &mut out) {
@@ -94,19 +113,29 @@ async fn run(cli: Cli) -> aura::Result<()> {
                 }
                 false
             };
-            session.decode_greedy(first, cli.max_tokens - 1, &mut on_token).await?;
+            session.decode_greedy(first, max_tokens - 1, &mut on_token).await?;
             if let Some(e) = err {
                 return Err(e);
             }
         }
     } else {
-        for _ in 0..cli.max_tokens {
-            let next = sampler.sample(&logits);
-            if tok.is_stop(next) && !cli.ignore_eos {
+        for pos in 0..max_tokens {
+            let next = match &forced {
+                Some(f) => f[pos],
+                None => sampler.sample(&logits),
+            };
+            if let Some(n) = cli.print_top {
+                let top: Vec<_> =
+                    aura::sample::top_n(&logits, n).into_iter().map(|(i, l)| serde_json::json!([i, l])).collect();
+                let line = serde_json::json!({ "pos": pos, "id": next, "logit": logits[next as usize], "top": top });
+                // stderr: stdout carries the streamed text.
+                eprintln!("top: {line}");
+            }
+            if tok.is_stop(next) && !ignore_eos {
                 break;
             }
             emit(next, &mut out)?;
-            if out.len() == cli.max_tokens {
+            if out.len() == max_tokens {
                 break;
             }
             logits = session.step(next).await?;

@@ -39,6 +39,23 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
+/// The `n` largest logits as (id, logit), best first (lower id first on ties).
+pub fn top_n(logits: &[f32], n: usize) -> Vec<(u32, f32)> {
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
+    if n == 0 {
+        return best;
+    }
+    for (i, &v) in logits.iter().enumerate() {
+        if best.len() == n && !(v > best[n - 1].1) {
+            continue;
+        }
+        let at = best.partition_point(|&(_, b)| b >= v);
+        best.insert(at, (i as u32, v));
+        best.truncate(n);
+    }
+    best
+}
+
 impl Sampler {
     pub fn new(cfg: SamplerConfig) -> Sampler {
         let state = cfg.seed ^ 0x9e37_79b9_7f4a_7c15;
@@ -97,6 +114,27 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn top_n_matches_a_full_sort() {
+        let mut state = 12345u64;
+        for len in [1usize, 2, 7, 100, 4096] {
+            let logits: Vec<f32> = (0..len)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    // Few distinct values, so ties are common.
+                    ((state >> 33) % 17) as f32 - 8.0
+                })
+                .collect();
+            for n in [0usize, 1, 3, 5, len + 2] {
+                let mut all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+                all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                all.truncate(n);
+                assert_eq!(top_n(&logits, n), all, "len {len} n {n}");
+            }
+            assert_eq!(top_n(&logits, 1)[0].0, argmax(&logits));
+        }
+    }
 
     #[test]
     fn greedy_and_seeded() {

@@ -2,7 +2,8 @@
 // serve web/ on 127.0.0.1, drive Debian's chromium headless with WebGPU through
 // playwright-core, generate greedy tokens for a fixed prompt in the page, screenshot the
 // page, then run the native engine (examples/generate) with the same prompt and the same
-// kernel variant the page chose, and require identical token ids.
+// kernel variant the page chose, fed the page's tokens, and require each page token to be
+// the native engine's greedy choice after the same prefix, or a near tie (see TIE below).
 //
 //   node web/test/e2e.mjs [--tokens N] [--kv SCHEME] [--screenshot FILE] [--native BIN]
 // Env: AURA_MODEL (the GGUF), CHROMIUM (default /usr/bin/chromium).
@@ -97,10 +98,20 @@ console.log(`browser decode: ${((result.result.ids.length - 1) / result.result.d
 if (result.result.ids.length !== tokens) fail(`the page generated ${result.result.ids.length} tokens, expected ${tokens}`);
 
 // The native engine, same prompt, same kernel variant (f16/subgroups) as the page, and the
-// page's split-K merge (a dispatch of its own: the engine fuses it on Vulkan only).
+// page's split-K merge (a dispatch of its own: the engine fuses it on Vulkan only), fed the
+// page's tokens (teacher-forced, --force-ids) and printing its two best logits at each
+// position (--print-top). Each page token must be the native engine's greedy choice after
+// the same prefix, or a near tie there: within TIE logits of its best, at most MAX_TIES
+// times. SwiftShader and lavapipe round differently (FMA contraction, exp), and an AURA
+// cache quantizes: a value at a Lloyd-Max boundary can take the other index on the other
+// device, which moves logits by more than rounding (measured: aura8v4, 24 tokens, one
+// position where the native engine's two best were 0.048 apart and the page took the
+// second). A wrong kernel moves logits by whole units at most positions.
+const TIE = 0.1;
+const MAX_TIES = Math.max(1, Math.floor(tokens / 12));
 const onoff = (b) => (b ? "on" : "off");
 const nativeArgs = [
-  "--model", model, "--prompt", PROMPT, "--greedy", "--max-tokens", String(tokens), "--ignore-eos", "--print-ids",
+  "--model", model, "--prompt", PROMPT, "--greedy", "--print-top", "2", "--force-ids", result.result.ids.join(","),
   "--kv", kv, "--f16", onoff(result.variant.f16), "--subgroups", onoff(result.variant.subgroups),
   "--fused-merge", "off",
 ];
@@ -108,14 +119,21 @@ if (process.env.AURA_NATIVE_BACKEND) nativeArgs.push("--backend", process.env.AU
 console.log(`native: ${native} ${nativeArgs.map((a) => JSON.stringify(a)).join(" ")}`);
 const r = spawnSync(native, nativeArgs, { encoding: "utf8" });
 if (r.status !== 0) fail(`native generate failed (${r.status}):\n${r.stderr}`);
-const m = r.stdout.match(/ids: \[([0-9, ]*)\]/);
-if (!m) fail(`no ids in native output:\n${r.stdout}`);
-const nativeIds = m[1].split(",").map((s) => Number(s.trim()));
-console.log(`native ids (${nativeIds.length}): ${JSON.stringify(nativeIds)}`);
-process.stderr.write(r.stderr);
-const same = nativeIds.length === result.result.ids.length && nativeIds.every((v, i) => v === result.result.ids[i]);
-if (!same) {
-  const i = nativeIds.findIndex((v, j) => v !== result.result.ids[j]);
-  fail(`browser and native greedy tokens differ at index ${i}`);
+const tops = r.stderr.split("\n").filter((l) => l.startsWith("top: ")).map((l) => JSON.parse(l.slice(5)));
+process.stderr.write(r.stderr.split("\n").filter((l) => !l.startsWith("top: ")).join("\n"));
+if (tops.length !== tokens) fail(`the native engine printed ${tops.length} positions, expected ${tokens}:\n${r.stderr}`);
+const nativeIds = tops.map((t) => t.top[0][0]);
+console.log(`native greedy choice after each page prefix (${nativeIds.length}): ${JSON.stringify(nativeIds)}`);
+let ties = 0;
+for (const [i, t] of tops.entries()) {
+  const id = result.result.ids[i];
+  if (t.id !== id || t.pos !== i) fail(`native position ${i} was fed ${t.id} at ${t.pos}, expected ${id}`);
+  const [best, bestLogit] = t.top[0];
+  if (best === id) continue;
+  const gap = bestLogit - t.logit;
+  console.log(`position ${i}: page ${id} (native logit ${t.logit.toFixed(4)}), native best ${best} (${bestLogit.toFixed(4)}): gap ${gap.toFixed(4)}`);
+  if (!(gap <= TIE)) fail(`at position ${i} the page's token ${id} is ${gap.toFixed(4)} logits below the native engine's best ${best} (near-tie tolerance ${TIE})`);
+  ties += 1;
 }
-console.log(`PASS: ${tokens} greedy tokens in the browser (WebGPU) equal the native engine's`);
+if (ties > MAX_TIES) fail(`${ties} near ties where the page and the native engine chose differently (at most ${MAX_TIES})`);
+console.log(`PASS: ${tokens} greedy tokens in the browser (WebGPU) are the native engine's greedy choices${ties ? ` (${ties} near tie${ties > 1 ? "s" : ""} within ${TIE})` : ""}`);
