@@ -1,5 +1,6 @@
 //! Kernel registry: composes WGSL sources (header + shared snippets + kernel) and
 //! caches compute pipelines keyed by kernel, weight type, variant and constants.
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -36,6 +37,38 @@ pub enum Bind {
 }
 
 use Bind::*;
+
+/// A kernel source file (path under `wgsl/`): the copy built in, or, on native builds with
+/// the environment variable `AURA_WGSL_DIR` set, that directory's file of the same path
+/// where it has one (kernel experiments, timing cuts, without a rebuild; read when a
+/// pipeline is composed). Unset (always on wasm32): the built-in copy.
+macro_rules! wgsl {
+    ($path:literal) => {
+        wgsl_source($path, include_str!(concat!("../../../wgsl/", $path)))
+    };
+}
+
+fn wgsl_source(path: &str, builtin: &'static str) -> Cow<'static, str> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(dir) = std::env::var_os("AURA_WGSL_DIR") {
+        return wgsl_source_in(std::path::Path::new(&dir), path, builtin);
+    }
+    Cow::Borrowed(builtin)
+}
+
+/// `dir`'s file at `path` where it has one (logged, as every composed pipeline then runs
+/// code that is not the built-in kernel), else the built-in copy.
+#[cfg(not(target_arch = "wasm32"))]
+fn wgsl_source_in(dir: &std::path::Path, path: &str, builtin: &'static str) -> Cow<'static, str> {
+    let file = dir.join(path);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            log::warn!("AURA_WGSL_DIR: {} instead of the built-in wgsl/{path}", file.display());
+            Cow::Owned(text)
+        }
+        Err(_) => Cow::Borrowed(builtin),
+    }
+}
 
 impl Kernel {
     pub const ALL: [Kernel; 15] = [
@@ -76,23 +109,23 @@ impl Kernel {
         }
     }
 
-    fn body(self) -> &'static str {
+    fn body(self) -> Cow<'static, str> {
         match self {
-            Kernel::Embed => include_str!("../../../wgsl/embed.wgsl"),
-            Kernel::RmsNorm => include_str!("../../../wgsl/rmsnorm.wgsl"),
-            Kernel::Matvec => include_str!("../../../wgsl/matvec.wgsl"),
-            Kernel::Matmul => include_str!("../../../wgsl/matmul.wgsl"),
-            Kernel::RopeKv => include_str!("../../../wgsl/rope_kv.wgsl"),
-            Kernel::AttnDecode => include_str!("../../../wgsl/attn_decode.wgsl"),
-            Kernel::AttnMerge => include_str!("../../../wgsl/attn_merge.wgsl"),
-            Kernel::AttnMergeOproj => include_str!("../../../wgsl/attn_merge_oproj.wgsl"),
-            Kernel::SiluMul => include_str!("../../../wgsl/silu_mul.wgsl"),
-            Kernel::KvEncodeAura => include_str!("../../../wgsl/kv_encode_aura.wgsl"),
-            Kernel::KvDequantAura => include_str!("../../../wgsl/kv_dequant_aura.wgsl"),
-            Kernel::AttnDecodeAura => include_str!("../../../wgsl/attn_decode_aura.wgsl"),
-            Kernel::MatvecNorm => include_str!("../../../wgsl/matvec_norm.wgsl"),
-            Kernel::MatvecGlu => include_str!("../../../wgsl/matvec_glu.wgsl"),
-            Kernel::Argmax => include_str!("../../../wgsl/argmax.wgsl"),
+            Kernel::Embed => wgsl!("embed.wgsl"),
+            Kernel::RmsNorm => wgsl!("rmsnorm.wgsl"),
+            Kernel::Matvec => wgsl!("matvec.wgsl"),
+            Kernel::Matmul => wgsl!("matmul.wgsl"),
+            Kernel::RopeKv => wgsl!("rope_kv.wgsl"),
+            Kernel::AttnDecode => wgsl!("attn_decode.wgsl"),
+            Kernel::AttnMerge => wgsl!("attn_merge.wgsl"),
+            Kernel::AttnMergeOproj => wgsl!("attn_merge_oproj.wgsl"),
+            Kernel::SiluMul => wgsl!("silu_mul.wgsl"),
+            Kernel::KvEncodeAura => wgsl!("kv_encode_aura.wgsl"),
+            Kernel::KvDequantAura => wgsl!("kv_dequant_aura.wgsl"),
+            Kernel::AttnDecodeAura => wgsl!("attn_decode_aura.wgsl"),
+            Kernel::MatvecNorm => wgsl!("matvec_norm.wgsl"),
+            Kernel::MatvecGlu => wgsl!("matvec_glu.wgsl"),
+            Kernel::Argmax => wgsl!("argmax.wgsl"),
         }
     }
 
@@ -292,32 +325,32 @@ pub fn compose(key: &PipelineKey) -> String {
         }
     }
     s.push_str(STEP_WGSL);
-    s.push_str(if key.variant.subgroups {
-        include_str!("../../../wgsl/common/reduce_subgroup.wgsl")
+    s.push_str(&if key.variant.subgroups {
+        wgsl!("common/reduce_subgroup.wgsl")
     } else {
-        include_str!("../../../wgsl/common/reduce_workgroup.wgsl")
+        wgsl!("common/reduce_workgroup.wgsl")
     });
     if key.kernel.prefetches() {
-        s.push_str(include_str!("../../../wgsl/common/prefetch.wgsl"));
+        s.push_str(&wgsl!("common/prefetch.wgsl"));
     }
     if key.kernel.merges() {
-        s.push_str(include_str!("../../../wgsl/common/merge.wgsl"));
+        s.push_str(&wgsl!("common/merge.wgsl"));
     }
     if key.kernel.uses_fwht() {
-        s.push_str(include_str!("../../../wgsl/common/fwht.wgsl"));
+        s.push_str(&wgsl!("common/fwht.wgsl"));
     }
     if key.kernel.unrotates() {
-        s.push_str(include_str!("../../../wgsl/common/unrotate.wgsl"));
+        s.push_str(&wgsl!("common/unrotate.wgsl"));
     }
     if let Some(w) = key.weight {
-        s.push_str(include_str!("../../../wgsl/common/quant_common.wgsl"));
-        s.push_str(match w {
-            WeightType::F32 => include_str!("../../../wgsl/common/quant_f32.wgsl"),
-            WeightType::F16 => include_str!("../../../wgsl/common/quant_f16.wgsl"),
-            WeightType::BF16 => include_str!("../../../wgsl/common/quant_bf16.wgsl"),
-            WeightType::Q8_0 => include_str!("../../../wgsl/common/quant_q8_0.wgsl"),
-            WeightType::Q4_0 => include_str!("../../../wgsl/common/quant_q4_0.wgsl"),
-            WeightType::Q4_1 => include_str!("../../../wgsl/common/quant_q4_1.wgsl"),
+        s.push_str(&wgsl!("common/quant_common.wgsl"));
+        s.push_str(&match w {
+            WeightType::F32 => wgsl!("common/quant_f32.wgsl"),
+            WeightType::F16 => wgsl!("common/quant_f16.wgsl"),
+            WeightType::BF16 => wgsl!("common/quant_bf16.wgsl"),
+            WeightType::Q8_0 => wgsl!("common/quant_q8_0.wgsl"),
+            WeightType::Q4_0 => wgsl!("common/quant_q4_0.wgsl"),
+            WeightType::Q4_1 => wgsl!("common/quant_q4_1.wgsl"),
         });
     }
     if key.aura_encodes() {
@@ -326,14 +359,14 @@ pub fn compose(key: &PipelineKey) -> String {
         let rw = body
             .replace("var<storage, read> words:", "var<storage, read_write> words:")
             .replace("var<storage, read> gammas:", "var<storage, read_write> gammas:");
-        assert_ne!(rw, body, "attn_decode_aura declares words and gammas read-only");
-        s.push_str(include_str!("../../../wgsl/common/aura_enc_store.wgsl"));
+        assert_ne!(rw, *body, "attn_decode_aura declares words and gammas read-only");
+        s.push_str(&wgsl!("common/aura_enc_store.wgsl"));
         s.push_str(&rw);
     } else {
         if key.kernel == Kernel::AttnDecodeAura {
             s.push_str("fn enc_store(row: u32, g: vec2<f32>, lid: u32) {}\n");
         }
-        s.push_str(key.kernel.body());
+        s.push_str(&key.kernel.body());
     }
     s
 }
@@ -528,5 +561,26 @@ impl Gpu {
             return Err(Error::Gpu { kernel: p.label.clone(), message: e.to_string() });
         }
         Ok(())
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+
+    /// AURA_WGSL_DIR's lookup: a file the directory has replaces the built-in source, one it
+    /// lacks (or no such directory) leaves the built-in copy.
+    #[test]
+    fn wgsl_dir_overrides_only_the_files_it_has() {
+        let dir = std::env::temp_dir().join(format!("aura-wgsl-dir-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("common")).unwrap();
+        std::fs::write(dir.join("common/fwht.wgsl"), "// experiment\n").unwrap();
+        let builtin = include_str!("../../../wgsl/common/fwht.wgsl");
+        assert_eq!(wgsl_source_in(&dir, "common/fwht.wgsl", builtin), "// experiment\n");
+        let merge = include_str!("../../../wgsl/common/merge.wgsl");
+        assert!(matches!(wgsl_source_in(&dir, "common/merge.wgsl", merge), Cow::Borrowed(m) if m == merge));
+        let none = dir.join("absent");
+        assert!(matches!(wgsl_source_in(&none, "common/fwht.wgsl", builtin), Cow::Borrowed(b) if b == builtin));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
