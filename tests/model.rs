@@ -46,10 +46,11 @@ fn reference_runs(host: &HostModel) -> Vec<Reference> {
             let prompt = prompt_ids(host, p);
             let mut st = rm.state(prompt.len() + STEPS + 1, false);
             let mut logits = Vec::new();
-            let mut l = Vec::new();
-            for &t in &prompt {
-                l = rm.forward(&mut st, t);
+            let (last, head) = prompt.split_last().expect("a non-empty prompt");
+            for &t in head {
+                rm.push(&mut st, t);
             }
+            let mut l = rm.forward(&mut st, *last);
             let mut tokens = Vec::new();
             for _ in 0..STEPS {
                 let next = argmax(&l);

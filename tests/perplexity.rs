@@ -13,7 +13,7 @@
 mod common;
 
 use aura::reference::forward::RefModel;
-use aura::telemetry::{perplexity_windows, LogitsTap, PerplexityTap};
+use aura::telemetry::{perplexity_windows, scored_positions, LogitsTap, PerplexityTap};
 use aura::{HostModel, Model, Options, SessionOptions};
 
 const LLAMA_CPP_PPL: f64 = 18.35;
@@ -56,12 +56,14 @@ fn gpl3_perplexity_of_the_reference_forward_matches_llama_cpp() {
                     for w in (i..windows).step_by(threads) {
                         let win = &tokens[w * WINDOW..(w + 1) * WINDOW];
                         let mut st = rm.state(WINDOW, true);
-                        // Positions WINDOW/2 .. WINDOW-2 predict the next token.
-                        for (j, &tok) in win[..WINDOW - 1].iter().enumerate() {
-                            let logits = rm.forward(&mut st, tok);
-                            if j >= WINDOW / 2 {
-                                tap.consume(w * WINDOW + j, win[j + 1], &logits);
-                            }
+                        // As perplexity_windows: the scored positions predict the next token;
+                        // the ones before them only fill the cache.
+                        let scored = scored_positions(WINDOW);
+                        for &tok in &win[..scored.start] {
+                            rm.push(&mut st, tok);
+                        }
+                        for j in scored {
+                            tap.consume(w * WINDOW + j, win[j + 1], &rm.forward(&mut st, win[j]));
                         }
                         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                         eprintln!("reference perplexity: window {d}/{windows} ({:.0} s)", t.elapsed().as_secs_f64());

@@ -74,6 +74,21 @@ impl RefModel {
 
     /// One token through every layer; returns the logits.
     pub fn forward(&self, st: &mut RefState, token: u32) -> Vec<f32> {
+        let x = self.layers(st, token);
+        // Final norm and LM head (tied to the embedding when there is no output.weight).
+        let xn = ops::rmsnorm(&x, &self.out_norm, self.config.rms_eps);
+        ops::matvec(self.output.as_ref().unwrap_or(&self.embd), &xn)
+    }
+
+    /// One token through every layer into the cache, without the LM head (a prompt's
+    /// tokens whose logits nobody reads: the head is a fifth of SmolLM2's per-token work).
+    pub fn push(&self, st: &mut RefState, token: u32) {
+        self.layers(st, token);
+    }
+
+    /// One token through every layer (its k and v into the cache); returns the residual
+    /// stream after the last layer.
+    fn layers(&self, st: &mut RefState, token: u32) -> Vec<f32> {
         let c = &self.config;
         let hd = c.head_dim;
         let pos = st.pos;
@@ -121,8 +136,6 @@ impl RefModel {
             x.iter_mut().zip(&d).for_each(|(a, b)| *a += b);
         }
         st.pos += 1;
-        // Final norm and LM head (tied to the embedding when there is no output.weight).
-        let xn = ops::rmsnorm(&x, &self.out_norm, c.rms_eps);
-        ops::matvec(self.output.as_ref().unwrap_or(&self.embd), &xn)
+        x
     }
 }

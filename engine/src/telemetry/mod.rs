@@ -60,18 +60,24 @@ pub async fn perplexity_windows(
     }
     let mut session = Session::new(model, SessionOptions { capacity: ctx, ..opts }).await?;
     let vocab = model.config.vocab;
-    let first = ctx / 2;
+    let first = scored_positions(ctx).start;
     for w in 0..windows {
         let win = &tokens[w * ctx..(w + 1) * ctx];
         session.reset();
         let logits = session.forward(win, Some(first)).await?;
-        for j in first..ctx - 1 {
+        for j in scored_positions(ctx) {
             let row = &logits[(j - first) * vocab..(j - first + 1) * vocab];
             tap.consume(w * ctx + j, win[j + 1], row);
         }
         progress(w + 1, windows);
     }
     Ok(windows)
+}
+
+/// The positions of a window of `ctx` tokens whose predictions (of the token after each)
+/// a perplexity run scores: the second half, ctx/2 .. ctx-2, as llama.cpp's perplexity tool.
+pub fn scored_positions(ctx: usize) -> std::ops::Range<usize> {
+    ctx / 2..ctx - 1
 }
 
 /// Fan one logits stream out to several taps.
