@@ -6,7 +6,7 @@
 // token t of the step (kv_len(t) = step.kv_len + t).
 // Queries are rotated once: q~ = H diag(sK) q / sqrt(d) * scale; score = gammaK * q~ . cK[idx];
 // the output accumulates in the rotated domain, o~ = sum p * gammaV * cV[idx]. BLOCK == 0
-// rotates it back (o = diag(sV) H o~ / sqrt(d), the FWHT in workgroup memory) and writes
+// rotates it back (o = diag(sV) H o~ / sqrt(d), common/unrotate.wgsl) and writes
 // the normalized attention output to att; BLOCK > 0 writes (max, sum, o~) partials in
 // common/merge.wgsl's layout, and either the KV group's last block to finish merges and
 // rotates them back (MERGE = 1) or attn_merge (UNROTATE) does. BLOCK may be smaller than
@@ -467,11 +467,13 @@ fn attn_decode_aura(
     let own_slot = base + own;
     for (var t0 = start; t0 < end; t0 = t0 + WG) {
         let tok = t0 + lid;
-        // The tile's V rows first (rows past its end read the last valid row and weigh 0):
-        // their loads don't wait for the softmax. Their gammas are not: each thread's
-        // token's V gamma goes into its softmax weights (ps), once per row, not per lane.
+        // The tile's packed V and K rows came in with load_tile (before the prologue for the
+        // first tile, at the end of the one before for the others; rows past the tile's end
+        // read the last valid row and weigh 0), so their loads don't wait for the softmax.
+        // Each thread's token's V gamma goes into its softmax weights (ps), once per row,
+        // not per lane.
         let n = min(WG, end - t0);
-        // This thread's packed K row (clamped like V), loaded with the V rows (load_tile).
+        // This thread's packed K row (clamped like V).
         let kt = base + min(tok, end - 1u);
         let gk0 = gkv.x;
         var gv0 = gkv.y;

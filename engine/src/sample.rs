@@ -41,6 +41,7 @@ pub fn argmax(logits: &[f32]) -> u32 {
 
 /// The `n` largest logits as (id, logit), best first (lower id first on ties).
 pub fn top_n(logits: &[f32], n: usize) -> Vec<(u32, f32)> {
+    let n = n.min(logits.len());
     let mut best: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
     if n == 0 {
         return best;
@@ -126,7 +127,7 @@ mod tests {
                     ((state >> 33) % 17) as f32 - 8.0
                 })
                 .collect();
-            for n in [0usize, 1, 3, 5, len + 2] {
+            for n in [0usize, 1, 3, 5, len + 2, usize::MAX] {
                 let mut all: Vec<(u32, f32)> = logits.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
                 all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
                 all.truncate(n);

@@ -99,7 +99,7 @@ if (result.result.ids.length !== tokens) fail(`the page generated ${result.resul
 
 // The native engine, same prompt, same kernel variant (f16/subgroups) as the page, and the
 // page's split-K merge (a dispatch of its own: the engine fuses it on Vulkan only), fed the
-// page's tokens (teacher-forced, --force-ids) and printing its two best logits at each
+// page's tokens (teacher-forced, --force-ids) and printing its best logit at each
 // position (--print-top). Each page token must be the native engine's greedy choice after
 // the same prefix, or a near tie there: within TIE logits of its best, at most MAX_TIES
 // times. SwiftShader and lavapipe round differently (FMA contraction, exp), and an AURA
@@ -111,7 +111,7 @@ const TIE = 0.1;
 const MAX_TIES = Math.max(1, Math.floor(tokens / 12));
 const onoff = (b) => (b ? "on" : "off");
 const nativeArgs = [
-  "--model", model, "--prompt", PROMPT, "--greedy", "--print-top", "2", "--force-ids", result.result.ids.join(","),
+  "--model", model, "--prompt", PROMPT, "--greedy", "--print-top", "1", "--force-ids", result.result.ids.join(","),
   "--kv", kv, "--f16", onoff(result.variant.f16), "--subgroups", onoff(result.variant.subgroups),
   "--fused-merge", "off",
 ];

@@ -48,10 +48,14 @@ macro_rules! wgsl {
     };
 }
 
+#[cfg_attr(target_arch = "wasm32", allow(unused_variables))]
 fn wgsl_source(path: &str, builtin: &'static str) -> Cow<'static, str> {
     #[cfg(not(target_arch = "wasm32"))]
     if let Some(dir) = std::env::var_os("AURA_WGSL_DIR") {
-        return wgsl_source_in(std::path::Path::new(&dir), path, builtin);
+        let dir = std::path::Path::new(&dir);
+        // A mistyped directory would run the built-in kernels under an experiment's name.
+        assert!(dir.is_dir(), "AURA_WGSL_DIR={} is not a directory", dir.display());
+        return wgsl_source_in(dir, path, builtin);
     }
     Cow::Borrowed(builtin)
 }

@@ -410,6 +410,8 @@ pub fn silu_mul_key(v: Variant) -> PipelineKey {
 
 /// Threads of the AURA kernels; also the token tile of attn_decode_aura.
 pub const WG_AURA: u32 = 64;
+// Key centering's fit spans one attention tile (`aura_centering_cx`, `rope_table_gpu`).
+const _: () = assert!(crate::kv::centering::FIT_TILE == WG_AURA as usize);
 
 pub fn kv_encode_key(v: Variant, head_dim: usize) -> PipelineKey {
     PipelineKey {
@@ -503,6 +505,8 @@ pub fn attn_aura_key(
     encode: bool,
     cx: u32,
 ) -> PipelineKey {
+    // The kernel keeps the fit's per-head sum in the exact pairs' first two vec4s.
+    assert!((2..=(head_dim / 4) as u32).contains(&cx), "CX = {cx} exact RoPE vec4s at head dim {head_dim}");
     let rw = |b: u32| crate::kv::scheme::row_words(head_dim, b) as u32;
     PipelineKey {
         kernel: Kernel::AttnDecodeAura,
