@@ -67,10 +67,10 @@ async fn run(cli: Cli) -> aura::Result<()> {
     let text =
         if cli.raw { prompt } else { tok.render_chat(&[ChatMessage { role: "user".into(), content: prompt }], true)? };
     let ids = tok.encode(&text, true)?;
-    let forced = cli.force_ids.clone();
-    let max_tokens = forced.as_ref().map_or(cli.max_tokens, |f| f.len());
+    let forced = cli.force_ids.as_deref();
+    let max_tokens = forced.map_or(cli.max_tokens, |f| f.len());
     let ignore_eos = cli.ignore_eos || forced.is_some();
-    if let Some(f) = &forced {
+    if let Some(f) = forced {
         let vocab = model.config.vocab;
         if let Some(bad) = f.iter().find(|&&id| id as usize >= vocab) {
             return Err(aura::Error::InvalidArgument(format!("--force-ids: {bad} is past the vocabulary ({vocab})")));
@@ -120,7 +120,7 @@ async fn run(cli: Cli) -> aura::Result<()> {
         }
     } else {
         for pos in 0..max_tokens {
-            let next = match &forced {
+            let next = match forced {
                 Some(f) => f[pos],
                 None => sampler.sample(&logits),
             };
