@@ -31,8 +31,25 @@ NO_TURN = [("            let tb = turn(es, min(start, p.capacity - 1u), i);", " 
            ("            if (POLY && jq >= CX) {", "            if (POLY && jq >= CX && step.zero != 0u) {")]
 NO_MU = ("                let m = vec4<f32>(consts[mu + d], consts[mu + d + 1u], consts[mu + d + 2u], consts[mu + d + 3u]);",
          "                let m = q.yxwz;")
-NO_POLY_SUM = ("    if (POLY && centered && lid >= WG - 2u * G) {",
-               "    if (POLY && centered && lid >= WG - 2u * G && step.zero != 0u) {")
+NO_POLY_SUM = ("    if (POLY && centered && lid >= WG - G) {",
+               "    if (POLY && centered && lid >= WG - G && step.zero != 0u) {")
+# The fused encoders' pieces (session 15): compiled but never run; without their stores;
+# without the quantization loop; returning after the row loads and the norms.
+ENC_NEVER = ("            encode_new_row(wid.x, lid);\n",
+             "            if (step.zero != 0u) {\n                encode_new_row(wid.x, lid);\n            }\n")
+ENC_NO_STORE = ("    enc_store(kvh * p.capacity + pos, g, lid);",
+                "    if (step.zero != 0u) {\n        enc_store(kvh * p.capacity + pos, g, lid);\n    }")
+ENC_NO_QUANT = ("    for (var e = lid; e < HD; e = e + WG) {\n        let c = enc_elem(0u, e, norms.x);",
+                "    for (var e = lid; e < HD * step.zero; e = e + WG) {\n        let c = enc_elem(0u, e, norms.x);")
+ENC_NO_QUANT_V = ("    for (var e = lid; e < HD; e = e + WG) {\n        let c = enc_elem(1u, e, norms.y);",
+                  "    for (var e = lid; e < HD * step.zero; e = e + WG) {\n        let c = enc_elem(1u, e, norms.y);")
+ENC_LOAD_ONLY = ("    fwht_rows(lid, 2u);\n    var cc",
+                 "    if (step.zero == 0u) {\n        enc_store(kvh * p.capacity + pos, norms, lid);\n        return;\n    }\n"
+                 "    fwht_rows(lid, 2u);\n    var cc")
+# The term's exact RoPE pairs left out (what a mean kept only on the fitted pairs would
+# cost in the tile loop).
+NO_EXACT = ("                for (var jp = 0u; jp < CXE; jp = jp + 1u) {",
+            "                for (var jp = 0u; jp < select(CXE, 0u, POLY); jp = jp + 1u) {")
 
 CUTS = {
     # The fused encode's workgroups return at once (the new row is never written).
@@ -48,8 +65,15 @@ CUTS = {
     "noturn": NO_TURN,
     # The prologue's loads of the mean.
     "nomu": [NO_MU],
-    # The fit's per-head sum (2 G threads before the FWHT).
+    # The fit's per-head sum (G threads before the FWHT).
     "nopolysum": [NO_POLY_SUM],
+    # The prologue's centering coefficients alone.
+    "noprol": [NO_PROLOGUE],
+    "encnever": [ENC_NEVER],
+    "enc_nostore": [ENC_NO_STORE],
+    "enc_noquant": [ENC_NO_QUANT, ENC_NO_QUANT_V],
+    "enc_loadonly": [ENC_LOAD_ONLY],
+    "noexact": [NO_EXACT],
 }
 
 # The encoders' stores go to `att` instead of the cache: every load of `words` and `gammas`
