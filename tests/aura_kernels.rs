@@ -460,6 +460,9 @@ struct AttnCase {
     /// Key centering's score term through the fit where a block is one tile
     /// (`Options::aura_centering_fit`, `kernels::aura_centering_cx`); else every pair exact.
     fit: bool,
+    /// Key centering's mean zero on the pairs the fit leaves exact, which the term then
+    /// skips (`Options::aura_centering_slow_pairs`, `kernels::aura_centering_cz`).
+    slow: bool,
 }
 
 /// A seeded sample: each path (single, each block) runs every kv_len once and compiles
@@ -496,6 +499,7 @@ fn attn_cases() -> Vec<AttnCase> {
                 nt,
                 cap,
                 fit: true,
+                slow: true,
             });
         }
     }
@@ -545,6 +549,7 @@ fn attn_heads_are_distinct() {
                 nt,
                 cap,
                 fit: true,
+                slow: true,
             };
             let want = attn_case(rep, label, gpu, &c, seed("attn-heads", i));
             assert_rows_distinct(&format!("{label} {c:?}"), &want, c.hd);
@@ -600,6 +605,7 @@ fn attn_fused_encode() {
                 nt: 1,
                 cap,
                 fit: true,
+                slow: true,
             };
             attn_case(rep, label, gpu, &c, sd);
         }
@@ -629,9 +635,10 @@ fn attn_centering_fit_on_and_off() {
         for (i, &(per_head, encode, hd, group, kb, vb, kv_len, nt, halves)) in cases.iter().enumerate() {
             let sd = (seed("attn-fit", i) & !3) | 1 | (halves as u64) << 1;
             let cap = kv_len + nt + 13 * i;
-            for fit in [true, false] {
+            for (fit, slow) in [(true, true), (true, false), (false, true)] {
                 let (block, merge, n_kv) = (64, false, 2);
-                let c = AttnCase { kb, vb, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap, fit };
+                let c =
+                    AttnCase { kb, vb, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap, fit, slow };
                 attn_case(rep, label, gpu, &c, sd);
             }
         }
@@ -651,8 +658,22 @@ fn attn_centering_without_workgroup_coefficients() {
             let block = [0u32, 64][i % 2];
             let (hd, group, n_kv, kv_len, nt, cap) = (256, 8, 1, 70, 1, 100);
             let (merge, per_head, encode) = (true, false, false);
-            let c =
-                AttnCase { kb: 8, vb: 4, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap, fit: true };
+            let c = AttnCase {
+                kb: 8,
+                vb: 4,
+                block,
+                merge,
+                per_head,
+                encode,
+                hd,
+                group,
+                n_kv,
+                kv_len,
+                nt,
+                cap,
+                fit: true,
+                slow: true,
+            };
             attn_case(rep, label, gpu, &c, sd);
         }
     });
@@ -665,7 +686,7 @@ fn attn_centering_without_workgroup_coefficients() {
 /// read). Returns the reference [T][n_heads][hd].
 fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) -> Vec<f32> {
     let mut rng = Rng(seed);
-    let AttnCase { kb, vb, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap, fit } = *c;
+    let AttnCase { kb, vb, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap, fit, slow } = *c;
     assert!(!encode || nt == 1, "the fused encode runs one-token steps");
     let l = Layer::new(rng.below(32), hd, kb, vb);
     let (nh, rows) = (group * n_kv, n_kv * cap);
@@ -708,7 +729,10 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     }
     // Odd seeds: key centering (pre-RoPE means per KV head; RoPE pairs by seed).
     let (center, halves) = (seed & 1 == 1, seed & 2 == 2);
-    let mu = if center { rng.vec(n_kv * hd, 2.0) } else { Vec::new() };
+    let mut mu = if center { rng.vec(n_kv * hd, 2.0) } else { Vec::new() };
+    // The slow-pairs-only mean: zero on the fastest pairs, which the kernel (CZ) skips.
+    let cz = aura_centering_cz(hd, THETA, center, slow);
+    aura::kv::centering::keep_slow_pairs(&mut mu, hd, cz as usize, halves);
     let mu_off = l.consts.len() as u32;
     let consts = [l.consts.as_slice(), &mu].concat();
     let table = ops::rope_table(cap, hd, THETA);
@@ -731,7 +755,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     // The layer weights attention prefetches into L2, by 0 to 2 grid columns of
     // prefetch-only workgroups: the outputs must not depend on them.
     let (pf, pf_cols) = (prefetch_buf(gpu, &mut rng), (seed % 3) as u32);
-    let ctx = format!("{ctx} prefetch_cols={pf_cols} fit={fit}");
+    let ctx = format!("{ctx} prefetch_cols={pf_cols} fit={fit} cz={cz}");
     // Output rows, then stale partials (a merge reading past n_blocks picks these up).
     let att = upload(gpu, &vec![GARBAGE; nt * nh * hd * (1 + max_blocks)]);
     let (pml_host, n_ml) = partial_ml(nt * nh * max_blocks, nt * nh, GARBAGE);
@@ -762,7 +786,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let (v, (nh32, nt32)) = (gpu.variant, (nh as u32, nt as u32));
     let gw = if per_head { 1 } else { group };
     let cx = aura_centering_cx(block, hd, THETA, center, fit);
-    let key = attn_aura_key(v, hd, gw, block, merge, kb, vb, encode, cx);
+    let key = attn_aura_key(v, hd, gw, block, merge, kb, vb, encode, cx, cz);
     let bufs = [&qb, &wb, &gb, &cb, &att, &pml, &tb, &pf];
     // The fused encode's encoders (one per KV head) take a grid row before the blocks'.
     let grid_y = (n_blocks as u32).max(1) + encode as u32;

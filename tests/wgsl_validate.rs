@@ -99,14 +99,17 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
                 // With the fused encode wherever it fits.
                 for enc in [false, true].into_iter().filter(|&e| !e || aura_encode_fits(hd, group, kb, vb)) {
                     let all = (hd / 4) as u32;
-                    out.push(attn_aura_key(v, hd, group, 0, false, kb, vb, enc, all));
+                    // SmolLM2's RoPE: the mean on the slow pairs only (the default) single-pass,
+                    // on every pair in the blocks, either way through the fit.
+                    let cz = aura_centering_cz(hd, 100000.0, true, true);
+                    out.push(attn_aura_key(v, hd, group, 0, false, kb, vb, enc, all, cz));
                     for merge in [false, true] {
                         out.extend(
-                            [16, 64, 256].map(|block| attn_aura_key(v, hd, group, block, merge, kb, vb, enc, all)),
+                            [16, 64, 256].map(|block| attn_aura_key(v, hd, group, block, merge, kb, vb, enc, all, 0)),
                         );
-                        // Key centering through the fit (one-tile blocks), SmolLM2's RoPE.
+                        // Key centering through the fit (one-tile blocks).
                         let cx = aura_centering_cx(64, hd, 100000.0, true, true);
-                        out.push(attn_aura_key(v, hd, group, 64, merge, kb, vb, enc, cx));
+                        out.extend([0, cz].map(|z| attn_aura_key(v, hd, group, 64, merge, kb, vb, enc, cx, z)));
                     }
                 }
             }

@@ -17,7 +17,8 @@
 // holds K signs at 0, then V signs, then the codebooks (centroids at ck_off / cv_off,
 // boundaries at bk_off / bv_off). `qkv`: the step's q rows [T][n_heads][HD] at 0, its k
 // and v rows [T][n_kv][HD] at k_off and v_off (own rows; ENC). consts: WG (= TILE = 64), HD (multiple of 64), G, BLOCK, MERGE, KB, VB,
-// RWK, RWV (row words), ENC, CX (key centering's exact pairs, see POLY). cs: the RoPE
+// RWK, RWV (row words), ENC, CX (key centering's exact pairs, see POLY), CZ (its leading
+// vec4s of pairs whose mean is zero: the term skips them; CZ <= CX). cs: the RoPE
 // (cos, sin) table [capacity][HD/2], then its rows 0..WG - 1 transposed two pairs at a time,
 // [HD/4][WG][2], then the centering fit's coefficients, two vec4s per RoPE pair
 // (reference::ops::rope_table_gpu; key centering).
@@ -537,7 +538,8 @@ fn attn_decode_aura(
             if (AB > 1u) {
                 // Offset lid's angles from the transposed copy of rows 0..WG - 1, two
                 // pairs per load: the threads read consecutive vec4s (coalesced).
-                for (var jp = 0u; jp < CXE; jp = jp + 1u) {
+                // (vec4s below CZ: a zero mean, no share)
+                for (var jp = CZ; jp < CXE; jp = jp + 1u) {
                     let c = cs[p.capacity * (HD / 4u) + jp * WG + lid];
                     for (var g = 0u; g < G; g = g + 1u) {
                         s[g] = s[g] + dot(c, abt[g * (HD / 4u) + jp]);

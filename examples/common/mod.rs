@@ -44,6 +44,11 @@ pub struct ModelArgs {
     /// of exact) or every pair exactly (off).
     #[arg(long, value_name = "on|off")]
     pub centering_fit: Option<String>,
+    /// Key centering's mean: on the slowly turning RoPE pairs only (slow, default: zero on
+    /// the fastest pairs, which the fit leaves exact, so the score term skips them) or on
+    /// every pair (all).
+    #[arg(long, value_name = "slow|all")]
+    pub centering_pairs: Option<String>,
     /// Keep wgpu's runtime shader checks (bounds clamps, loop bounding, zeroed workgroup
     /// memory): on, or off (default; our kernels stay in bounds by construction).
     #[arg(long, value_name = "on|off")]
@@ -136,6 +141,13 @@ impl ModelArgs {
             fused: on_off("fused", &self.fused)?.unwrap_or(true),
             aura_key_centering: on_off("key-centering", &self.key_centering)?.unwrap_or(true),
             aura_centering_fit: on_off("centering-fit", &self.centering_fit)?.unwrap_or(true),
+            aura_centering_slow_pairs: match self.centering_pairs.as_deref() {
+                None | Some("slow") => true,
+                Some("all") => false,
+                Some(o) => {
+                    return Err(aura::Error::InvalidArgument(format!("--centering-pairs takes slow or all, not `{o}`")))
+                }
+            },
             head_per_workgroup: match self.attn_wg.as_deref() {
                 None => None,
                 Some("head") => Some(true),

@@ -273,11 +273,16 @@ impl LayerAttention {
         consts.extend(&cbv.boundaries);
         let mu_off = consts.len() as u32;
         let per_layer = c.n_kv_heads * hd;
+        let halves = (c.rope_style == RopeStyle::Halves) as u32;
+        // Key centering's leading RoPE pairs with a zero mean (the slow-pairs-only mean):
+        // every kernel that reads the mean then subtracts and adds back the same vector.
+        let cz = aura_centering_cz(hd, c.rope_theta, s.key_means.is_some(), gpu.options.aura_centering_slow_pairs);
         if let Some(mu) = s.key_means {
-            consts.extend(&mu[layer * per_layer..(layer + 1) * per_layer]);
+            let mut m = mu[layer * per_layer..(layer + 1) * per_layer].to_vec();
+            crate::kv::centering::keep_slow_pairs(&mut m, hd, cz as usize, halves != 0);
+            consts.extend(&m);
         }
         let has_mu = s.key_means.is_some() as u32;
-        let halves = (c.rope_style == RopeStyle::Halves) as u32;
         let consts = gpu.buffer_init("aura_consts", bytemuck::cast_slice(&consts), st)?;
         // Packed rows: K [n_kv][cap][rwk] then V [n_kv][cap][rwv]; gammas K [n_kv][cap] then V.
         let (rwk, rwv) = (row_words(hd, kb), row_words(hd, vb));
@@ -411,7 +416,7 @@ impl LayerAttention {
         let aura = |block: u32, fused: bool, per_head: bool, enc: bool| {
             let g = g_of(per_head);
             let cx = aura_centering_cx(block, hd, c.rope_theta, has_mu != 0, gpu.options.aura_centering_fit);
-            let key = attn_aura_key(v, hd, g, block, fused, kb, vb, enc, cx);
+            let key = attn_aura_key(v, hd, g, block, fused, kb, vb, enc, cx, cz);
             let res: [&dyn AsBinding; 9] = [&params, s.qkv, &words, &gammas, &consts, s.att, s.pml, s.rope_table, pf];
             let pf_cols = if enc && (block == 0 || fused) { pf_groups } else { 0 };
             async move {

@@ -486,13 +486,26 @@ pub fn aura_centering_cx(block: u32, head_dim: usize, theta: f32, centered: bool
     (crate::kv::centering::centering_fit(theta, head_dim).exact_quads as u32).clamp(2, all)
 }
 
+/// Key centering's leading vec4s of RoPE pairs (two pairs each) whose mean is zero, so
+/// attn_decode_aura's score term skips them (its `CZ`): with `slow_only`
+/// (`Options::aura_centering_slow_pairs`) the pairs `kv::centering`'s fit leaves exact
+/// (`centering_fit(..).exact_quads`, whatever the block: the mean is the layer's), whose
+/// mean the session zeroes (`kv::centering::keep_slow_pairs`); else none.
+pub fn aura_centering_cz(head_dim: usize, theta: f32, centered: bool, slow_only: bool) -> u32 {
+    if !centered || !slow_only {
+        return 0;
+    }
+    (crate::kv::centering::centering_fit(theta, head_dim).exact_quads as u32).min((head_dim / 4) as u32)
+}
+
 /// Compressed attention for `group` query heads per workgroup (the GQA group, or 1);
 /// `block == 0` is single-pass; `merge` (split-K): the last block of each workgroup's
 /// heads to finish merges and rotates back; `encode` (one-token steps): an extra grid row
 /// of the same dispatch (`Dispatch::leading_rows`), one workgroup per KV head of it,
 /// encodes the new row into the cache (no kv_encode_aura dispatch; the attention
 /// workgroups take every query's own row exact). `cx`: key centering's exact RoPE pairs
-/// (`aura_centering_cx`).
+/// (`aura_centering_cx`); `cz`: its leading pairs with a zero mean (`aura_centering_cz`,
+/// at most cx when the fit applies).
 #[allow(clippy::too_many_arguments)]
 pub fn attn_aura_key(
     v: Variant,
@@ -504,9 +517,12 @@ pub fn attn_aura_key(
     v_bits: u32,
     encode: bool,
     cx: u32,
+    cz: u32,
 ) -> PipelineKey {
     // The kernel keeps the fit's per-head sum in the exact pairs' first two vec4s.
     assert!((2..=(head_dim / 4) as u32).contains(&cx), "CX = {cx} exact RoPE vec4s at head dim {head_dim}");
+    // The term's exact loop runs over vec4s CZ .. CX (every vec4 past CZ without the fit).
+    assert!(cz <= cx, "CZ = {cz} zero-mean RoPE vec4s past CX = {cx}");
     let rw = |b: u32| crate::kv::scheme::row_words(head_dim, b) as u32;
     PipelineKey {
         kernel: Kernel::AttnDecodeAura,
@@ -525,6 +541,7 @@ pub fn attn_aura_key(
             ("AB", aura_ab_len(head_dim, group, k_bits, v_bits, encode)),
             ("ENC", encode as u32),
             ("CX", cx),
+            ("CZ", cz),
         ],
     }
 }

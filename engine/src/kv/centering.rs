@@ -22,6 +22,19 @@
 //! attn_decode_aura sums each fitted pair's coefficients into eight per query head in its
 //! prologue (split-K blocks of exactly one tile: `kernels::aura_centering_cx`).
 
+/// Zero the mean's first `quads` vec4s of RoPE pairs (pairs 0 .. 2 quads, the fastest) in
+/// every head of `mu` ([heads][head_dim], pre-RoPE): adjacent pairs (2j, 2j + 1) or, with
+/// `halves`, (j, j + head_dim / 2). `Options::aura_centering_slow_pairs`.
+pub fn keep_slow_pairs(mu: &mut [f32], head_dim: usize, quads: usize, halves: bool) {
+    for head in mu.chunks_mut(head_dim) {
+        for j in 0..(2 * quads).min(head_dim / 2) {
+            let (a, b) = if halves { (j, j + head_dim / 2) } else { (2 * j, 2 * j + 1) };
+            head[a] = 0.0;
+            head[b] = 0.0;
+        }
+    }
+}
+
 /// The tile the fit spans: attn_decode_aura's workgroup (`kernels::WG_AURA`).
 pub const FIT_TILE: usize = 64;
 /// Largest error of a fitted pair's cosine or sine at any offset of the tile (4 f32 ulps
@@ -160,6 +173,26 @@ pub fn tile_term(ab: &[[f32; 2]], table: &[[f32; 2]], t0: usize, fit: &Centering
 mod tests {
     use super::*;
     use crate::reference::ops::rope_table;
+
+    /// keep_slow_pairs zeroes exactly the first 2 quads pairs of each head, by convention.
+    #[test]
+    fn keep_slow_pairs_zeroes_the_fast_pairs() {
+        let hd = 16;
+        for halves in [false, true] {
+            let mut mu: Vec<f32> = (1..=2 * hd).map(|x| x as f32).collect();
+            keep_slow_pairs(&mut mu, hd, 1, halves);
+            for (h, head) in mu.chunks(hd).enumerate() {
+                for (i, &x) in head.iter().enumerate() {
+                    let pair = if halves { i % (hd / 2) } else { i / 2 };
+                    let want = if pair < 2 { 0.0 } else { (h * hd + i + 1) as f32 };
+                    assert_eq!(x, want, "halves {halves} head {h} dim {i}");
+                }
+            }
+        }
+        let mut mu = vec![1.0; 8];
+        keep_slow_pairs(&mut mu, 8, 0, false);
+        assert!(mu.iter().all(|&x| x == 1.0), "no quads: unchanged");
+    }
 
     /// SmolLM2's RoPE (θ 1e5, head_dim 64) fits pairs 10 .. 31; Llama's usual 1e4 and
     /// larger head dims fit fewer or more, never the fastest pairs.
