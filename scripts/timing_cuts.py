@@ -46,10 +46,10 @@ ENC_NO_QUANT_V = ("    for (var e = lid; e < HD; e = e + WG) {\n        let c = 
 ENC_LOAD_ONLY = ("    fwht_rows(lid, 2u);\n    var cc",
                  "    if (step.zero == 0u) {\n        enc_store(kvh * p.capacity + pos, norms, lid);\n        return;\n    }\n"
                  "    fwht_rows(lid, 2u);\n    var cc")
-# The term's exact RoPE pairs left out (what a mean kept only on the fitted pairs would
-# cost in the tile loop).
-NO_EXACT = ("                for (var jp = 0u; jp < CXE; jp = jp + 1u) {",
-            "                for (var jp = 0u; jp < select(CXE, 0u, POLY); jp = jp + 1u) {")
+# The term's exact RoPE pairs left out (what the slow-pairs-only mean saves; with it on,
+# the default, the fit kernels' exact loop is already empty: run with --centering-pairs all).
+NO_EXACT = ("                for (var jp = CZ; jp < CXE; jp = jp + 1u) {",
+            "                for (var jp = CZ; jp < select(CXE, 0u, POLY); jp = jp + 1u) {")
 
 CUTS = {
     # The fused encode's workgroups return at once (the new row is never written).

@@ -478,6 +478,7 @@ fn attn_cases() -> Vec<AttnCase> {
     for (pi, &block) in BLOCKS.iter().enumerate() {
         let mut lens = KV_LENS;
         shuffle(&mut lens, &mut rng);
+        let mut centered_n = 0;
         for (i, &kv_len) in lens.iter().enumerate() {
             let j = i / 2;
             let (kb, vb) = presets[(pi * 3 + j) % 7];
@@ -485,6 +486,12 @@ fn attn_cases() -> Vec<AttnCase> {
             let (n_kv, cap) = (1 + rng.below(2), kv_len + nt + rng.below(100));
             let per_head = (j + pi) % 2 == 1;
             let merge = i % 2 == 0;
+            // Key centering (odd seeds, as attn_decode draws them): the block's centered
+            // cases alternate between the mean on every pair and on the slow pairs only
+            // (the default, which the others take).
+            let centered = seed("attn", out.len()) & 1 == 1;
+            centered_n += centered as usize;
+            let slow = !centered || centered_n % 2 == 0;
             out.push(AttnCase {
                 kb,
                 vb,
@@ -499,7 +506,7 @@ fn attn_cases() -> Vec<AttnCase> {
                 nt,
                 cap,
                 fit: true,
-                slow: true,
+                slow,
             });
         }
     }
@@ -515,6 +522,12 @@ fn attn_cases_cover_every_axis() {
     for &b in &BLOCKS {
         assert!(HEAD_DIMS.iter().all(|&hd| c.iter().any(|c| c.block == b && c.hd == hd)), "block {b} x head dims");
         assert!(KV_LENS.iter().all(|&n| c.iter().any(|c| c.block == b && c.kv_len == n)), "block {b} x kv_lens");
+        // Key centering (odd seeds, as attn_decode draws them) with the mean on the slow
+        // pairs only and on every pair.
+        for slow in [false, true] {
+            let hit = c.iter().enumerate().any(|(i, c)| c.block == b && c.slow == slow && seed("attn", i) & 1 == 1);
+            assert!(hit, "block {b}: no centered case with slow = {slow}");
+        }
     }
 }
 
@@ -635,7 +648,7 @@ fn attn_centering_fit_on_and_off() {
         for (i, &(per_head, encode, hd, group, kb, vb, kv_len, nt, halves)) in cases.iter().enumerate() {
             let sd = (seed("attn-fit", i) & !3) | 1 | (halves as u64) << 1;
             let cap = kv_len + nt + 13 * i;
-            for (fit, slow) in [(true, true), (true, false), (false, true)] {
+            for (fit, slow) in [(true, true), (true, false), (false, true), (false, false)] {
                 let (block, merge, n_kv) = (64, false, 2);
                 let c =
                     AttnCase { kb, vb, block, merge, per_head, encode, hd, group, n_kv, kv_len, nt, cap, fit, slow };

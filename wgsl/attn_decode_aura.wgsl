@@ -120,7 +120,8 @@ var<workgroup> abt: array<vec4<f32>, max(AB / 2u, 1u)>;
 // the tile's centre, u = (o - WG / 2) / (WG / 2), its eight coefficients per query head g
 // summed in the prologue into ab[g][0..1] (a one-tile block reads ab no further; the fit
 // pairs' partial sums go to ab[i] and abt[i] of their own vec4s, which the tile does not
-// read either); the vec4s jq < CX exact from abt as before. CX >= 2 (kernels::aura_centering_cx).
+// read either); the vec4s CZ <= jq < CX exact from abt as before (below CZ the mean is
+// zero). CX >= 2 (kernels::aura_centering_cx).
 const POLY: bool = BLOCK == WG && CX < HD / 4u && AB > 1u;
 const CXE: u32 = select(HD / 4u, CX, POLY);
 // ENC: the K and V boundaries (V's from 2^KB on) and the new row's packed K then V words.

@@ -111,9 +111,9 @@ pub struct Options {
     /// that `kv::centering`'s fit leaves exact (the fastest, SmolLM2's 0 .. 9: at least
     /// 0.03 rad per position), so the score term skips them (`kernels::aura_centering_cz`).
     /// Their share of the mean turns through the cache's rows anyway: on the real SmolLM2,
-    /// aura4v4 KLD 0.118 against 0.128 with every pair, aura8v4 0.0280 against 0.0280,
-    /// same top-1 83.9 % / 92.5 % against 83.9 % / 92.9 % (README, session 15); H100
-    /// +1.2 % / +1.5 % decode at depth 4096 / 16384. Off: the mean on every pair.
+    /// aura4v4 KLD 0.118 against 0.128 with every pair (same top-1 83.9 % both), aura8v4
+    /// 0.0280 against 0.0280 (top-1 92.5 % against 92.9 %) (README, session 15); H100
+    /// decode +0.4 % at depth 4096, +0.7-2 % at 16384. Off: the mean on every pair.
     pub aura_centering_slow_pairs: bool,
     /// Decode steps fold the RMSNorms into the projections that follow them (norm + q|k|v,
     /// norm + gate|up + SwiGLU, final norm + LM head: 3 dispatches instead of 9 per layer

@@ -504,8 +504,8 @@ pub fn aura_centering_cz(head_dim: usize, theta: f32, centered: bool, slow_only:
 /// of the same dispatch (`Dispatch::leading_rows`), one workgroup per KV head of it,
 /// encodes the new row into the cache (no kv_encode_aura dispatch; the attention
 /// workgroups take every query's own row exact). `cx`: key centering's exact RoPE pairs
-/// (`aura_centering_cx`); `cz`: its leading pairs with a zero mean (`aura_centering_cz`,
-/// at most cx when the fit applies).
+/// (`aura_centering_cx`); `cz`: its leading vec4s of pairs with a zero mean
+/// (`aura_centering_cz`; always at most cx).
 #[allow(clippy::too_many_arguments)]
 pub fn attn_aura_key(
     v: Variant,
