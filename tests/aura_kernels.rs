@@ -644,6 +644,10 @@ fn attn_centering_fit_on_and_off() {
     }
     assert_eq!(aura_centering_cx(64, 64, THETA, true, false), 16, "off: every pair exact");
     assert_eq!(aura_centering_cx(256, 64, THETA, true, true), 16, "blocks of several tiles: exact");
+    // The slow-pairs-only mean: the pairs the fit leaves exact, none where it takes none.
+    assert_eq!(aura_centering_cz(64, 100000.0, true, true), 5, "SmolLM2: pairs 0 .. 9");
+    assert_eq!(aura_centering_cz(64, 100000.0, true, false), 0, "the mean on every pair");
+    assert_eq!(aura_centering_cz(64, 1.0, true, true), 0, "no pair fits: the mean stays whole");
     for_variants("attn_decode_aura-centering-fit", |rep, label, gpu| {
         for (i, &(per_head, encode, hd, group, kb, vb, kv_len, nt, halves)) in cases.iter().enumerate() {
             let sd = (seed("attn-fit", i) & !3) | 1 | (halves as u64) << 1;

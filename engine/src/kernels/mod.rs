@@ -490,12 +490,19 @@ pub fn aura_centering_cx(block: u32, head_dim: usize, theta: f32, centered: bool
 /// attn_decode_aura's score term skips them (its `CZ`): with `slow_only`
 /// (`Options::aura_centering_slow_pairs`) the pairs `kv::centering`'s fit leaves exact
 /// (`centering_fit(..).exact_quads`, whatever the block: the mean is the layer's), whose
-/// mean the session zeroes (`kv::centering::keep_slow_pairs`); else none.
+/// mean the session zeroes (`kv::centering::keep_slow_pairs`); else none. A RoPE whose
+/// pairs all turn too fast for the fit keeps the mean on every pair (zeroing it all would
+/// turn centering off).
 pub fn aura_centering_cz(head_dim: usize, theta: f32, centered: bool, slow_only: bool) -> u32 {
     if !centered || !slow_only {
         return 0;
     }
-    (crate::kv::centering::centering_fit(theta, head_dim).exact_quads as u32).min((head_dim / 4) as u32)
+    let q = crate::kv::centering::centering_fit(theta, head_dim).exact_quads;
+    if q >= head_dim / 4 {
+        0
+    } else {
+        q as u32
+    }
 }
 
 /// Compressed attention for `group` query heads per workgroup (the GQA group, or 1);
