@@ -63,10 +63,10 @@ fn keys(v: Variant, hd: usize, group: usize, kb: u32, vb: u32) -> Vec<(String, P
         for enc in [false, true] {
             let e = if enc { " +encode" } else { "" };
             let all = (hd / 4) as u32;
-            // (Key centering's fit where a block is one tile, its mean on the slow pairs
-            // only: SmolLM2's RoPE, the engine's defaults.)
+            // (Key centering's fit where a block is one tile, its mean on every pair:
+            // SmolLM2's RoPE, the engine's defaults.)
             let cx = aura_centering_cx(64, hd, 100000.0, true, true);
-            let cz = aura_centering_cz(hd, 100000.0, true, true);
+            let cz = aura_centering_cz(hd, 100000.0, true, false);
             out.push((format!("aura single G{g}{e}"), attn_aura_key(v, hd, g, 0, false, kb, vb, enc, all, cz)));
             out.push((
                 format!("aura split64 fused-merge G{g}{e}"),

@@ -487,8 +487,8 @@ fn attn_cases() -> Vec<AttnCase> {
             let per_head = (j + pi) % 2 == 1;
             let merge = i % 2 == 0;
             // Key centering (odd seeds, as attn_decode draws them): the block's centered
-            // cases alternate between the mean on every pair and on the slow pairs only
-            // (the default, which the others take).
+            // cases alternate between the mean on every pair (the default) and on the slow
+            // pairs only (opt-in; the uncentered cases take it too: no mean, no effect).
             let centered = seed("attn", out.len()) & 1 == 1;
             centered_n += centered as usize;
             let slow = !centered || centered_n % 2 == 0;

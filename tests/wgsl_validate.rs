@@ -99,9 +99,9 @@ fn keys(v: Variant) -> Vec<PipelineKey> {
                 // With the fused encode wherever it fits.
                 for enc in [false, true].into_iter().filter(|&e| !e || aura_encode_fits(hd, group, kb, vb)) {
                     let all = (hd / 4) as u32;
-                    // SmolLM2's RoPE: the mean on the slow pairs only (the default) single-pass
-                    // and in the blocks with the fused merge, on every pair in the others,
-                    // either way through the fit.
+                    // SmolLM2's RoPE: the mean on the slow pairs only (opt-in) single-pass and
+                    // in the blocks with the fused merge, on every pair (the default) in the
+                    // others, either way through the fit.
                     let cz = aura_centering_cz(hd, 100000.0, true, true);
                     out.push(attn_aura_key(v, hd, group, 0, false, kb, vb, enc, all, cz));
                     for merge in [false, true] {

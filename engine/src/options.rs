@@ -107,13 +107,13 @@ pub struct Options {
     /// (`kv::centering`: within 5e-7 of each pair's cosine and sine, the angles' f32
     /// rounding level), the others exactly; off: every pair exactly.
     pub aura_centering_fit: bool,
-    /// Key centering's mean on the slow RoPE pairs only (default on): zero on the pairs
-    /// that `kv::centering`'s fit leaves exact (the fastest, SmolLM2's 0 .. 9: at least
-    /// 0.03 rad per position), so the score term skips them (`kernels::aura_centering_cz`).
-    /// Their share of the mean turns through the cache's rows anyway: on the real SmolLM2,
-    /// aura4v4 KLD 0.118 against 0.128 with every pair (same top-1 83.9 % both), aura8v4
-    /// 0.0280 against 0.0280 (top-1 92.5 % against 92.9 %) (README, session 15); H100
-    /// decode +0.4 % at depth 4096, +0.7-2 % at 16384. Off: the mean on every pair.
+    /// Opt-in: key centering's mean on the slow RoPE pairs only, zero on the pairs that
+    /// `kv::centering`'s fit leaves exact (the fastest, SmolLM2's 0 .. 9: at least 0.03 rad
+    /// per position), so the score term skips them (`kernels::aura_centering_cz`). H100
+    /// decode +0.4 % at depth 4096, +0.7-2 % at 16384; but on the real SmolLM2 (GPL-3, 10
+    /// windows of 512) aura4v4's mean KLD 0.0396 against 0.0351 and ΔPPL +5.6 % against
+    /// +2.65 % with the mean on every pair (aura8v4 0.0057 against 0.0058): README,
+    /// session 15. Off (default): the mean on every pair.
     pub aura_centering_slow_pairs: bool,
     /// Decode steps fold the RMSNorms into the projections that follow them (norm + q|k|v,
     /// norm + gate|up + SwiGLU, final norm + LM head: 3 dispatches instead of 9 per layer
@@ -200,7 +200,7 @@ impl Default for Options {
             auto_asymmetric_k: false,
             aura_key_centering: true,
             aura_centering_fit: true,
-            aura_centering_slow_pairs: true,
+            aura_centering_slow_pairs: false,
             fused: true,
             head_per_workgroup: None,
             prefill_matmul: None,

@@ -44,10 +44,10 @@ pub struct ModelArgs {
     /// of exact) or every pair exactly (off).
     #[arg(long, value_name = "on|off")]
     pub centering_fit: Option<String>,
-    /// Key centering's mean: on the slowly turning RoPE pairs only (slow, default: zero on
-    /// the fastest pairs, which the fit leaves exact, so the score term skips them) or on
-    /// every pair (all).
-    #[arg(long, value_name = "slow|all")]
+    /// Key centering's mean: on every RoPE pair (all, default) or on the slowly turning
+    /// pairs only (slow: zero on the fastest, which the fit leaves exact, so the score term
+    /// skips them; ~1 % faster decode, aura4v4's KLD ~13 % higher).
+    #[arg(long, value_name = "all|slow")]
     pub centering_pairs: Option<String>,
     /// Keep wgpu's runtime shader checks (bounds clamps, loop bounding, zeroed workgroup
     /// memory): on, or off (default; our kernels stay in bounds by construction).
@@ -142,10 +142,10 @@ impl ModelArgs {
             aura_key_centering: on_off("key-centering", &self.key_centering)?.unwrap_or(true),
             aura_centering_fit: on_off("centering-fit", &self.centering_fit)?.unwrap_or(true),
             aura_centering_slow_pairs: match self.centering_pairs.as_deref() {
-                None | Some("slow") => true,
-                Some("all") => false,
+                Some("slow") => true,
+                None | Some("all") => false,
                 Some(o) => {
-                    return Err(aura::Error::InvalidArgument(format!("--centering-pairs takes slow or all, not `{o}`")))
+                    return Err(aura::Error::InvalidArgument(format!("--centering-pairs takes all or slow, not `{o}`")))
                 }
             },
             head_per_workgroup: match self.attn_wg.as_deref() {
