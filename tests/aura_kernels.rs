@@ -562,7 +562,7 @@ fn attn_heads_are_distinct() {
                 nt,
                 cap,
                 fit: true,
-                slow: true,
+                slow: false,
             };
             let want = attn_case(rep, label, gpu, &c, seed("attn-heads", i));
             assert_rows_distinct(&format!("{label} {c:?}"), &want, c.hd);
@@ -618,7 +618,7 @@ fn attn_fused_encode() {
                 nt: 1,
                 cap,
                 fit: true,
-                slow: true,
+                slow: false,
             };
             attn_case(rep, label, gpu, &c, sd);
         }
@@ -663,7 +663,8 @@ fn attn_centering_fit_on_and_off() {
 }
 
 /// G = 8 at head dim 256 leaves no room for the centering coefficients in workgroup memory
-/// (`aura_ab_len` = 1): the kernel reads q and mu from memory instead. Centered seeds only.
+/// (`aura_ab_len` = 1): the kernel reads q and mu from memory instead. Centered seeds only,
+/// the mean on every pair and on the slow pairs only.
 #[test]
 fn attn_centering_without_workgroup_coefficients() {
     assert_eq!(aura_ab_len(256, 8, 8, 8, false), 1, "the case must exercise the fallback");
@@ -675,23 +676,26 @@ fn attn_centering_without_workgroup_coefficients() {
             let block = [0u32, 64][i % 2];
             let (hd, group, n_kv, kv_len, nt, cap) = (256, 8, 1, 70, 1, 100);
             let (merge, per_head, encode) = (true, false, false);
-            let c = AttnCase {
-                kb: 8,
-                vb: 4,
-                block,
-                merge,
-                per_head,
-                encode,
-                hd,
-                group,
-                n_kv,
-                kv_len,
-                nt,
-                cap,
-                fit: true,
-                slow: true,
-            };
-            attn_case(rep, label, gpu, &c, sd);
+            // The mean on every pair (the default) and on the slow pairs only (opt-in).
+            for slow in [false, true] {
+                let c = AttnCase {
+                    kb: 8,
+                    vb: 4,
+                    block,
+                    merge,
+                    per_head,
+                    encode,
+                    hd,
+                    group,
+                    n_kv,
+                    kv_len,
+                    nt,
+                    cap,
+                    fit: true,
+                    slow,
+                };
+                attn_case(rep, label, gpu, &c, sd);
+            }
         }
     });
 }
