@@ -51,6 +51,64 @@ ENC_LOAD_ONLY = ("    fwht_rows(lid, 2u);\n    var cc",
 NO_EXACT = ("                for (var jp = CZ; jp < CXE; jp = jp + 1u) {",
             "                for (var jp = CZ; jp < select(CXE, 0u, POLY); jp = jp + 1u) {")
 
+# Real variants (session 16; outputs correct, aura_kernels passes with them): the new row
+# encoded by the own row's first attention workgroup of its KV group, before its tile loop
+# (own_pre) or after its partials (own_post), the encoder row left idle; or the encoder row
+# launched last instead of first (enc_last).
+# enc_elem takes the rotated value
+ENC_ELEM = [
+ ("fn enc_elem(kind: u32, e: u32, norm: f32) -> f32 {\n    var u = 0.0;\n    if (norm > 0.0) {\n        u = fw[kind * (HD / 4u) + (e >> 2u)][e & 3u] / norm;\n    }",
+  "fn enc_elem(kind: u32, e: u32, y: f32, norm: f32) -> f32 {\n    var u = 0.0;\n    if (norm > 0.0) {\n        u = y / norm;\n    }"),
+ ("let c = enc_elem(0u, e, norms.x);", "let c = enc_elem(0u, e, fw[e >> 2u][e & 3u], norms.x);"),
+ ("let c = enc_elem(1u, e, norms.y);", "let c = enc_elem(1u, e, fw[HD / 4u + (e >> 2u)][e & 3u], norms.y);"),
+]
+NO_ROW0 = [("            encode_new_row(wid.x, lid);\n", "")]
+OWN_LOAD = [
+ ("    if (has_own) {\n        load_kv_rows((t * (p.n_heads / p.group) + kvh) * HD, kvh, own, PS0, lid);\n    }\n",
+  "    var own_ss = vec4<f32>(0.0);\n    if (has_own) {\n        own_ss = load_kv_rows((t * (p.n_heads / p.group) + kvh) * HD, kvh, own, PS0, lid);\n    }\n"
+  "    // Variant: the own row's first workgroup of the KV group encodes it.\n"
+  "    let own_enc = ENC != 0u && has_own && (wid.x * G) % p.group == 0u;\n"
+  "    if (own_enc) {\n"
+  "        for (var i = lid; i < RWK + RWV; i = i + WG) {\n            atomicStore(&epk[i], 0u);\n        }\n"
+  "        for (var i = lid; i + 1u < (1u << KB); i = i + WG) {\n            ebnd[i] = consts[p.bk_off + i];\n        }\n"
+  "        for (var i = lid; i + 1u < (1u << VB); i = i + WG) {\n            ebnd[(1u << KB) + i] = consts[p.bv_off + i];\n        }\n"
+  "    }\n"),
+]
+ANCHOR_TILE = "    for (var g = 0u; g < G; g = g + 1u) {\n        m[g] = -3.0e38;\n    }\n"
+PRE = [(ANCHOR_TILE,
+  "    if (own_enc) {\n"
+  "        let norms = sqrt(wg_sum4(own_ss, lid).xy);\n"
+  "        var cc = vec4<f32>(0.0);\n"
+  "        for (var e = lid; e < HD; e = e + WG) {\n            let c = enc_elem(0u, e, fw[PS0 + (e >> 2u)][e & 3u], norms.x);\n            cc.x = cc.x + c * c;\n        }\n"
+  "        for (var e = lid; e < HD; e = e + WG) {\n            let c = enc_elem(1u, e, fw[PS0 + HD / 4u + (e >> 2u)][e & 3u], norms.y);\n            cc.y = cc.y + c * c;\n        }\n"
+  "        let cn = sqrt(wg_sum4(cc, lid).xy);\n"
+  "        let eg = select(vec2<f32>(0.0), norms / cn, (norms > vec2<f32>(0.0)) & (cn > vec2<f32>(0.0)));\n"
+  "        enc_store(base + own, eg, lid);\n"
+  "    }\n" + ANCHOR_TILE)]
+POST = [
+ (ANCHOR_TILE,
+  "    var own_y: array<vec2<f32>, HD / WG>;\n"
+  "    if (own_enc) {\n"
+  "        for (var j = 0u; j < HD / WG; j = j + 1u) {\n            let e = lid + j * WG;\n"
+  "            own_y[j] = vec2<f32>(fw[PS0 + (e >> 2u)][e & 3u], fw[PS0 + HD / 4u + (e >> 2u)][e & 3u]);\n        }\n"
+  "    }\n" + ANCHOR_TILE),
+ ("    if (BLOCK == 0u) {\n        unrotate_out(lid, qh0, G, vsg);\n        return;\n    }\n",
+  "    if (own_enc) {\n"
+  "        let norms = sqrt(wg_sum4(own_ss, lid).xy);\n"
+  "        var cc = vec4<f32>(0.0);\n"
+  "        for (var j = 0u; j < HD / WG; j = j + 1u) {\n            let e = lid + j * WG;\n"
+  "            let ck = enc_elem(0u, e, own_y[j].x, norms.x);\n"
+  "            let cv = enc_elem(1u, e, own_y[j].y, norms.y);\n"
+  "            cc = cc + vec4<f32>(ck * ck, cv * cv, 0.0, 0.0);\n        }\n"
+  "        let cn = sqrt(wg_sum4(cc, lid).xy);\n"
+  "        let eg = select(vec2<f32>(0.0), norms / cn, (norms > vec2<f32>(0.0)) & (cn > vec2<f32>(0.0)));\n"
+  "        enc_store(base + own, eg, lid);\n"
+  "    }\n"
+  "    if (BLOCK == 0u) {\n        unrotate_out(lid, qh0, G, vsg);\n        return;\n    }\n"),
+]
+LAST = [("    if (ENC != 0u && wid.y == 0u) {", "    if (ENC != 0u && wid.y == nwg.y - 1u) {"),
+        ("    let yb = wid.y - ENC;", "    let yb = wid.y;")]
+
 CUTS = {
     # The fused encode's workgroups return at once (the new row is never written).
     "noenc": [NO_ENC],
@@ -74,6 +132,9 @@ CUTS = {
     "enc_noquant": [ENC_NO_QUANT, ENC_NO_QUANT_V],
     "enc_loadonly": [ENC_LOAD_ONLY],
     "noexact": [NO_EXACT],
+    "own_pre": ENC_ELEM + NO_ROW0 + OWN_LOAD + PRE,
+    "own_post": ENC_ELEM + NO_ROW0 + OWN_LOAD + POST,
+    "enc_last": LAST,
 }
 
 # The encoders' stores go to `att` instead of the cache: every load of `words` and `gammas`

@@ -54,7 +54,7 @@ pub struct CenteringFit {
     pub exact_quads: usize,
 }
 
-/// RoPE frequency of pair j, as `reference::ops::rope_table` computes it.
+/// RoPE frequency of pair j (`reference::ops::rope_table` builds the table from it).
 pub fn rope_freq(theta: f32, head_dim: usize, j: usize) -> f64 {
     (theta as f64).powf(-2.0 * j as f64 / head_dim as f64)
 }

@@ -40,8 +40,7 @@ pub fn rope_table(positions: usize, head_dim: usize, theta: f32) -> Vec<[f32; 2]
     let mut t = Vec::with_capacity(positions * half);
     for pos in 0..positions {
         for i in 0..half {
-            let freq = (theta as f64).powf(-2.0 * i as f64 / head_dim as f64);
-            let a = pos as f64 * freq;
+            let a = pos as f64 * crate::kv::centering::rope_freq(theta, head_dim, i);
             t.push([a.cos() as f32, a.sin() as f32]);
         }
     }
