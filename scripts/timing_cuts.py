@@ -109,6 +109,11 @@ POST = [
 LAST = [("    if (ENC != 0u && wid.y == 0u) {", "    if (ENC != 0u && wid.y == nwg.y - 1u) {"),
         ("    let yb = wid.y - ENC;", "    let yb = wid.y;")]
 
+# 4-bit codebooks by index pair in the GQA-group kernel too (one-token steps; session 11
+# measured it past one wave at 16k, before the merge dispatch's changes).
+PK_GROUP = [("const PK: bool = KB == 4u && G == 1u && ENC != 0u;", "const PK: bool = KB == 4u && ENC != 0u;"),
+            ("const PV: bool = VB == 4u && G == 1u && ENC != 0u;", "const PV: bool = VB == 4u && ENC != 0u;")]
+
 CUTS = {
     # The fused encode's workgroups return at once (the new row is never written).
     "noenc": [NO_ENC],
@@ -135,6 +140,7 @@ CUTS = {
     "own_pre": ENC_ELEM + NO_ROW0 + OWN_LOAD + PRE,
     "own_post": ENC_ELEM + NO_ROW0 + OWN_LOAD + POST,
     "enc_last": LAST,
+    "pk_group": PK_GROUP,
 }
 
 # The encoders' stores go to `att` instead of the cache: every load of `words` and `gammas`
