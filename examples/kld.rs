@@ -6,7 +6,6 @@ use aura::kv::scheme::KvScheme;
 use aura::telemetry::{perplexity_windows, KldTap, RawLogitsTap};
 use aura::{AttentionPath, Engine, Model, SessionOptions};
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
 
 const DEFAULT_SCHEMES: &str = "f16,aura8v8,aura8v4,aura4v4,aura4v2,aura3v3,aura2v2";
 
@@ -71,8 +70,10 @@ async fn run(cli: Cli) -> aura::Result<()> {
             }
         }
     }
-    let bar = ProgressBar::new(((1 + cells.len()) * windows) as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} windows ({msg}) {elapsed} eta {eta}").unwrap());
+    let bar = common::Progress::new(
+        ((1 + cells.len()) * windows) as u64,
+        "{bar:40} {pos}/{len} windows ({msg}) {elapsed} eta {eta}",
+    );
     // Baseline once, recorded to a raw logits file.
     let tmp = std::env::temp_dir().join(format!("aura-kld-baseline-{}.bin", std::process::id()));
     let mut raw = RawLogitsTap::create(&tmp, c.vocab)?;

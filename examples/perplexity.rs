@@ -6,7 +6,6 @@ use std::time::Instant;
 use aura::telemetry::{perplexity_windows, PerplexityTap};
 use aura::{Engine, Model, SessionOptions};
 use clap::Parser;
-use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser, Debug)]
 #[command(about = "Perplexity of a text in windows of --ctx tokens, scored on the second half of each window")]
@@ -38,8 +37,7 @@ async fn run(cli: Cli) -> aura::Result<()> {
         tokens.truncate(m * cli.window);
     }
     let total = tokens.len() / cli.window;
-    let bar = ProgressBar::new(total as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} windows, {elapsed} elapsed, eta {eta}").unwrap());
+    let bar = common::Progress::new(total as u64, "{bar:40} {pos}/{len} windows, {elapsed} elapsed, eta {eta}");
     let mut tap = PerplexityTap::default();
     let t = Instant::now();
     let opts = SessionOptions { capacity: cli.window, ..Default::default() };

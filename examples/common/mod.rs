@@ -268,3 +268,47 @@ pub fn read_text(path: &Path) -> aura::Result<String> {
     std::fs::read_to_string(path)
         .map_err(|e| aura::Error::Io { path: path.display().to_string(), message: e.to_string() })
 }
+
+/// Progress over `len` steps on stderr: an indicatif bar (`template`, with `{msg}` where
+/// the caller sets one) on a terminal; where stderr is not one (a log file, CI), indicatif
+/// draws nothing, so each step prints a plain line instead: "pos/len msg, elapsed".
+pub struct Progress {
+    bar: indicatif::ProgressBar,
+    plain: bool,
+    len: u64,
+    msg: std::cell::RefCell<String>,
+    start: std::time::Instant,
+}
+
+impl Progress {
+    pub fn new(len: u64, template: &str) -> Progress {
+        use std::io::IsTerminal;
+        let bar = indicatif::ProgressBar::new(len);
+        bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid progress template"));
+        Progress {
+            bar,
+            plain: !std::io::stderr().is_terminal(),
+            len,
+            msg: Default::default(),
+            start: std::time::Instant::now(),
+        }
+    }
+
+    pub fn set_message(&self, msg: String) {
+        self.msg.replace(msg.clone());
+        self.bar.set_message(msg);
+    }
+
+    pub fn set_position(&self, pos: u64) {
+        self.bar.set_position(pos);
+        if self.plain {
+            let msg = self.msg.borrow();
+            let sep = if msg.is_empty() { "" } else { " " };
+            eprintln!("{pos}/{}{sep}{msg}, {:.0} s", self.len, self.start.elapsed().as_secs_f64());
+        }
+    }
+
+    pub fn finish_and_clear(&self) {
+        self.bar.finish_and_clear();
+    }
+}
