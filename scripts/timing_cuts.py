@@ -9,7 +9,9 @@ built-in source:
     AURA_WGSL_DIR=OUT/noenc cargo run --release --example bench -- --synthetic smollm2-135m ...
 
 The cuts make the outputs wrong: they only price a piece of the kernel inside a real decode
-step (run them against the uncut build in the same device call, alternating). A cut whose
+step (run them against the uncut build in the same device call, alternating). The real
+variants (own_pre, own_post, enc_last, pk_group: see their comment) keep them right:
+check one with `AURA_WGSL_DIR=OUT/NAME cargo test --release --test aura_kernels attn_`. A cut whose
 anchor text is no longer in the kernel fails loudly: update its anchor with the kernel.
 """
 import os
