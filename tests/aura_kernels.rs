@@ -676,25 +676,25 @@ fn attn_centering_without_workgroup_coefficients() {
             let block = [0u32, 64][i % 2];
             let (hd, group, n_kv, kv_len, nt, cap) = (256, 8, 1, 70, 1, 100);
             let (merge, per_head, encode) = (true, false, false);
+            let c = AttnCase {
+                kb: 8,
+                vb: 4,
+                block,
+                merge,
+                per_head,
+                encode,
+                hd,
+                group,
+                n_kv,
+                kv_len,
+                nt,
+                cap,
+                fit: true,
+                slow: false,
+            };
             // The mean on every pair (the default) and on the slow pairs only (opt-in).
             for slow in [false, true] {
-                let c = AttnCase {
-                    kb: 8,
-                    vb: 4,
-                    block,
-                    merge,
-                    per_head,
-                    encode,
-                    hd,
-                    group,
-                    n_kv,
-                    kv_len,
-                    nt,
-                    cap,
-                    fit: true,
-                    slow,
-                };
-                attn_case(rep, label, gpu, &c, sd);
+                attn_case(rep, label, gpu, &AttnCase { slow, ..c }, sd);
             }
         }
     });
