@@ -10,7 +10,7 @@ built-in source:
 
 The cuts make the outputs wrong: they only price a piece of the kernel inside a real decode
 step (run them against the uncut build in the same device call, alternating). The real
-variants (own_pre, own_post, enc_last, pk_group: see their comment) keep them right:
+variants (own_pre, own_post, pk_group: see their comment) keep them right:
 check one with `AURA_WGSL_DIR=OUT/NAME cargo test --release --test aura_kernels attn_`. A cut whose
 anchor text is no longer in the kernel fails loudly: update its anchor with the kernel.
 """
@@ -31,6 +31,13 @@ NO_ENC_MEAN = ("        if (p.has_mu != 0u) {\n            kx = kx - rope_mean",
                "        if (p.has_mu != 0u && step.zero != 0u) {\n            kx = kx - rope_mean")
 NO_TURN = [("            let tb = turn(es, min(start, p.capacity - 1u), i);", "            let tb = es;"),
            ("            if (POLY && jq >= CX) {", "            if (POLY && jq >= CX && step.zero != 0u) {")]
+# noturn's two halves and the fit's coefficients (session 17): the tile start's turn
+# alone; the turn on to the tile's centre alone; the fit's coefficient loads and products.
+NO_START_TURN = [NO_TURN[0]]
+NO_CENTRE_TURN = ("                let tc = turn_by(tb, cs[p.capacity * (HD / 4u) + jq * WG + WG / 2u]);",
+                  "                let tc = tb;")
+NO_COEF = ("                ab[i] = cs[w] * a + cs[w + 2u] * b;\n                abt[i] = cs[w + 1u] * a + cs[w + 3u] * b;",
+           "                ab[i] = a;\n                abt[i] = b;")
 NO_MU = ("                let m = vec4<f32>(consts[mu + d], consts[mu + d + 1u], consts[mu + d + 2u], consts[mu + d + 3u]);",
          "                let m = q.yxwz;")
 NO_POLY_SUM = ("    if (POLY && centered && lid >= WG - G) {",
@@ -55,8 +62,10 @@ NO_EXACT = ("                for (var jp = CZ; jp < CXE; jp = jp + 1u) {",
 
 # Real variants (session 16; outputs correct, aura_kernels passes with them): the new row
 # encoded by the own row's first attention workgroup of its KV group, before its tile loop
-# (own_pre) or after its partials (own_post), the encoder row left idle; or the encoder row
-# launched last instead of first (enc_last).
+# (own_pre) or after its partials (own_post), the encoder row left idle. (enc_last, the
+# encoder row launched last instead of first, won and is the kernel since session 17. H100,
+# session 17, aura4v4 tok/s at 4096 / 16384: uncut 967 / 858, enc_last 977 / 872, own_pre
+# 912 / 822, own_post 915 / 825, pk_group 969 / 786, encnever 978 / 869.)
 # enc_elem takes the rotated value
 ENC_ELEM = [
  ("fn enc_elem(kind: u32, e: u32, norm: f32) -> f32 {\n    var u = 0.0;\n    if (norm > 0.0) {\n        u = fw[kind * (HD / 4u) + (e >> 2u)][e & 3u] / norm;\n    }",
@@ -108,8 +117,6 @@ POST = [
   "    }\n"
   "    if (BLOCK == 0u) {\n        unrotate_out(lid, qh0, G, vsg);\n        return;\n    }\n"),
 ]
-LAST = [("    if (ENC != 0u && wid.y == 0u) {", "    if (ENC != 0u && wid.y == nwg.y - 1u) {"),
-        ("    let yb = wid.y - ENC;", "    let yb = wid.y;")]
 
 # 4-bit codebooks by index pair in the GQA-group kernel too (one-token steps; session 11
 # measured it past one wave at 16k, before the merge dispatch's changes).
@@ -128,6 +135,9 @@ CUTS = {
     "noenc_noterm": [NO_ENC, NO_TERM],
     # The prologue's turn to the tile start and the fit's per-vec4 coefficients.
     "noturn": NO_TURN,
+    "nostartturn": NO_START_TURN,
+    "nocentreturn": [NO_CENTRE_TURN],
+    "nocoef": [NO_COEF],
     # The prologue's loads of the mean.
     "nomu": [NO_MU],
     # The fit's per-head sum (G threads before the FWHT).
@@ -141,7 +151,6 @@ CUTS = {
     "noexact": [NO_EXACT],
     "own_pre": ENC_ELEM + NO_ROW0 + OWN_LOAD + PRE,
     "own_post": ENC_ELEM + NO_ROW0 + OWN_LOAD + POST,
-    "enc_last": LAST,
     "pk_group": PK_GROUP,
 }
 

@@ -809,7 +809,7 @@ fn attn_case(rep: &mut Report, label: &str, gpu: &Gpu, c: &AttnCase, seed: u64) 
     let cx = aura_centering_cx(block, hd, THETA, center, fit);
     let key = attn_aura_key(v, hd, gw, block, merge, kb, vb, encode, cx, cz);
     let bufs = [&qb, &wb, &gb, &cb, &att, &pml, &tb, &pf];
-    // The fused encode's encoders (one per KV head) take a grid row before the blocks'.
+    // The fused encode's encoders (one per KV head) take a grid row after the blocks'.
     let grid_y = (n_blocks as u32).max(1) + encode as u32;
     run(gpu, &ctx, &key, p, &bufs, [(nh / gw) as u32 + pf_cols, grid_y, nt32], st);
     if block > 0 && !merge {

@@ -160,7 +160,7 @@ pub struct Options {
     /// `Gpu::merge_mode`).
     pub fused_merge: Option<bool>,
     /// AURA caches, one-token steps: workgroups of the attention dispatch (the first n_kv
-    /// of a grid row of its own, launched first, one per KV head) encode the new row into the cache
+    /// of a grid row of its own, launched last, one per KV head) encode the new row into the cache
     /// while attention runs, instead of a `kv_encode_aura` dispatch before attention: one
     /// dispatch less per layer, the same packed row (attention takes every query's own
     /// row exact, so it never waits for the encode). `None`: each attention kernel encodes

@@ -103,9 +103,9 @@ pub struct Dispatch {
     /// only prefetch weights into L2 (dense or AURA attention, the AURA encoder, the merge:
     /// `common/prefetch.wgsl`'s `prefetch_side`); 0: none.
     pub prefetch_groups: u32,
-    /// Grid rows (y) before the kernel's own, added to its y whatever the step sets it to
-    /// (AURA attention's new-row encoders); 0: none.
-    pub lead_rows: u32,
+    /// Grid rows (y) after the kernel's own, added to its y whatever the step sets it to
+    /// (AURA attention's new-row encoders, in its last row); 0: none.
+    pub extra_rows: u32,
 }
 
 impl Dispatch {
@@ -133,7 +133,7 @@ impl Dispatch {
             groups,
             per_token,
             prefetch_groups: 0,
-            lead_rows: 0,
+            extra_rows: 0,
         }
     }
 
@@ -143,9 +143,9 @@ impl Dispatch {
         self
     }
 
-    /// With `n` grid rows before the kernel's own (see `lead_rows`).
-    pub fn leading_rows(mut self, n: u32) -> Dispatch {
-        self.lead_rows = n;
+    /// With `n` grid rows after the kernel's own (see `extra_rows`).
+    pub fn extra_rows(mut self, n: u32) -> Dispatch {
+        self.extra_rows = n;
         self
     }
 
@@ -174,7 +174,7 @@ impl Dispatch {
         if let Some(y) = y {
             g[1] = y;
         }
-        g[1] += self.lead_rows;
+        g[1] += self.extra_rows;
         if prefetch && self.prefetch_groups > 0 {
             // Whole columns: every grid row (y, z) gets them.
             g[0] += self.prefetch_groups.div_ceil(g[1] * g[2]);

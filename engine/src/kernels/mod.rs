@@ -508,8 +508,8 @@ pub fn aura_centering_cz(head_dim: usize, theta: f32, centered: bool, slow_only:
 /// Compressed attention for `group` query heads per workgroup (the GQA group, or 1);
 /// `block == 0` is single-pass; `merge` (split-K): the last block of each workgroup's
 /// heads to finish merges and rotates back; `encode` (one-token steps): an extra grid row
-/// of the same dispatch (`Dispatch::leading_rows`), one workgroup per KV head of it,
-/// encodes the new row into the cache (no kv_encode_aura dispatch; the attention
+/// of the same dispatch after the blocks' (`Dispatch::extra_rows`), one workgroup per KV
+/// head of it, encodes the new row into the cache (no kv_encode_aura dispatch; the attention
 /// workgroups take every query's own row exact). `cx`: key centering's exact RoPE pairs
 /// (`aura_centering_cx`); `cz`: its leading vec4s of pairs with a zero mean
 /// (`aura_centering_cz`; always at most cx).
