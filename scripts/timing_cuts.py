@@ -29,13 +29,12 @@ NO_PROLOGUE = ("    let centered = AB > 1u && p.has_mu != 0u;",
                "    let centered = AB > 1u && p.has_mu != 0u && step.zero != 0u;")
 NO_ENC_MEAN = ("        if (p.has_mu != 0u) {\n            kx = kx - rope_mean",
                "        if (p.has_mu != 0u && step.zero != 0u) {\n            kx = kx - rope_mean")
-NO_TURN = [("            let tb = turn(es, min(start, p.capacity - 1u), i);", "            let tb = es;"),
-           ("            if (POLY && jq >= CX) {", "            if (POLY && jq >= CX && step.zero != 0u) {")]
-# noturn's two halves and the fit's coefficients (session 17): the tile start's turn
-# alone; the turn on to the tile's centre alone; the fit's coefficient loads and products.
+NO_TURN = [("            let tb = turn(es, min(rc, p.capacity - 1u), i);", "            let tb = es;"),
+           ("            if (fit) {", "            if (fit && step.zero != 0u) {")]
+# The one turn alone (session 18: since a fitted vec4 is turned straight to the tile's
+# centre, the start's then the centre's turn of session 17's nostartturn / nocentreturn are
+# one); the fit's coefficient loads and products.
 NO_START_TURN = [NO_TURN[0]]
-NO_CENTRE_TURN = ("                let tc = turn_by(tb, cs[p.capacity * (HD / 4u) + jq * WG + WG / 2u]);",
-                  "                let tc = tb;")
 NO_COEF = ("                ab[i] = cs[w] * a + cs[w + 2u] * b;\n                abt[i] = cs[w + 1u] * a + cs[w + 3u] * b;",
            "                ab[i] = a;\n                abt[i] = b;")
 NO_MU = ("                let m = vec4<f32>(consts[mu + d], consts[mu + d + 1u], consts[mu + d + 2u], consts[mu + d + 3u]);",
@@ -118,6 +117,15 @@ POST = [
   "    if (BLOCK == 0u) {\n        unrotate_out(lid, qh0, G, vsg);\n        return;\n    }\n"),
 ]
 
+# Real variant (session 18; outputs correct): key centering's prologue on the second warp
+# (threads WG / 2 on take vec4 0 on) while the first forms the scaled queries, instead of
+# the same threads doing both one after the other.
+SPLIT_WARPS = [("        fw[i] = q * sg * qscale;\n        if (centered) {",
+                "        fw[i] = q * sg * qscale;\n    }\n"
+                "    for (var i = (lid + WG / 2u) % WG; i < G * HD / 4u; i = i + WG) {\n"
+                "        let o = qh0 * HD + 4u * i;\n        let d = 4u * (i % (HD / 4u));\n"
+                "        let q = vec4<f32>(qkv[o], qkv[o + 1u], qkv[o + 2u], qkv[o + 3u]);\n"
+                "        if (centered) {")]
 # 4-bit codebooks by index pair in the GQA-group kernel too (one-token steps; session 11
 # measured it past one wave at 16k, before the merge dispatch's changes).
 PK_GROUP = [("const PK: bool = KB == 4u && G == 1u && ENC != 0u;", "const PK: bool = KB == 4u && ENC != 0u;"),
@@ -136,7 +144,6 @@ CUTS = {
     # The prologue's turn to the tile start and the fit's per-vec4 coefficients.
     "noturn": NO_TURN,
     "nostartturn": NO_START_TURN,
-    "nocentreturn": [NO_CENTRE_TURN],
     "nocoef": [NO_COEF],
     # The prologue's loads of the mean.
     "nomu": [NO_MU],
@@ -152,6 +159,7 @@ CUTS = {
     "own_pre": ENC_ELEM + NO_ROW0 + OWN_LOAD + PRE,
     "own_post": ENC_ELEM + NO_ROW0 + OWN_LOAD + POST,
     "pk_group": PK_GROUP,
+    "split_warps": SPLIT_WARPS,
 }
 
 # The encoders' stores go to `att` instead of the cache: every load of `words` and `gammas`

@@ -394,14 +394,22 @@ fn attn_decode_aura(
             let es = e * p.scale;
             ab[i] = es;
             // The first tile's turn (abt, see the tile loop) here, published by the barrier
-            // below: that tile needs no barrier of its own.
-            let tb = turn(es, min(start, p.capacity - 1u), i);
+            // below: that tile needs no barrier of its own. A fitted vec4 (see POLY) is
+            // turned straight to the tile's centre, row start + WG / 2 of the table: one
+            // load and one turn where it took the start's then the offset's (H100,
+            // session 18). Past the table's last row (the last block of a capacity that
+            // WG does not divide) it takes those two turns.
             let jq = i % (HD / 4u);
-            if (POLY && jq >= CX) {
-                // A fitted vec4 (see POLY): turned on to the tile's centre (offset row WG / 2
-                // of the transposed copy), its two pairs' shares of the eight coefficients:
-                // even ones times A, odd ones times B.
-                let tc = turn_by(tb, cs[p.capacity * (HD / 4u) + jq * WG + WG / 2u]);
+            let fit = POLY && jq >= CX;
+            let rc = start + select(0u, WG / 2u, fit);
+            let tb = turn(es, min(rc, p.capacity - 1u), i);
+            if (fit) {
+                // Its two pairs' shares of the eight coefficients: even ones times A, odd
+                // ones times B.
+                var tc = tb;
+                if (rc >= p.capacity) {
+                    tc = turn_by(turn(es, min(start, p.capacity - 1u), i), cs[p.capacity * (HD / 4u) + jq * WG + WG / 2u]);
+                }
                 let w = p.capacity * (HD / 4u) + (HD / 4u) * WG + 4u * jq;
                 let a = tc.xyxy;
                 let b = tc.zwzw;
