@@ -119,7 +119,9 @@ POST = [
 
 # Real variant (session 18; outputs correct): key centering's prologue on the second warp
 # (threads WG / 2 on take vec4 0 on) while the first forms the scaled queries, instead of
-# the same threads doing both one after the other.
+# the same threads doing both one after the other. H100, session 18, aura4v4 tok/s at
+# 4096 / 16384: 966-969 / 862-864 against the kernel's 960-968 / 868 (nothing; the cut
+# nocoef 972-973 / 881).
 SPLIT_WARPS = [("        fw[i] = q * sg * qscale;\n        if (centered) {",
                 "        fw[i] = q * sg * qscale;\n    }\n"
                 "    for (var i = (lid + WG / 2u) % WG; i < G * HD / 4u; i = i + WG) {\n"

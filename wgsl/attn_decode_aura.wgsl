@@ -397,8 +397,9 @@ fn attn_decode_aura(
             // below: that tile needs no barrier of its own. A fitted vec4 (see POLY) is
             // turned straight to the tile's centre, row start + WG / 2 of the table: one
             // load and one turn where it took the start's then the offset's (H100,
-            // session 18). Past the table's last row (the last block of a capacity that
-            // WG does not divide) it takes those two turns.
+            // session 18, aura4v4 tok/s at 4096 / 16384: 960-968 / 868 against 965-967 /
+            // 866, level within noise). Past the table's last row (the last block of a
+            // capacity that WG does not divide) it takes those two turns.
             let jq = i % (HD / 4u);
             let fit = POLY && jq >= CX;
             let rc = start + select(0u, WG / 2u, fit);
