@@ -29,7 +29,7 @@ NO_PROLOGUE = ("    let centered = AB > 1u && p.has_mu != 0u;",
                "    let centered = AB > 1u && p.has_mu != 0u && step.zero != 0u;")
 NO_ENC_MEAN = ("        if (p.has_mu != 0u) {\n            kx = kx - rope_mean",
                "        if (p.has_mu != 0u && step.zero != 0u) {\n            kx = kx - rope_mean")
-NO_TURN = [("            let tb = turn(es, min(rc, p.capacity - 1u), i);", "            let tb = es;"),
+NO_TURN = [("            let tb = turn(es, min(start + select(0u, WG / 2u, direct), p.capacity - 1u), i);", "            let tb = es;"),
            ("            if (fit) {", "            if (fit && step.zero != 0u) {")]
 # The one turn alone (session 18: since a fitted vec4 is turned straight to the tile's
 # centre, the start's then the centre's turn of session 17's nostartturn / nocentreturn are

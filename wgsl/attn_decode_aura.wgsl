@@ -402,14 +402,14 @@ fn attn_decode_aura(
             // capacity that WG does not divide) it takes those two turns.
             let jq = i % (HD / 4u);
             let fit = POLY && jq >= CX;
-            let rc = start + select(0u, WG / 2u, fit);
-            let tb = turn(es, min(rc, p.capacity - 1u), i);
+            let direct = fit && start + WG / 2u < p.capacity;
+            let tb = turn(es, min(start + select(0u, WG / 2u, direct), p.capacity - 1u), i);
             if (fit) {
                 // Its two pairs' shares of the eight coefficients: even ones times A, odd
                 // ones times B.
                 var tc = tb;
-                if (rc >= p.capacity) {
-                    tc = turn_by(turn(es, min(start, p.capacity - 1u), i), cs[p.capacity * (HD / 4u) + jq * WG + WG / 2u]);
+                if (!direct) {
+                    tc = turn_by(tb, cs[p.capacity * (HD / 4u) + jq * WG + WG / 2u]);
                 }
                 let w = p.capacity * (HD / 4u) + (HD / 4u) * WG + 4u * jq;
                 let a = tc.xyxy;
