@@ -10,7 +10,8 @@ built-in source:
 
 The cuts make the outputs wrong: they only price a piece of the kernel inside a real decode
 step (run them against the uncut build in the same device call, alternating). The real
-variants (own_pre, own_post, pk_group: see their comment) keep them right:
+variants (own_pre, own_post, pk_group, split_warps, lastbar_g1, revblk_all: see their
+comments) keep them right:
 check one with `AURA_WGSL_DIR=OUT/NAME cargo test --release --test aura_kernels attn_`. A cut whose
 anchor text is no longer in the kernel fails loudly: update its anchor with the kernel.
 """
@@ -133,6 +134,34 @@ SPLIT_WARPS = [("        fw[i] = q * sg * qscale;\n        if (centered) {",
 PK_GROUP = [("const PK: bool = KB == 4u && G == 1u && ENC != 0u;", "const PK: bool = KB == 4u && ENC != 0u;"),
             ("const PV: bool = VB == 4u && G == 1u && ENC != 0u;", "const PV: bool = VB == 4u && ENC != 0u;")]
 
+# Session 19 (H100, aura4v4 tok/s at 0 / 4096 / 16384, alternating runs in one call). Real
+# variants: the one-head split-K kernel without the barrier after its row-group sum
+# (nothing reads red4 after it there): 1009-1016 / 965 / 678 against 1011-1014 / 965 /
+# 865-867 (lost: 16k falls although only G = 1 changes); the blocks launched newest first
+# for every G (revblk_all): 1012-1016 / 976 / 862 (the kernel since session 19 for G = 1
+# only). The encoders' two-row rotation left out (noencrot; one barrier kept: red4's reuse)
+# and the merge dispatch's rotation back left out (nounrot, attn_merge_oproj.wgsl): with
+# the session's landing kernel 1026-1030 / 972-984 / 872-877 (noisy; the kernel 1021-1028 /
+# 973-976 / 871-872 there, in a build with the transforms through subgroup shuffles, which
+# lost and did not land: see the README).
+NO_ENC_ROT = ("    fwht_rows(lid, 2u);\n    var cc", "    workgroupBarrier();\n    var cc")
+MERGE = "attn_merge_oproj.wgsl"
+NO_UNROT = [("    if (UNROTATE != 0u) {\n        return mg_acc[k];\n    }\n    return fw[k];", "    return fw[k];"),
+            ("    if (UNROTATE != 0u) {\n        if (lid < HD / 4u) {",
+             "    if (UNROTATE != 0u && step.zero != 0u) {\n        if (lid < HD / 4u) {")]
+LASTBAR_G1 = [("""            }
+        }
+        workgroupBarrier();
+    }
+    if (BLOCK == 0u) {""", """            }
+        }
+        if (G > 1u || BLOCK == 0u || MERGE != 0u) {
+            workgroupBarrier();
+        }
+    }
+    if (BLOCK == 0u) {""")]
+REVBLK_ALL = [("    let yb = select(wid.y, nwg.y - ENC - 1u - wid.y, G == 1u);", "    let yb = nwg.y - ENC - 1u - wid.y;")]
+
 CUTS = {
     # The fused encode's workgroups return at once (the new row is never written).
     "noenc": [NO_ENC],
@@ -162,6 +191,13 @@ CUTS = {
     "own_post": ENC_ELEM + NO_ROW0 + OWN_LOAD + POST,
     "pk_group": PK_GROUP,
     "split_warps": SPLIT_WARPS,
+    "noencrot": [NO_ENC_ROT],
+    "lastbar_g1": LASTBAR_G1,
+    "revblk_all": REVBLK_ALL,
+}
+# Cuts of other files: name -> (file, edits).
+OTHER_CUTS = {
+    "nounrot": (MERGE, NO_UNROT),
 }
 
 # The encoders' stores go to `att` instead of the cache: every load of `words` and `gammas`
@@ -190,9 +226,19 @@ def main():
             s = s.replace(old, new)
         os.makedirs(os.path.join(out, name), exist_ok=True)
         open(os.path.join(out, name, KERNEL), "w").write(s)
+    for name, (file, edits) in OTHER_CUTS.items():
+        s = open(os.path.join(ROOT, "wgsl", file)).read()
+        for old, new in edits:
+            n = s.count(old)
+            if n != 1:
+                sys.exit(f"cut {name}: anchor found {n} times in wgsl/{file} (want 1): {old.strip()!r}")
+            s = s.replace(old, new)
+        os.makedirs(os.path.dirname(os.path.join(out, name, file)), exist_ok=True)
+        open(os.path.join(out, name, file), "w").write(s)
     os.makedirs(os.path.join(out, "enc2att", "common"), exist_ok=True)
     open(os.path.join(out, "enc2att", "common", "aura_enc_store.wgsl"), "w").write(ENC_TO_ATT)
-    print(f"{len(CUTS) + 1} cuts under {out}: {', '.join(list(CUTS) + ['enc2att'])}")
+    names = list(CUTS) + list(OTHER_CUTS) + ["enc2att"]
+    print(f"{len(names)} cuts under {out}: {', '.join(names)}")
 
 
 if __name__ == "__main__":

@@ -330,7 +330,13 @@ fn attn_decode_aura(
         }
         return;
     }
-    let yb = wid.y;
+    // Split-K block yb: the one-head kernel (G = 1) takes the grid rows newest block first,
+    // so the own row's workgroups (the dispatch's longest: the own K and V rows loaded and
+    // rotated with the queries) start first instead of last. H100, aura4v4 tok/s at 4096,
+    // session 19, three alternating runs: 979-982 against 968-972 in grid order (f16
+    // 981-984); the GQA-group kernel (16k: more workgroups than one wave) measured 862
+    // reversed against 866, so it keeps the grid's order.
+    let yb = select(wid.y, nwg.y - ENC - 1u - wid.y, G == 1u);
     let nb = nwg.y - ENC;
     let kvh = wid.x * G / p.group;
     let t = wid.z;
