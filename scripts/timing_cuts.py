@@ -160,7 +160,7 @@ LASTBAR_G1 = [("""            }
         }
     }
     if (BLOCK == 0u) {""")]
-REVBLK_ALL = [("    let yb = select(wid.y, nwg.y - ENC - 1u - wid.y, G == 1u);", "    let yb = nwg.y - ENC - 1u - wid.y;")]
+REVBLK_ALL = [("    let yb = select(wid.y, nb - 1u - wid.y, G == 1u);", "    let yb = nb - 1u - wid.y;")]
 
 CUTS = {
     # The fused encode's workgroups return at once (the new row is never written).
@@ -214,32 +214,29 @@ fn enc_store(row: u32, g: vec2<f32>, lid: u32) {
 """
 
 
+def write_cut(out, name, file, edits):
+    """wgsl/FILE with each (old, new) edit applied (every anchor exactly once) into OUT/NAME/FILE."""
+    s = open(os.path.join(ROOT, "wgsl", file)).read()
+    for old, new in edits:
+        n = s.count(old)
+        if n != 1:
+            sys.exit(f"cut {name}: anchor found {n} times in wgsl/{file} (want 1): {old.strip()!r}")
+        s = s.replace(old, new)
+    path = os.path.join(out, name, file)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").write(s)
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".dev", "wgsl")
-    src = open(os.path.join(ROOT, "wgsl", KERNEL)).read()
     for name, edits in CUTS.items():
-        s = src
-        for old, new in edits:
-            n = s.count(old)
-            if n != 1:
-                sys.exit(f"cut {name}: anchor found {n} times in wgsl/{KERNEL} (want 1): {old.strip()!r}")
-            s = s.replace(old, new)
-        os.makedirs(os.path.join(out, name), exist_ok=True)
-        open(os.path.join(out, name, KERNEL), "w").write(s)
+        write_cut(out, name, KERNEL, edits)
     for name, (file, edits) in OTHER_CUTS.items():
-        s = open(os.path.join(ROOT, "wgsl", file)).read()
-        for old, new in edits:
-            n = s.count(old)
-            if n != 1:
-                sys.exit(f"cut {name}: anchor found {n} times in wgsl/{file} (want 1): {old.strip()!r}")
-            s = s.replace(old, new)
-        os.makedirs(os.path.dirname(os.path.join(out, name, file)), exist_ok=True)
-        open(os.path.join(out, name, file), "w").write(s)
+        write_cut(out, name, file, edits)
     os.makedirs(os.path.join(out, "enc2att", "common"), exist_ok=True)
     open(os.path.join(out, "enc2att", "common", "aura_enc_store.wgsl"), "w").write(ENC_TO_ATT)
     names = list(CUTS) + list(OTHER_CUTS) + ["enc2att"]
     print(f"{len(names)} cuts under {out}: {', '.join(names)}")
-
 
 if __name__ == "__main__":
     main()

@@ -336,8 +336,8 @@ fn attn_decode_aura(
     // session 19, three alternating runs: 979-982 against 968-972 in grid order (f16
     // 981-984); the GQA-group kernel (16k: more workgroups than one wave) measured 862
     // reversed against 866, so it keeps the grid's order.
-    let yb = select(wid.y, nwg.y - ENC - 1u - wid.y, G == 1u);
     let nb = nwg.y - ENC;
+    let yb = select(wid.y, nb - 1u - wid.y, G == 1u);
     let kvh = wid.x * G / p.group;
     let t = wid.z;
     let kv_len = step.kv_len + t;
