@@ -162,6 +162,16 @@ LASTBAR_G1 = [("""            }
     if (BLOCK == 0u) {""")]
 REVBLK_ALL = [("    let yb = select(wid.y, nb - 1u - wid.y, G == 1u);", "    let yb = nb - 1u - wid.y;")]
 
+# Session 20 (timing only): the 4-bit pair tables never built (the tile loop reads stale
+# workgroup memory); the queries' (and own rows') rotation left out (one barrier kept, for
+# the prologue's writes); the attention workgroups returning before their work (the
+# encoder row and the prefetch columns still run): the kernel's whole cost in the step.
+NO_PK_BUILD = [("        if (PK && i < 256u) {", "        if (PK && i < 256u && step.zero != 0u) {"),
+               ("        if (PV && i < 256u) {", "        if (PV && i < 256u && step.zero != 0u) {")]
+NO_QROT = [("    fwht_rows(lid, G + 2u * u32(has_own));",
+            "    if (step.zero != 0u) {\n        fwht_rows(lid, G + 2u * u32(has_own));\n    }\n    workgroupBarrier();")]
+ATTN_NOOP = [("    let kvh = wid.x * G / p.group;", "    if (step.zero == 0u) {\n        return;\n    }\n    let kvh = wid.x * G / p.group;")]
+
 CUTS = {
     # The fused encode's workgroups return at once (the new row is never written).
     "noenc": [NO_ENC],
@@ -194,6 +204,9 @@ CUTS = {
     "noencrot": [NO_ENC_ROT],
     "lastbar_g1": LASTBAR_G1,
     "revblk_all": REVBLK_ALL,
+    "nopk": NO_PK_BUILD,
+    "noqrot": NO_QROT,
+    "attn_noop": ATTN_NOOP,
 }
 # Cuts of other files: name -> (file, edits).
 OTHER_CUTS = {
