@@ -162,10 +162,11 @@ LASTBAR_G1 = [("""            }
     if (BLOCK == 0u) {""")]
 REVBLK_ALL = [("    let yb = select(wid.y, nb - 1u - wid.y, G == 1u);", "    let yb = nb - 1u - wid.y;")]
 
-# Session 20 (timing only): the 4-bit pair tables never built (the tile loop reads stale
-# workgroup memory); the queries' (and own rows') rotation left out (one barrier kept, for
-# the prologue's writes); the attention workgroups returning before their work (the
-# encoder row and the prefetch columns still run): the kernel's whole cost in the step.
+# Session 20 (timing only): the 4-bit pair tables never built (the tile loop reads stale,
+# or with shader checks zeroed, workgroup memory); the queries' (and own rows') rotation
+# left out (one barrier kept, for the prologue's writes); the attention workgroups
+# returning before their work: their cost in the step (the launch, the encoder row and the
+# prefetch columns remain).
 NO_PK_BUILD = [("        if (PK && i < 256u) {", "        if (PK && i < 256u && step.zero != 0u) {"),
                ("        if (PV && i < 256u) {", "        if (PV && i < 256u && step.zero != 0u) {")]
 NO_QROT = [("    fwht_rows(lid, G + 2u * u32(has_own));",
