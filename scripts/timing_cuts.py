@@ -2,8 +2,8 @@
 """Timing-only cuts of the AURA attention kernel, for `AURA_WGSL_DIR` (see README, session 14).
 
 Writes one directory per cut under OUT (default .dev/wgsl), each holding the edited copy of
-wgsl/attn_decode_aura.wgsl (or of a common/ file) that the engine then reads instead of its
-built-in source:
+wgsl/attn_decode_aura.wgsl (or of another wgsl file: OTHER_CUTS, enc2att) that the engine
+then reads instead of its built-in source:
 
     python3 scripts/timing_cuts.py [OUT]
     AURA_WGSL_DIR=OUT/noenc cargo run --release --example bench -- --synthetic smollm2-135m ...
@@ -251,6 +251,7 @@ def main():
     open(os.path.join(out, "enc2att", "common", "aura_enc_store.wgsl"), "w").write(ENC_TO_ATT)
     names = list(CUTS) + list(OTHER_CUTS) + ["enc2att"]
     print(f"{len(names)} cuts under {out}: {', '.join(names)}")
+
 
 if __name__ == "__main__":
     main()
